@@ -1,0 +1,35 @@
+"""MedViz entry point: ``streamlit run app.py``.
+
+Builds the page router with ``st.navigation`` inside :func:`run` so tests can drive it. Pages are
+listed explicitly; the ``pages/`` folder is not auto-discovered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+
+# (file under pages/, title, icon) in menu order. The first one is the start page.
+PAGES = [
+    ("viewer.py", "Viewer", ":material/radiology:"),
+    ("about.py", "About", ":material/info:"),
+]
+
+
+def run() -> None:
+    st.set_page_config(page_title="MedViz", page_icon=":material/radiology:", layout="wide")
+    pages = [
+        st.Page(str(ROOT / "pages" / file), title=title, icon=icon, default=(i == 0))
+        for i, (file, title, icon) in enumerate(PAGES)
+    ]
+    nav = st.navigation(pages)
+    with st.sidebar:
+        st.caption("MedViz — research and teaching use only. Not a medical device; not for diagnosis.")
+    nav.run()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Model registry (``weights/manifest.json``), network builders and safe weight loading."""

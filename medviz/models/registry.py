@@ -1,0 +1,155 @@
+"""One registry for every model family, backed by ``<weights_dir>/manifest.json``.
+
+Each manifest entry describes one shipped model::
+
+    {
+      "name": "pneumonia_resnet",            # unique, used on the command line and pages
+      "task": "classification",              # classification | segmentation | reconstruction
+      "dataset": "PneumoniaMNIST",
+      "file": "pneumonia_resnet.safetensors", # relative to the weights dir
+      "sha256": "…",                          # checked at every load
+      "card": "pneumonia_resnet.md",          # model card, relative to the weights dir
+      "arch": {"name": "DenseNet121", "kwargs": {…}},  # see medviz.models.nets.NETWORKS
+      "classes": ["normal", "pneumonia"],     # task-specific fields follow
+      …
+    }
+
+Writers (training, promotion) go through :func:`upsert_entry`, which takes a file lock and
+replaces the manifest atomically, so concurrent writers never corrupt it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from medviz.config import get_settings
+from medviz.types import MedvizError
+
+MANIFEST_NAME = "manifest.json"
+
+
+class RegistryError(MedvizError):
+    """Unknown model, bad manifest, or a weights file that fails its checksum."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A manifest entry with convenient typed access; ``raw`` holds every field."""
+
+    raw: dict[str, Any]
+    weights_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.raw["name"]
+
+    @property
+    def task(self) -> str:
+        return self.raw["task"]
+
+    @property
+    def weights_path(self) -> Path:
+        return self.weights_dir / self.raw["file"]
+
+    @property
+    def card_path(self) -> Path | None:
+        card = self.raw.get("card")
+        return self.weights_dir / card if card else None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+def manifest_path(weights_dir: Path | None = None) -> Path:
+    return (weights_dir or get_settings().weights_dir) / MANIFEST_NAME
+
+
+def read_manifest(weights_dir: Path | None = None) -> list[dict[str, Any]]:
+    path = manifest_path(weights_dir)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RegistryError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise RegistryError(f"{path} must be an object with a 'models' list")
+    return data["models"]
+
+
+def list_models(task: str | None = None, weights_dir: Path | None = None) -> list[ModelEntry]:
+    wd = weights_dir or get_settings().weights_dir
+    entries = [ModelEntry(raw=m, weights_dir=wd) for m in read_manifest(wd)]
+    return [e for e in entries if task is None or e.task == task]
+
+
+def get_entry(name: str, weights_dir: Path | None = None) -> ModelEntry:
+    entries = list_models(weights_dir=weights_dir)
+    for e in entries:
+        if e.name == name:
+            return e
+    names = [e.name for e in entries]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise RegistryError(f"No model named {name!r} in the registry (known: {', '.join(names) or 'none'}).{hint}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_weights(entry: ModelEntry) -> Path:
+    """Return the weights path after checking it exists and matches the manifest's sha256."""
+    path = entry.weights_path
+    if not path.exists():
+        raise RegistryError(f"Weights file for {entry.name!r} is missing: {path}")
+    actual = sha256_file(path)
+    if actual != entry.raw.get("sha256"):
+        raise RegistryError(
+            f"Weights file {path.name} for {entry.name!r} fails its checksum "
+            f"(manifest {str(entry.raw.get('sha256'))[:12]}…, file {actual[:12]}…); refusing to load it."
+        )
+    return path
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def upsert_entry(entry: dict[str, Any], weights_dir: Path | None = None) -> None:
+    """Add or replace (by ``name``) one manifest entry, atomically and under a file lock."""
+    for key in ("name", "task", "file", "sha256"):
+        if key not in entry:
+            raise RegistryError(f"Manifest entry lacks {key!r}: {sorted(entry)}")
+    path = manifest_path(weights_dir)
+    with _locked(path):
+        models = [m for m in read_manifest(path.parent) if m.get("name") != entry["name"]]
+        models.append(entry)
+        models.sort(key=lambda m: m["name"])
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest-", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"models": models}, f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""The only Streamlit-aware corner of medviz: cached loaders, widgets and session-state keys."""
