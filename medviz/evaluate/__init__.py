@@ -1,0 +1,1 @@
+"""``python -m medviz.evaluate --model NAME [--json] [--data DIR] [--split test] ...``"""

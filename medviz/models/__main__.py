@@ -1,0 +1,34 @@
+"""``python -m medviz.models list [--json] [--task TASK]``: the registered models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medviz.models.registry import list_models
+
+    p = argparse.ArgumentParser(prog="python -m medviz.models")
+    sub = p.add_subparsers(dest="command", required=True)
+    ls = sub.add_parser("list", help="list registered models")
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--task", default=None)
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    rows = [
+        {"name": e.name, "task": e.task, "dataset": e.get("dataset"), "weights": e.raw["file"], "sha256": e.raw["sha256"]}
+        for e in list_models(task=args.task)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        w = max([len(r["name"]) for r in rows] + [4])
+        print(f"{'name':<{w}}  {'task':<14}  {'dataset':<16}  weights")
+        for r in rows:
+            print(f"{r['name']:<{w}}  {r['task']:<14}  {str(r['dataset']):<16}  {r['weights']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

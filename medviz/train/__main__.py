@@ -1,0 +1,3 @@
+from medviz.train.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""``python -m medviz.train --task {classification,segmentation,reconstruction} --data DIR ...``
+
+Trains through the one engine, shows a progress bar, and writes the selected model's weights,
+model card and metrics to ``--out`` (``--register`` also adds it to that folder's manifest).
+Runs the same way under ``torchrun --nproc_per_node N``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from medviz.train.tasks import TASKS, get_task_class
+
+
+def build_parser(task: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m medviz.train", description=__doc__.splitlines()[0])
+    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--data", type=Path, default=None, help="data folder or file (default: the task's data set under MEDVIZ_DATA_DIR)")
+    p.add_argument("--name", default=None, help="model name in the registry (default: <task>-run)")
+    p.add_argument("--out", type=Path, default=None, help="folder for weights, model card and metrics (default: <run-dir>/export)")
+    p.add_argument("--register", action="store_true", help="add the model to <out>/manifest.json")
+    p.add_argument("--run-dir", type=Path, default=None, help="checkpoint folder (default: MEDVIZ_RUNS_DIR/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--scheduler", choices=["cosine", "step", "none"], default="cosine")
+    p.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    if task in TASKS:
+        get_task_class(task).add_arguments(p.add_argument_group(f"{task} options"))
+    return p
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task")
+    known, _ = pre.parse_known_args(argv)
+    return build_parser(known.task).parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from medviz.config import get_settings
+    from medviz.train.engine import TrainConfig, export_model, train
+    from medviz.train.progress import ProgressBar
+    from medviz.types import MedvizError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse(argv)
+    name = args.name or f"{args.task}-run"
+    run_dir = args.run_dir or get_settings().runs_dir / name
+    out = args.out or run_dir / "export"
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
+                      amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch)
+    task = get_task_class(args.task)(args)
+    listeners = [] if args.quiet else [ProgressBar()]
+    command = "python -m medviz.train " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
+    try:
+        result = train(task, cfg, run_dir, listeners=listeners, resume=args.resume)
+        import os
+
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0
+        entry = export_model(task, result, out, name, command, register=args.register)
+    except MedvizError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"status": result.status, "best_epoch": result.best_epoch, result.monitor: result.best_metric,
+                      "weights": str(out / entry["file"]), "run_dir": str(run_dir)}, indent=2))
+    return 0

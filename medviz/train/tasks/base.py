@@ -1,0 +1,89 @@
+"""The contract between the training engine and a model family (a *task*).
+
+The engine (:mod:`medviz.train.engine`) owns everything generic: device choice, seeding, AMP and
+channels-last on GPU, DistributedDataParallel, the optimiser and learning-rate schedule, the epoch
+loop, validation each epoch, early stopping, atomic checkpoints and resume, stop requests, NaN
+checks and events. A task owns everything specific to its family: data, network, loss, metrics,
+the model card and the manifest entry.
+
+Batches are dicts of tensors produced by the task's datasets (MONAI ``Dataset``/``CacheDataset``
+of dicts); the engine moves every tensor value to the device before calling the task.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TaskData:
+    """What a task hands the engine.
+
+    Attributes:
+        train: dataset of dict samples for training (random augmentation inside it).
+        val: dataset of dict samples for model selection (deterministic).
+        summary: a JSON-able dataset summary shown before training (counts per class/label,
+            sizes, ...); the Training page renders it.
+    """
+
+    train: Any
+    val: Any
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainTask(ABC):
+    """One model family. Subclasses are registered in :data:`medviz.train.tasks.TASKS`.
+
+    Class attributes:
+        name: task name (``classification``, ``segmentation``, ``reconstruction``).
+        monitor: validation metric used for model selection and early stopping.
+        mode: ``"max"`` if larger ``monitor`` is better, else ``"min"``.
+    """
+
+    name: str = ""
+    monitor: str = "val_loss"
+    mode: str = "min"
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add task-specific command-line options (``--data`` is already defined by the engine)."""
+
+    @abstractmethod
+    def build_data(self) -> TaskData:
+        """Load and describe the data; raise ``medviz.types.MedvizError`` with a clear message
+        for unusable data (missing files, empty splits, wrong shapes)."""
+
+    @abstractmethod
+    def build_model(self) -> Any:
+        """Return a freshly initialised ``torch.nn.Module`` (a MONAI network)."""
+
+    def arch(self) -> dict[str, Any]:
+        """The ``{"name": ..., "kwargs": ...}`` manifest description of :meth:`build_model`'s
+        network (see :mod:`medviz.models.nets`)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        """Forward one training batch and return the scalar loss tensor."""
+
+    @abstractmethod
+    def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
+        """Evaluate on the validation loader (model already in eval mode, under
+        ``torch.inference_mode``); return metrics including :attr:`monitor`."""
+
+    def batch_size(self, batch: dict[str, Any]) -> int:
+        """Number of samples in a batch (for throughput)."""
+        return int(next(iter(v for v in batch.values() if hasattr(v, "shape"))).shape[0])
+
+    def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
+        """Write the selected model's weights (safetensors), model card and any task files into
+        ``out_dir``; return the manifest entry (without ``sha256``, which the engine adds).
+        ``command`` is the exact command line that reproduces the run, for the model card."""
+        raise NotImplementedError
