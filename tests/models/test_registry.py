@@ -1,0 +1,95 @@
+"""The model registry: manifest round trip, sha256 refusal, allowlisted networks, safe weights."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import torch
+
+from medviz.models.nets import build_network
+from medviz.models.registry import RegistryError, get_entry, list_models, read_manifest, upsert_entry
+from medviz.models.weights import load_model, load_state_dict, save_state_dict
+
+ARCH = {"name": "DenseNet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 2,
+                                       "init_features": 4, "growth_rate": 4, "block_config": (2,)}}
+
+
+def _ship(tmp_path, name="tiny", half=False):
+    from medviz.models.registry import sha256_file
+
+    torch.manual_seed(0)
+    net = build_network(ARCH)
+    path = tmp_path / f"{name}.safetensors"
+    save_state_dict(net, path, half=half)
+    upsert_entry({"name": name, "task": "classification", "file": path.name, "sha256": sha256_file(path), "arch": ARCH},
+                 tmp_path)
+    return net
+
+
+def test_round_trip_loads_identical_weights(tmp_path):
+    net = _ship(tmp_path)
+    model, entry = load_model("tiny", weights_dir=tmp_path)
+    assert entry.task == "classification"
+    assert not model.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    _ship(tmp_path)
+    path = tmp_path / "tiny.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match="fails its checksum"):
+        load_model("tiny", weights_dir=tmp_path)
+
+
+def test_unknown_model_suggests_close_name(tmp_path):
+    _ship(tmp_path, name="breast_densenet")
+    with pytest.raises(RegistryError, match="Did you mean 'breast_densenet'"):
+        get_entry("breast_densnet", tmp_path)
+
+
+def test_network_outside_allowlist_is_refused():
+    with pytest.raises(RegistryError, match="Unknown network"):
+        build_network({"name": "os.system", "kwargs": {}})
+
+
+def test_corrupt_safetensors_gives_clear_error(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\xff" * 8 + b"{not json")
+    with pytest.raises(RegistryError, match="not a readable safetensors"):
+        load_state_dict(bad)
+
+
+def test_fp16_weights_load_as_float32(tmp_path):
+    _ship(tmp_path, half=True)
+    model, _ = load_model("tiny", weights_dir=tmp_path)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_concurrent_upserts_keep_every_entry(tmp_path):
+    def add(i):
+        upsert_entry({"name": f"m{i}", "task": "classification", "file": f"m{i}.safetensors", "sha256": "0"}, tmp_path)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(m["name"] for m in read_manifest(tmp_path)) == sorted(f"m{i}" for i in range(12))
+    json.loads((tmp_path / "manifest.json").read_text())
+    assert len(list_models(weights_dir=tmp_path)) == 12
+
+
+def test_shipped_manifest_entries_verify():
+    """Every model shipped in weights/ exists, passes its checksum and has a model card."""
+    from medviz.models.registry import verify_weights
+
+    for entry in list_models():
+        verify_weights(entry)
+        assert entry.card_path is not None and entry.card_path.exists(), entry.name
+        assert entry.weights_path.stat().st_size <= 20 * 1024 * 1024, entry.name
