@@ -12,7 +12,9 @@ Volume contract
   towards Posterior, ``z`` (axis 0) towards Superior. An axial slice ``array[k]`` drawn with row 0
   at the top therefore shows anterior at the top and the patient's right on the image left
   (radiological convention). Oblique acquisitions keep their true direction in ``affine``;
-  ``orientation`` then names the closest axes. Sources with no geometry (PNG/JPEG, X-ray) keep the
+  ``orientation`` then names the closest axes. A **single slice** (one 2D image, ``Z == 1``) is not
+  reoriented: it keeps the file's row/column order — the plane the modality meant to be shown, e.g.
+  a sagittal MR slice stays sagittal — with its true ``affine`` and axis codes in ``orientation``. Sources with no geometry (PNG/JPEG, X-ray) keep the
   file's row/column order and have ``orientation == "unknown"``.
 * ``spacing`` is ``(sz, sy, sx)`` in millimetres, always positive and finite. ``spacing_known``
   is False when the source had none (PNG/JPEG) and ``1.0`` mm was assumed.
@@ -23,8 +25,10 @@ Volume contract
 * ``meta`` is a small dict of **non-identifying** facts (modality, manufacturer, slice thickness,
   transfer syntax...). It never holds names, IDs, dates or UIDs, so it may be shown and logged.
 * ``dicom_headers`` (optional) keeps the source DICOM datasets *without pixel data*, in slice
-  order, only so that exports (e.g. DICOM SEG) can reference the source series. It is never shown,
-  logged or cached across sessions.
+  order, only so that exports (e.g. DICOM SEG) can reference the source series: one per source
+  instance, in the final slice order when the acquisition axis is ``z`` (``meta["SourceSliceAxis"]``
+  names the array axis that was the acquisition's slice axis, ``meta["SourceSliceFlipped"]`` whether
+  it was reversed). It is never shown, logged or cached across sessions.
 """
 
 from __future__ import annotations

@@ -1,0 +1,130 @@
+"""Decode the pixels of a parsed DICOM instance to float32 (grayscale) or RGB uint8.
+
+Grayscale: modality LUT applied (Rescale Slope/Intercept in float32, per frame when the
+functional groups carry it; a Modality LUT Sequence through ``pydicom.pixels.apply_modality_lut``).
+CT with RescaleType absent or ``HU`` has units ``"HU"``. MONOCHROME1 is inverted so that higher
+values are brighter: ``v' = lo + hi - v`` with ``[lo, hi]`` the stored-value range (BitsStored,
+PixelRepresentation) mapped through the rescale. Colour (RGB, YBR_*, PALETTE COLOR) becomes RGB
+uint8 through ``convert_color_space`` / ``apply_color_lut``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from medviz.io.dicom import Instance
+from medviz.io.dicom_values import first
+from medviz.io.quiet import quiet_pydicom
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Decoded frames of one file.
+
+    Attributes:
+        array: ``(F, R, C)`` float32 or ``(F, R, C, 3)`` uint8.
+        units: ``"HU"``, ``"a.u."`` or ``"RGB"``.
+        inverted: True when MONOCHROME1 was inverted (``v' = lo + hi - v``).
+        invert_sum: ``lo + hi`` used for the inversion (to map window centres), else None.
+        notes: warnings raised by the decoder (e.g. excess padding), for ``Volume.warnings``.
+    """
+
+    array: np.ndarray
+    units: str
+    inverted: bool = False
+    invert_sum: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+def decode_pixels(inst: Instance) -> Decoded:
+    """Decode all frames of ``inst`` (checks were done by :func:`parse_dicom`).
+
+    Raises:
+        ValueError: unsupported colour space. Decoder plug-ins raise various exception types on
+            corrupt data; the caller's per-file boundary turns them into a FileProblem.
+    """
+    from pydicom.pixels import get_decoder
+
+    ds = inst.ds
+    with quiet_pydicom() as caught:
+        arr, props = get_decoder(ds.file_meta.TransferSyntaxUID).as_array(ds, as_rgb=True, allow_excess_frames=False)
+    reported_extra = any("extra data" in w for w in inst.warnings)
+    notes = tuple(
+        dict.fromkeys(
+            f"decoder: {str(w.message).splitlines()[0][:200]}"
+            for w in caught
+            if "pixels" in str(w.filename) and not (reported_extra and "padding" in str(w.message))
+        )
+    )
+    photometric = str(props.get("photometric_interpretation", inst.photometric)).upper()
+    frame_shape = (inst.rows, inst.columns) + ((3,) if inst.samples == 3 else ())
+    if arr.shape == frame_shape:
+        arr = arr[np.newaxis]
+    if arr.shape != (inst.n_frames, *frame_shape):
+        raise ValueError(f"pixel data decoded to shape {arr.shape}, expected {(inst.n_frames, *frame_shape)}")
+    if inst.is_colour:
+        return Decoded(_to_rgb(arr, ds, photometric), "RGB", notes=notes)
+    scalar = _to_scalar(arr, inst)
+    return replace(scalar, notes=scalar.notes + notes)
+
+
+def _to_rgb(arr: np.ndarray, ds: Any, photometric: str) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut, convert_color_space
+
+    if photometric == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+    elif photometric in ("YBR_FULL", "YBR_FULL_422"):
+        arr = convert_color_space(arr, photometric, "RGB")
+    elif photometric != "RGB" and not photometric.startswith("YBR_RCT") and not photometric.startswith("YBR_ICT"):
+        raise ValueError(f"colour space {photometric} is not supported")
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ValueError(f"colour pixel data decoded to an unexpected shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        top = float(np.iinfo(arr.dtype).max) if arr.dtype.kind in "ui" else float(arr.max() or 1.0)
+        if photometric == "PALETTE COLOR" or arr.dtype.kind not in "ui":
+            scale = 255.0 / top
+        else:
+            scale = 255.0 / (2 ** int(ds.get("BitsStored") or 16) - 1)
+        arr = np.clip(np.rint(arr.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    return arr
+
+
+def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
+    from pydicom.pixels import apply_modality_lut
+
+    ds = inst.ds
+    if ds.get("ModalityLUTSequence"):
+        out = apply_modality_lut(arr, ds).astype(np.float32)
+    else:
+        out = np.empty(arr.shape, dtype=np.float32)
+        for k, f in enumerate(inst.frames):
+            np.multiply(arr[k], np.float32(f.slope), out=out[k], dtype=np.float32)
+            out[k] += np.float32(f.intercept)
+    rescale_type = str(ds.get("RescaleType", "") or "").upper()
+    shared = first(ds.get("SharedFunctionalGroupsSequence"))
+    pvt = first(shared.get("PixelValueTransformationSequence")) if shared is not None else None
+    if pvt is not None and pvt.get("RescaleType"):
+        rescale_type = str(pvt.RescaleType).upper()
+    has_rescale = "RescaleIntercept" in ds or pvt is not None or bool(ds.get("ModalityLUTSequence"))
+    signed = int(ds.get("PixelRepresentation") or 0) == 1
+    units = "HU" if inst.modality == "CT" and rescale_type in ("", "HU") and (has_rescale or signed) else "a.u."
+    notes: tuple[str, ...] = ()
+    if inst.modality == "CT" and units != "HU":
+        why = f"RescaleType is {rescale_type}" if rescale_type else "no Rescale Slope/Intercept and unsigned pixels"
+        notes = (f"CT values are not Hounsfield units ({why}); units shown as a.u.",)
+    if inst.photometric != "MONOCHROME1":
+        return Decoded(out, units, notes=notes)
+    if ds.get("ModalityLUTSequence"):
+        lo, hi = float(np.nanmin(out)), float(np.nanmax(out))
+    else:
+        bits = int(ds.get("BitsStored") or ds.BitsAllocated)
+        signed = int(ds.get("PixelRepresentation") or 0) == 1
+        smin, smax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        f0 = inst.frames[0]
+        lo, hi = sorted((smin * f0.slope + f0.intercept, smax * f0.slope + f0.intercept))
+    total = np.float32(lo + hi)
+    np.subtract(total, out, out=out)
+    return Decoded(out, units, inverted=True, invert_sum=float(total), notes=notes)

@@ -1,0 +1,162 @@
+"""DICOM series assembly on generated data: sorting, duplicates, gaps, localizers, geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from io_builders import SERIES_UID, dicom_bytes, make_ct_dataset
+from medviz.io import load_files
+
+
+def _slice_ids(volume) -> list[int]:
+    """Stored value 1024 + k in slice k (see the ct_series fixture) -> HU = k."""
+    return [int(round(float(volume.array[z, 1, 1]))) for z in range(volume.shape[0])]
+
+
+def test_sorted_by_position_not_names_or_instance_number(ct_series):
+    files = ct_series(n=6, step=2.5)  # shuffled; InstanceNumber runs opposite to position
+    v = load_files(files).series[0].volume
+    assert _slice_ids(v) == list(range(6))
+    assert v.spacing == pytest.approx((2.5, 0.5, 0.7))
+    assert v.orientation == "LPS" and v.affine[2, 3] == pytest.approx(10.0)
+    assert v.units == "HU" and v.array[0, 0, 0] == -1024.0  # rescale applied in float32
+    assert v.warnings == ()
+
+
+def test_label_and_meta_carry_no_identifiers(ct_series):
+    r = load_files(ct_series(n=3))
+    s = r.series[0]
+    assert s.label == "CT · 3 slices · 6×8 · series 3"
+    text = repr(s.volume.meta) + s.label + s.volume.name
+    assert "CANARY" not in text
+    assert all("PixelData" not in ds for ds in s.volume.dicom_headers)
+
+
+def test_identical_sop_uid_deduplicated(ct_series):
+    files = ct_series(n=4)
+    r = load_files(files + [("copy/" + files[0][0], files[0][1])])
+    assert r.series[0].volume.shape[0] == 4
+    assert any("duplicate" in n for n in r.notes)
+
+
+def test_same_position_new_uid_split_into_phases(ct_series):
+    phase1 = ct_series(n=4, seed=1)
+    phase2 = ct_series(n=4, seed=2)  # same positions, new SOP Instance UIDs
+    r = load_files(phase1 + phase2)
+    assert [s.volume.shape[0] for s in r.series] == [4, 4]
+    assert "phase 1/2" in r.series[0].label and "phase 2/2" in r.series[1].label
+    assert any("multi-phase/duplicate positions" in n for n in r.notes)
+
+
+def test_uneven_duplicates_keep_first_with_note(ct_series):
+    files = ct_series(n=4) + ct_series(zs=[10.0])
+    r = load_files(files)
+    assert len(r.series) == 1 and r.series[0].volume.shape[0] == 4
+    assert any("multi-phase/duplicate positions" in n and "first" in n for n in r.notes)
+
+
+def test_gap_and_uneven_spacing_warnings(ct_series):
+    gap = load_files(ct_series(zs=[0.0, 2.0, 4.0, 8.0, 10.0])).series[0].volume
+    assert gap.spacing[0] == pytest.approx(2.0)
+    assert any("gap" in w and "4.00 mm" in w and "2.00 mm" in w for w in gap.warnings)
+    uneven = load_files(ct_series(zs=[0.0, 2.0, 4.3, 6.0, 8.0])).series[0].volume
+    assert any("uneven slice spacing" in w and "1.70" in w and "2.30" in w for w in uneven.warnings)
+
+
+def test_localizer_with_other_orientation_excluded(ct_series):
+    files = ct_series(n=5)
+    loc = make_ct_dataset(np.zeros((6, 8)), orientation=(0, 1, 0, 0, 0, -1), position=(0, -50, 50), instance=99)
+    r = load_files(files + [("series/LOC", dicom_bytes(loc))])
+    assert len(r.series) == 1 and r.series[0].volume.shape[0] == 5
+    assert r.series[0].volume.spacing[0] == pytest.approx(2.0)  # spacing not stretched by the localizer
+    assert any("localizer" in n and "excluded" in n for n in r.notes)
+
+
+def test_different_size_in_series_excluded(ct_series):
+    odd = make_ct_dataset(np.zeros((10, 10)), position=(0, 0, 99), instance=50)
+    r = load_files(ct_series(n=4) + [("series/ODD", dicom_bytes(odd))])
+    assert [s.volume.shape for s in r.series] == [(4, 6, 8)]
+    assert any("excluded" in n for n in r.notes)
+
+
+def test_several_series_give_several_choices(ct_series):
+    a = ct_series(n=3)
+    b = ct_series(n=4, series_uid=SERIES_UID + ".2", series_number=7)
+    r = load_files(b + a)
+    assert [s.volume.shape[0] for s in r.series] == [3, 4]  # ordered by SeriesNumber
+    assert [s.key for s in r.series] == ["1", "2"]
+    assert r.get("2").label.endswith("series 7")
+
+
+def test_missing_position_stacks_by_instance_number():
+    datasets = []
+    for k in range(4):
+        px = np.full((6, 8), 1024 + k, dtype=np.int16)
+        ds = make_ct_dataset(px, position=None, orientation=None, instance=k + 1)
+        datasets.append((f"IM{3 - k}", dicom_bytes(ds)))
+    v = load_files(datasets).series[0].volume
+    assert _slice_ids(v) == [0, 1, 2, 3]
+    assert v.orientation == "unknown"
+    assert any("3D geometry is unknown" in w for w in v.warnings)
+
+
+def test_reversed_orientation_is_flipped_to_lps():
+    """IOP (-1,0,0 / 0,-1,0): columns run to the right and rows anterior; loaded as LPS+."""
+    files = []
+    for k in range(3):
+        px = np.zeros((4, 5), dtype=np.int16)
+        px[0, 0] = 1024 + 100 + k  # first stored row/column: the most left/posterior voxel
+        ds = make_ct_dataset(px, orientation=(-1, 0, 0, 0, -1, 0), position=(0, 0, float(k)), instance=k)
+        files.append((f"f{k}", dicom_bytes(ds)))
+    v = load_files(files).series[0].volume
+    assert v.orientation == "LPS"
+    assert np.all(np.diag(v.affine)[:3] > 0)
+    assert v.array[0, -1, -1] == 100  # stored (0, 0) is now at the far (left, posterior) corner
+    world = v.affine @ [4, 3, 0, 1]
+    assert world[:3] == pytest.approx([0, 0, 0])  # the file's IPP is that voxel's position
+
+
+def test_sagittal_stack_reoriented_and_slice_axis_reported():
+    files = []
+    for k in range(4):  # sagittal slices along +x (L); rows go to -z (inferior), columns to +y (P)
+        ds = make_ct_dataset(np.full((6, 5), 1024 + k), orientation=(0, 1, 0, 0, 0, -1), position=(float(k), 0, 0))
+        files.append((f"s{k}", dicom_bytes(ds)))
+    v = load_files(files).series[0].volume
+    assert v.shape == (6, 5, 4) and v.orientation == "LPS"
+    assert v.meta["SourceSliceAxis"] == 2
+    assert [int(v.array[0, 0, x]) for x in range(4)] == [0, 1, 2, 3]
+
+
+def test_gantry_tilt_warning():
+    files = []
+    for k in range(4):  # positions drift in y while the slice normal is z: sheared stack
+        ds = make_ct_dataset(np.zeros((6, 8)), position=(0.0, 0.5 * k, 2.0 * k))
+        files.append((f"t{k}", dicom_bytes(ds)))
+    v = load_files(files).series[0].volume
+    assert any("gantry tilt about 14.0°" in w for w in v.warnings)
+    assert v.affine[1, 2] == pytest.approx(0.5)  # the shear is kept in the affine
+
+
+def test_projection_images_without_geometry_are_not_stacked():
+    files = []
+    for k in range(2):
+        ds = make_ct_dataset(np.zeros((6, 8)), position=None, orientation=None, modality="DX", instance=k)
+        del ds.PixelSpacing
+        ds.ImagerPixelSpacing = [0.15, 0.15]
+        files.append((f"dx{k}", dicom_bytes(ds)))
+    r = load_files(files)
+    assert [s.volume.shape for s in r.series] == [(1, 6, 8), (1, 6, 8)]
+    v = r.series[0].volume
+    assert v.spacing[1:] == (0.15, 0.15) and v.spacing_known and v.orientation == "unknown"
+    assert any("ImagerPixelSpacing" in w for w in v.warnings)
+
+
+def test_monochrome1_inversion_formula():
+    ds = make_ct_dataset(np.zeros((2, 2)), modality="CR", slope=1.0, intercept=0.0)
+    ds.set_pixel_data(np.array([[0, 100], [200, 4095]], dtype=np.uint16), "MONOCHROME1", 12)
+    ds.WindowCenter, ds.WindowWidth = 1000, 2000
+    v = load_files([("m1", dicom_bytes(ds))]).series[0].volume
+    # v' = lo + hi - v with [lo, hi] = [0, 4095], the 12-bit unsigned stored range: high = bright
+    np.testing.assert_array_equal(v.array[0], [[4095, 3995], [3895, 0]])
+    assert v.meta["WindowCenter"] == 4095 - 1000 and v.meta["MONOCHROME1Inverted"] is True
