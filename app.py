@@ -20,7 +20,8 @@ PAGES = [
 
 
 def run() -> None:
-    st.set_page_config(page_title="MedViz", page_icon=":material/radiology:", layout="wide")
+    # An emoji favicon: a Material icon here would make every page load fetch it from the internet.
+    st.set_page_config(page_title="MedViz", page_icon="\U0001fa7b", layout="wide")
     pages = [
         st.Page(str(ROOT / "pages" / file), title=title, icon=icon, default=(i == 0))
         for i, (file, title, icon) in enumerate(PAGES)

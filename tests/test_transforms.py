@@ -7,8 +7,10 @@ import pytest
 
 from medviz.constants import AUTO_PRESET_NAME, CT_PRESETS, WindowPreset
 from medviz.transforms import (
+    FILE_WINDOW_NAME,
     FULL_RANGE_NAME,
     auto_window,
+    file_window,
     is_ct,
     look_up_preset,
     window_presets,
@@ -77,6 +79,18 @@ def test_presets_ct_mr_rgb():
     assert list(mr_presets) == [AUTO_PRESET_NAME, FULL_RANGE_NAME]
     assert mr_presets[FULL_RANGE_NAME].low == 0 and mr_presets[FULL_RANGE_NAME].high == 15
     assert window_presets(rgb) == {}
+
+
+def test_window_from_file_metadata():
+    mr = _volume(np.zeros((1, 4, 4), np.float32), modality="MR", meta={"WindowWidth": [1600.0, 800.0], "WindowCenter": 600})
+    presets = window_presets(mr)
+    assert list(presets)[0] == FILE_WINDOW_NAME
+    assert (presets[FILE_WINDOW_NAME].width, presets[FILE_WINDOW_NAME].level) == (1600.0, 600.0)
+    ct = _volume(np.zeros((1, 4, 4), np.float32), modality="CT", units="HU", meta={"WindowWidth": 300, "WindowCenter": 40})
+    assert list(window_presets(ct))[:1] == ["Soft tissue"] and FILE_WINDOW_NAME in window_presets(ct)
+    assert file_window({"WindowWidth": "abc", "WindowCenter": 1}) is None
+    assert file_window({"WindowWidth": 0, "WindowCenter": 1}) is None
+    assert file_window({}) is None
 
 
 def test_look_up_preset_suggests_close_name():

@@ -1,0 +1,72 @@
+"""Viewer page: open a study, browse it slice by slice, window it, measure distances and ROIs.
+
+Glue only: widgets come from ``medviz.ui``, the pictures from ``medviz.viz``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medviz.measure import roi_stats
+from medviz.slicing import extract_plane
+from medviz.ui import loading, widgets
+from medviz.ui.state import get_volume, get_volume_source
+from medviz.viz import slice_figure
+
+st.header("Viewer")
+
+with st.sidebar:
+    st.subheader("Study")
+    loading.example_picker()
+    loading.upload_panel()
+
+volume = get_volume()
+if volume is None:
+    st.info("No study is open. Choose an example or upload files in the sidebar.")
+    st.stop()
+
+token = widgets.study_token(volume)
+widgets.study_header(volume, get_volume_source())
+image_col, side_col = st.columns([3, 1], gap="medium")
+
+with side_col:
+    plane, index = widgets.plane_and_slice(volume, token)
+    window = widgets.window_picker(volume, token)
+    ps = extract_plane(volume, plane, index)
+    measure_key = f"viewer.{token}.{plane.value}.measure"
+    chart_key = f"viewer.{token}.{plane.value}.chart"
+    widgets.apply_box_selection(st.session_state.get(chart_key), ps, measure_key)
+    st.markdown("**Measure** (pixel row/column; row 0 at the top)")
+    distance, roi = widgets.measurement_inputs(ps, measure_key)
+
+stats = roi_stats(ps.image, roi, ps.row_mm, ps.col_mm) if roi is not None else None
+figure = slice_figure(
+    ps,
+    window=window,
+    units=volume.units,
+    spacing_known=volume.spacing_known,
+    distance=distance,
+    roi=roi,
+    roi_stats=stats,
+    uirevision=f"{token}.{plane.value}",  # keep zoom/pan while browsing slices and windows
+    selectable=True,  # a box drawn with the box-select tool becomes the ROI
+)
+
+with image_col:
+    st.plotly_chart(
+        figure,
+        width="stretch",
+        key=chart_key,
+        on_select="rerun",
+        selection_mode="box",
+        theme=None,
+        config={"scrollZoom": True, "displaylogo": False},
+    )
+with side_col:
+    widgets.measurement_readout(ps, distance, stats, volume)
+
+hist_tab, meta_tab = st.tabs(["Histogram", "Metadata"])
+with hist_tab:
+    widgets.histogram_panel(volume, ps, window, token)
+with meta_tab:
+    st.dataframe(widgets.metadata_table(volume, token), hide_index=True, width="stretch")
