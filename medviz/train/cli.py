@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from medviz.train.tasks import TASKS, get_task_class
+from medviz.train.tasks import get_task_class, task_names
 
 
 def build_parser(task: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medviz.train", description=__doc__.splitlines()[0])
-    p.add_argument("--task", required=True, choices=list(TASKS))
+    p.add_argument("--task", required=True, choices=task_names())
     p.add_argument("--data", type=Path, default=None, help="data folder or file (default: the task's data set under MEDVIZ_DATA_DIR)")
     p.add_argument("--name", default=None, help="model name in the registry (default: <task>-run)")
     p.add_argument("--out", type=Path, default=None, help="folder for weights, model card and metrics (default: <run-dir>/export)")
@@ -36,8 +39,9 @@ def build_parser(task: str | None) -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
+    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    if task in TASKS:
+    if task in task_names():
         get_task_class(task).add_arguments(p.add_argument_group(f"{task} options"))
     return p
 
@@ -49,9 +53,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return build_parser(known.task).parse_args(argv)
 
 
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~medviz.train.engine.TrainConfig` described by parsed command-line options."""
+    from medviz.train.engine import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                       scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
+                       amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch,
+                       grad_clip=args.grad_clip)
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell command that reproduces a run (``--resume`` dropped), for model cards."""
+    return "python -m medviz.train " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
+
+
 def main(argv: list[str] | None = None) -> int:
     from medviz.config import get_settings
-    from medviz.train.engine import TrainConfig, export_model, train
+    from medviz.train.engine import export_model, train
     from medviz.train.progress import ProgressBar
     from medviz.types import MedvizError
 
@@ -60,22 +79,35 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"{args.task}-run"
     run_dir = args.run_dir or get_settings().runs_dir / name
     out = args.out or run_dir / "export"
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
-                      amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch)
+    cfg = config_from_args(args)
     task = get_task_class(args.task)(args)
     listeners = [] if args.quiet else [ProgressBar()]
-    command = "python -m medviz.train " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
+    command = command_line(argv)
+    stop = threading.Event()
+    previous = {}
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and threading.current_thread() is threading.main_thread():
+        # Ctrl-C / SIGTERM: stop cleanly, keep the last checkpoint (handlers restored afterwards).
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = train(task, cfg, run_dir, listeners=listeners, resume=args.resume)
-        import os
-
+        result = train(task, cfg, run_dir, listeners=listeners, stop_event=stop, resume=args.resume)
         if int(os.environ.get("RANK", "0")) != 0:
             return 0
+        if result.status == "stopped":
+            print(json.dumps({"status": "stopped", "run_dir": str(run_dir),
+                              "resume": "rerun the same command with --resume"}, indent=2))
+            return 3
         entry = export_model(task, result, out, name, command, register=args.register)
-    except MedvizError as e:
+        metrics_path = out / f"{name}.metrics.json"
+        metrics_path.write_text(json.dumps({"command": command, "status": result.status,
+                                            "best_epoch": result.best_epoch, "monitor": result.monitor,
+                                            "best_val": result.best_metric, "history": result.history}, indent=2))
+    except (MedvizError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print(json.dumps({"status": result.status, "best_epoch": result.best_epoch, result.monitor: result.best_metric,
-                      "weights": str(out / entry["file"]), "run_dir": str(run_dir)}, indent=2))
+                      "weights": str(out / entry["file"]), "metrics": str(metrics_path), "run_dir": str(run_dir)},
+                     indent=2))
     return 0

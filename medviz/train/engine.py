@@ -4,7 +4,10 @@ Generic concerns live here: device choice with CPU fallback, seeding, AMP and ch
 CUDA, DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on GPU; sharded data; rank 0
 validates, logs and checkpoints), AdamW with a cosine or step schedule, validation every epoch,
 early stopping on the task's monitored metric, atomic checkpoints with ``resume``, a stop request
-checked every iteration, NaN/Inf loss detection, and events for listeners.
+checked every iteration, NaN/Inf loss detection (averaged over processes, so every rank stops),
+a clear error on out-of-memory, MONAI loaders (``ThreadDataLoader`` for cached data sets,
+``DataLoader`` with per-worker seeding for ``num_workers > 0``; see :mod:`medviz.train.runtime`),
+and events for listeners.
 
 Resume semantics: a checkpoint is written after every completed epoch (``last.pt``) and the best
 weights so far (``best.safetensors``). A run killed or stopped mid-epoch resumes at the start of the
@@ -15,7 +18,6 @@ run replays the same data order and augmentation as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +26,9 @@ from typing import Any, Iterable
 
 from medviz.train.checkpoint import LAST, CheckpointError, atomic_torch_save, load_checkpoint
 from medviz.train.events import Listener, TrainEvent
-from medviz.train.tasks.base import TaskData, TrainTask
+from medviz.train.runtime import (Dist, init_distributed, lr_factor, make_loaders, memory_mb, sample_images, seed_epoch,
+                                  to_device)
+from medviz.train.tasks.base import TrainTask
 from medviz.types import MedvizError
 
 BEST = "best.safetensors"
@@ -81,75 +85,6 @@ class TrainResult:
     run_dir: Path | None = None
 
 
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: str) -> _Dist:
-    """Join the process group when launched by ``torchrun`` (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def _memory_mb(device: str) -> float:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated() / 2**20
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def _to_device(batch: dict[str, Any], device: str, channels_last: bool) -> dict[str, Any]:
-    import torch
-
-    out = {}
-    for k, v in batch.items():
-        if isinstance(v, torch.Tensor):
-            v = v.to(device, non_blocking=True)
-            if channels_last and v.ndim == 4 and v.is_floating_point():
-                v = v.contiguous(memory_format=torch.channels_last)
-        out[k] = v
-    return out
-
-
-def _lr_lambda(cfg: TrainConfig):
-    def f(epoch: int) -> float:
-        if cfg.scheduler == "cosine":
-            t = min(epoch / max(cfg.epochs, 1), 1.0)
-            return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-        if cfg.scheduler == "step":
-            return 0.1 ** sum(epoch >= cfg.epochs * m for m in (0.5, 0.75))
-        return 1.0
-
-    return f
-
-
-def _seed_epoch(data: TaskData, seed: int, epoch: int, rank: int) -> None:
-    """Seed every RNG (torch, numpy, random, MONAI transforms) for one epoch of one rank."""
-    from monai.utils import set_determinism
-
-    s = seed + epoch * 1009 + rank
-    set_determinism(seed=s)
-    transform = getattr(data.train, "transform", None)
-    if transform is not None and hasattr(transform, "set_random_state"):
-        transform.set_random_state(seed=s)
-
-
 class _Emitter:
     def __init__(self, listeners: Iterable[Listener], enabled: bool) -> None:
         self.listeners = list(listeners)
@@ -159,6 +94,15 @@ class _Emitter:
         if self.enabled:
             for listener in self.listeners:
                 listener(event)
+
+
+def _clean_run_dir(run_dir: Path, fresh: bool) -> None:
+    """Remove temp files a killed writer left behind; on a fresh run also the old checkpoints."""
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    if fresh:
+        for name in (LAST, BEST):
+            (run_dir / name).unlink(missing_ok=True)
 
 
 def train(
@@ -174,40 +118,60 @@ def train(
     Args:
         task: the model family plugin (data, network, loss, metrics).
         cfg: shared hyperparameters.
-        run_dir: folder for ``last.pt`` and ``best.safetensors`` (created).
-        listeners: callables receiving :class:`TrainEvent` (rank 0 only).
-        stop_event: when set, training stops after the current iteration (status ``"stopped"``).
+        run_dir: folder for ``last.pt`` and ``best.safetensors`` (created; a fresh run replaces
+            the checkpoints of an earlier run there).
+        listeners: callables receiving :class:`TrainEvent` (rank 0 only). On failure they get an
+            ``"error"`` event before the exception propagates.
+        stop_event: when set, training stops before the next iteration without saving the
+            partial epoch (status ``"stopped"``; ``resume`` restarts that epoch). Single process only.
         resume: continue from ``run_dir/last.pt`` (error if there is none).
 
     Returns:
-        A :class:`TrainResult` whose model holds the best validation weights.
+        A :class:`TrainResult` whose model holds the best validation weights, in eval mode.
 
     Raises:
-        TrainingError: NaN/Inf loss (the last good checkpoint is kept), unusable data.
+        TrainingError: NaN/Inf loss (with epoch and step; the last good checkpoint is kept), out of
+            GPU memory, unusable data, a task that does not report its monitored metric.
         CheckpointError: ``resume`` without a usable checkpoint.
     """
-    import torch
-    from torch.utils.data import DataLoader
-    from torch.utils.data.distributed import DistributedSampler
-
     from medviz.config import select_device
+
+    try:
+        device = select_device(cfg.device)
+    except RuntimeError as e:
+        raise TrainingError(str(e)) from e
+    dist = init_distributed(device)
+    emit = _Emitter(listeners, dist.main)
+    try:
+        return _train(task, cfg, Path(run_dir), emit, stop_event or threading.Event(), resume, device, dist)
+    except Exception as e:  # tell listeners (progress bar, page) why, then let the caller handle it
+        emit(TrainEvent("error", message=f"{type(e).__name__}: {e}" if not isinstance(e, MedvizError) else str(e)))
+        raise
+    finally:
+        dist.close()
+
+
+def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, stop_event: threading.Event,
+           resume: bool, device: str, dist: Dist) -> TrainResult:
+    import torch
+
     from medviz.models.weights import load_state_dict, save_state_dict
 
-    device = select_device(cfg.device)
-    dist = _init_distributed(device)
     if device == "cuda" and dist.world > 1:
         device = f"cuda:{dist.local_rank}"
         torch.cuda.set_device(dist.local_rank)
-    emit = _Emitter(listeners, dist.main)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    stop_event = stop_event or threading.Event()
+    if cfg.batch_size < 1 or cfg.batch_size % dist.world:
+        raise TrainingError(f"batch size {cfg.batch_size} must be a positive multiple of the {dist.world} processes")
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _clean_run_dir(run_dir, fresh=not resume)
+    ckpt = load_checkpoint(run_dir / LAST) if resume else None
+    if ckpt is not None and ckpt.get("task") not in (None, task.name):
+        raise CheckpointError(f"{run_dir / LAST} belongs to task {ckpt.get('task')!r}, not {task.name!r}")
 
     data = task.build_data()
     if len(data.train) == 0 or len(data.val) == 0:
         raise TrainingError(f"Empty split: {len(data.train)} training and {len(data.val)} validation samples")
-    if cfg.batch_size % dist.world:
-        raise TrainingError(f"batch size {cfg.batch_size} must be divisible by the {dist.world} processes")
 
     torch.manual_seed(cfg.seed)
     model = task.build_model().to(device)
@@ -215,14 +179,13 @@ def train(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.scheduler, cfg.epochs))
     use_amp = cfg.amp and device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
-    start_epoch, best_metric, best_epoch, bad_epochs = 0, None, -1, 0
+    start_epoch, best_metric, best_epoch, bad_epochs, done = 0, None, -1, 0, None
     history: list[dict[str, Any]] = []
-    if resume:
-        ckpt = load_checkpoint(run_dir / LAST)
+    if ckpt is not None:
         try:
             model.load_state_dict(ckpt["model"], strict=True)
         except RuntimeError as e:
@@ -232,34 +195,28 @@ def train(
         if use_amp and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch, best_metric, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
-        bad_epochs, history = ckpt.get("bad_epochs", 0), list(ckpt.get("history", []))
+        bad_epochs, history, done = ckpt.get("bad_epochs", 0), list(ckpt.get("history", [])), ckpt.get("done")
 
     net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         net = DDP(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
-
-    sampler = DistributedSampler(data.train, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(
-        data.train,
-        batch_size=cfg.batch_size // dist.world,
-        sampler=sampler,
-        num_workers=cfg.num_workers,
-        pin_memory=device.startswith("cuda"),
-        drop_last=False,
-    )
-    val_loader = DataLoader(data.val, batch_size=max(1, cfg.batch_size), shuffle=False, num_workers=cfg.num_workers)
+    sampler, loader, val_loader = make_loaders(data, cfg.batch_size, cfg.num_workers, device, dist, cfg.seed)
     steps_per_epoch = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
 
     better = (lambda a, b: a > b) if task.mode == "max" else (lambda a, b: a < b)
     t_run = time.perf_counter()
+    samples, captions = sample_images(data) if dist.main else ([], [])
     emit(TrainEvent("start", epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                    metrics={"summary": data.summary, "config": asdict(cfg), "device": device, "world": dist.world}))
-    status = "completed"
+                    metrics={"summary": data.summary, "samples": samples, "sample_captions": captions,
+                             "config": asdict(cfg),
+                             "device": device, "world": dist.world, "resumed": resume, "history": list(history),
+                             "task": task.name, "monitor": task.monitor, "mode": task.mode}))
+    status = done or "completed"
     epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        _seed_epoch(data, cfg.seed, epoch, dist.rank)
+    for epoch in range(start_epoch, cfg.epochs if done is None else start_epoch):
+        seed_epoch(data, cfg.seed, epoch, dist.rank)
         sampler.set_epoch(epoch)
         net.train()
         t_epoch, seen, loss_sum, n_steps = time.perf_counter(), 0, 0.0, 0
@@ -270,29 +227,15 @@ def train(
             if stop_event.is_set():
                 status = "stopped"
                 break
-            batch = _to_device(batch, device, channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                loss = task.training_loss(net, batch)
-            if not torch.isfinite(loss.detach()).item():
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    f"the last good checkpoint is kept in {run_dir}"
-                )
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            n = task.batch_size(batch) * dist.world
-            seen += n
-            loss_sum += loss.item()
+            loss = _step(task, net, model, batch, optimizer, scaler, cfg, device, channels_last, use_amp, dist,
+                         epoch, step, run_dir)
+            seen += task.batch_size(batch) * dist.world
+            loss_sum += loss
             n_steps += 1
             emit(TrainEvent("step", epoch=epoch, step=step + 1, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
-                            metrics={"loss": loss.item()}, lr=lr,
+                            metrics={"loss": loss}, lr=lr,
                             throughput=seen / max(time.perf_counter() - t_epoch, 1e-9),
-                            memory_mb=_memory_mb(device), elapsed_s=time.perf_counter() - t_run))
+                            memory_mb=memory_mb(device), elapsed_s=time.perf_counter() - t_run))
         if status == "stopped":
             break
         scheduler.step()
@@ -303,14 +246,17 @@ def train(
             model.eval()
             with torch.inference_mode():
                 metrics = task.validate(model, val_loader, device)
+            if task.monitor not in metrics:
+                raise TrainingError(f"task {task.name!r} did not report its monitored metric {task.monitor!r} "
+                                    f"(got {sorted(metrics)})")
             metrics = {"train_loss": loss_sum / max(n_steps, 1), **{k: float(v) for k, v in metrics.items()}}
             current = metrics[task.monitor]
-            improved = best_metric is None or better(current, best_metric)
-            if improved:
+            if math.isfinite(current) and (best_metric is None or better(current, best_metric)):
                 best_metric, best_epoch, bad_epochs = current, epoch, 0
                 save_state_dict(model, run_dir / BEST)
             else:
                 bad_epochs += 1
+            should_stop = cfg.patience > 0 and bad_epochs >= cfg.patience
             epoch_time = time.perf_counter() - t_epoch
             history.append({"epoch": epoch + 1, "lr": lr, "seconds": epoch_time,
                             "throughput": seen / max(epoch_time, 1e-9), **metrics})
@@ -318,20 +264,14 @@ def train(
                 {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
                  "epoch": epoch + 1, "best_metric": best_metric, "best_epoch": best_epoch,
-                 "bad_epochs": bad_epochs, "history": history, "config": asdict(cfg), "task": task.name},
+                 "bad_epochs": bad_epochs, "history": history, "config": asdict(cfg), "task": task.name,
+                 "done": "early_stopped" if should_stop else None},
                 run_dir / LAST,
             )
             emit(TrainEvent("epoch", epoch=epoch, step=n_steps, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
                             metrics=metrics, lr=lr, throughput=seen / max(epoch_time, 1e-9),
-                            memory_mb=_memory_mb(device), elapsed_s=time.perf_counter() - t_run))
-            should_stop = cfg.patience > 0 and bad_epochs >= cfg.patience
-        if dist.world > 1:
-            import torch.distributed as tdist
-
-            flag = [should_stop]
-            tdist.broadcast_object_list(flag, src=0)
-            should_stop = bool(flag[0])
-        if should_stop:
+                            memory_mb=memory_mb(device), elapsed_s=time.perf_counter() - t_run))
+        if dist.broadcast(should_stop):
             status = "early_stopped"
             break
 
@@ -340,13 +280,48 @@ def train(
     model.eval()
     message = {"completed": f"finished {cfg.epochs} epochs",
                "early_stopped": f"early stop after epoch {epoch + 1}",
-               "stopped": f"stopped by request during epoch {epoch + 1}"}[status]
+               "stopped": f"stopped by request during epoch {epoch + 1}; resume restarts that epoch"}[status]
     emit(TrainEvent("stopped" if status == "stopped" else "end", epoch=epoch, epochs=cfg.epochs,
                     metrics={"best_epoch": best_epoch + 1, "best_metric": best_metric, "monitor": task.monitor},
                     elapsed_s=time.perf_counter() - t_run, message=message))
     return TrainResult(status=status, model=model, best_epoch=best_epoch + 1,
                        best_metric=float("nan") if best_metric is None else float(best_metric),
                        monitor=task.monitor, history=history, run_dir=run_dir)
+
+
+def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimizer: Any, scaler: Any,
+          cfg: TrainConfig, device: str, channels_last: bool, use_amp: bool, dist: Dist, epoch: int, step: int,
+          run_dir: Path) -> float:
+    """One optimiser step; returns the loss averaged over the processes."""
+    import torch
+
+    try:
+        batch = to_device(batch, device, channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            loss = task.training_loss(net, batch)
+        mean_loss = dist.all_mean(loss.detach().float())  # every rank sees a NaN on any rank
+        if not torch.isfinite(mean_loss).item():
+            raise TrainingError(
+                f"loss became {mean_loss.item()} at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
+                f"or check the data; the last good checkpoint is kept in {run_dir}"
+            )
+        scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    except torch.OutOfMemoryError as e:
+        optimizer.zero_grad(set_to_none=True)
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        half = max(dist.world, cfg.batch_size // 2 // dist.world * dist.world)
+        raise TrainingError(
+            f"out of {'GPU' if device.startswith('cuda') else 'CPU'} memory at batch size {cfg.batch_size} "
+            f"(epoch {epoch + 1}, step {step + 1}); try --batch-size {half}, a smaller image size, or --device cpu"
+        ) from e
+    return mean_loss.item()
 
 
 def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str, command: str,
@@ -362,6 +337,8 @@ def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str,
     """
     from medviz.models.registry import sha256_file, upsert_entry
 
+    if result.best_epoch < 1:
+        raise TrainingError("the run has no completed epoch: there are no selected weights to export")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = {"best_epoch": result.best_epoch, "monitor": result.monitor, "best_val": result.best_metric,

@@ -16,7 +16,8 @@ class ProgressBar:
 
         if e.kind == "start":
             s = e.metrics.get("summary", {})
-            tqdm.write(f"device {e.metrics.get('device')} x{e.metrics.get('world')}; data: {s}")
+            resumed = f", resumed at epoch {e.epoch + 1}" if e.metrics.get("resumed") else ""
+            tqdm.write(f"device {e.metrics.get('device')} x{e.metrics.get('world')}{resumed}; data: {s}")
         elif e.kind == "step":
             if self.bar is None:
                 self.bar = tqdm(total=e.steps_per_epoch, desc=f"epoch {e.epoch + 1}/{e.epochs}", leave=False)
@@ -32,5 +33,8 @@ class ProgressBar:
             if self.bar is not None:
                 self.bar.close()
                 self.bar = None
+            if e.kind == "error":
+                tqdm.write(f"error: {e.message}")
+                return
             tqdm.write(f"{e.kind}: {e.message} (best {e.metrics.get('monitor')}={e.metrics.get('best_metric')} "
                        f"at epoch {e.metrics.get('best_epoch')})")

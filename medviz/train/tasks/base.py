@@ -28,11 +28,19 @@ class TaskData:
         val: dataset of dict samples for model selection (deterministic).
         summary: a JSON-able dataset summary shown before training (counts per class/label,
             sizes, ...); the Training page renders it.
+        samples: optional small 2D arrays (``(H, W)`` gray or ``(H, W, 3)`` RGB, any dtype; a
+            dozen at most) shown as a sample grid on the Training page.
+        sample_captions: optional captions for ``samples`` (e.g. class names), same length.
+        loader: ``"auto"`` (a ``ThreadDataLoader`` when ``train`` is a MONAI ``CacheDataset`` and
+            ``num_workers`` is 0, else a MONAI ``DataLoader``), ``"thread"`` or ``"torch"``.
     """
 
     train: Any
     val: Any
     summary: dict[str, Any] = field(default_factory=dict)
+    samples: list[Any] = field(default_factory=list)
+    sample_captions: list[str] = field(default_factory=list)
+    loader: str = "auto"
 
 
 class TrainTask(ABC):
@@ -42,11 +50,13 @@ class TrainTask(ABC):
         name: task name (``classification``, ``segmentation``, ``reconstruction``).
         monitor: validation metric used for model selection and early stopping.
         mode: ``"max"`` if larger ``monitor`` is better, else ``"min"``.
+        channels_last: let the engine use channels-last memory format for 4D tensors on CUDA.
     """
 
     name: str = ""
     monitor: str = "val_loss"
     mode: str = "min"
+    channels_last: bool = True
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args

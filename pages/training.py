@@ -1,0 +1,111 @@
+"""Training page: start a run in the background, watch it learn, stop/resume, evaluate, promote."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medviz.train.estimate import estimate
+from medviz.train.jobs import JobError
+from medviz.train.tasks import available_tasks, get_task_class
+from medviz.types import MedvizError
+from medviz.ui import training as ui
+
+st.title("Training")
+manager, owner = ui.get_manager(), ui.owner_token()
+
+tasks = available_tasks()
+if not tasks:
+    st.warning("No training task plugins are installed.")
+    st.stop()
+with st.expander("New run", expanded=not manager.jobs(owner)):
+    task = st.selectbox("task", tasks, key="train.task")
+    data = st.text_input("data source (folder or file; empty: the task's default data set)", key="train.data",
+                         help="Classification: MedMNIST .npz or a folder/zip of class folders; segmentation: "
+                              "LGG images/ + masks/ folder; reconstruction: LGG folder (FLAIR channel).")
+    data = ui.uploaded_data_source(owner) or data.strip()
+    argv = ["--task", task, *ui.common_options(), *(["--data", data] if data else [])]
+    with st.popover(f"{task} options"):
+        argv += ui.task_options(task)
+    st.code("python -m medviz.train " + " ".join(argv), language="bash")
+    c1, c2 = st.columns(2)
+    if c1.button("Estimate memory and time per epoch", key="train.estimate"):
+        from medviz.train.cli import config_from_args, parse
+
+        try:
+            with st.spinner("Measuring two training steps…"):
+                args = parse(argv)
+                st.session_state["train.est"] = estimate(get_task_class(task)(args), config_from_args(args))
+        except (MedvizError, ValueError, RuntimeError) as e:
+            st.error(f"Estimate failed: {e}")
+        except SystemExit:  # argparse rejected an option value
+            st.error("Estimate failed: invalid training options (see the command above)")
+    if est := st.session_state.get("train.est"):
+        st.info(f"{est['params'] / 1e6:.2f} M parameters; ~{est['peak_mb']:.0f} MB; ~{est['step_s']:.2f} s/step × "
+                f"{est['steps_per_epoch']} steps ≈ {est['epoch_s']:.0f} s per epoch on {est['device']}. "
+                f"({est['method']})")
+    if c2.button("Start training", type="primary", key="train.start"):
+        try:
+            st.session_state[ui.JOB_KEY] = manager.start(owner, argv).id
+        except (JobError, MedvizError, ValueError) as e:
+            st.error(str(e))
+
+with st.expander("Join a shared run"):
+    code = st.text_input("share code", key="train.code")
+    if st.button("Join", key="train.join") and code:
+        try:
+            st.session_state[ui.JOB_KEY] = manager.join(code, owner).id
+        except JobError as e:
+            st.error(str(e))
+
+jobs = manager.jobs(owner)
+if not jobs:
+    st.caption("No runs in this session yet.")
+    st.stop()
+ids = [j.id for j in jobs]
+current = st.session_state.get(ui.JOB_KEY)
+job_id = st.selectbox("run", ids, index=ids.index(current) if current in ids else 0, key="train.pick",
+                      format_func=lambda i: f"{i} · {manager.get(i, owner).task_name}")
+job = manager.get(job_id, owner)
+st.caption("python -m medviz.train " + " ".join(job.argv))
+ui.show_summary(job)
+ui.live_view(manager, job.id, owner)
+
+b1, b2, b3 = st.columns(3)
+if b1.button("Stop", disabled=not job.running, key="train.stop"):
+    manager.stop(job.id, owner)
+    st.toast("Stopping after the current step…")
+if b2.button("Resume", disabled=job.running or job.status == "completed" or job.owner != owner, key="train.resume"):
+    try:
+        manager.resume(job.id, owner)
+        st.rerun()
+    except JobError as e:
+        st.error(str(e))
+if job.owner == owner and b3.button("Share", key="train.share"):
+    st.code(manager.share(job.id, owner))
+
+if not job.running and job.result is not None and job.result.best_epoch > 0:
+    st.subheader("Evaluation")
+    if st.button("Evaluate the best epoch on the validation split", key="train.eval"):
+        from medviz.train.report import evaluation_report
+
+        with st.spinner("Evaluating…"):
+            st.session_state[ui.REPORT_KEY] = (job.id, evaluation_report(job.task, job.result, job.run_dir))
+    saved = st.session_state.get(ui.REPORT_KEY)
+    if saved and saved[0] == job.id:
+        ui.show_report(saved[1])
+    if job.owner == owner:
+        st.subheader("Promote to the model registry")
+        name = st.text_input("model name", value=f"{job.task_name}-{job.id}", key="train.name")
+        if st.button("Promote", key="train.promote"):
+            try:
+                entry = manager.promote(job.id, owner, name)
+                st.success(f"Registered {entry['name']} ({entry['task']}); it now appears on the model pages.")
+            except (JobError, MedvizError, NotImplementedError) as e:
+                st.error(str(e))
+        if job.promoted:
+            from medviz.config import get_settings
+
+            card = get_settings().weights_dir / job.promoted.get("card", "")
+            if card.is_file():
+                with st.expander(f"Model card of {job.promoted['name']}"):
+                    st.markdown(card.read_text())

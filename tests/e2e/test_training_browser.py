@@ -1,0 +1,115 @@
+"""Real browser: start a toy run on the Training page, see the curve grow, stop, resume, stop, promote.
+
+Runs its own Streamlit server on 127.0.0.1 (the Training page as the main script, the toy task
+registered, a temporary weights folder) so it never touches the shipped registry; the server is
+stopped by PID at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def training_server(tmp_path_factory):
+    weights = tmp_path_factory.mktemp("weights")
+    port = _free_port()
+    env = {**os.environ, "MEDVIZ_WEIGHTS_DIR": str(weights), "MEDVIZ_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
+           "MEDVIZ_TRAIN_TASKS": "toy=tests.train.toy_task:ToyTask", "MEDVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "pages" / "training.py"),
+                             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "streamlit server did not start"
+            time.sleep(0.3)
+        yield url, weights
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _points(page) -> int:
+    return page.evaluate("""() => { const g = document.querySelector('.js-plotly-plot');
+        return g && g.data ? g.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }""")
+
+
+def test_start_watch_stop_promote(training_server):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    url, weights = training_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60000)
+            page.get_by_role("combobox", name="task").click()
+            page.get_by_role("option", name="toy").click()
+            epochs = page.get_by_label("epochs", exact=True)
+            epochs.fill("500")
+            epochs.press("Enter")
+            page.get_by_label("batch size").fill("8")
+            page.get_by_label("batch size").press("Enter")
+            page.get_by_role("button", name="Start training").click()
+
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60000)
+            deadline = time.monotonic() + 60
+            first = _points(page)
+            while _points(page) <= first + 20:  # two epochs of steps, so a best epoch exists
+                assert time.monotonic() < deadline, "the loss curve did not grow"
+                page.wait_for_timeout(500)
+
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+            page.get_by_role("button", name="Resume").click()  # continues from the last completed epoch
+            expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
+            page.wait_for_timeout(1500)
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+
+            name = page.get_by_label("model name")
+            name.fill("toy-browser")
+            name.press("Enter")
+            page.get_by_role("button", name="Promote").click()
+            expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)
+        finally:
+            browser.close()
+    manifest = json.loads((weights / "manifest.json").read_text())
+    assert [m["name"] for m in manifest["models"]] == ["toy-browser"]
