@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent
 # (file under pages/, title, icon) in menu order. The first one is the start page.
 PAGES = [
     ("viewer.py", "Viewer", ":material/radiology:"),
+    ("segment.py", "Segment", ":material/draw:"),
     ("training.py", "Training", ":material/model_training:"),
     ("about.py", "About", ":material/info:"),
 ]

@@ -1,0 +1,1 @@
+"""Readers for the public training/evaluation data sets (no Streamlit, no downloads)."""

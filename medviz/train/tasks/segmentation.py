@@ -1,0 +1,270 @@
+"""Segmentation task: a 2D MONAI UNet for FLAIR-abnormality masks on LGG-style folders.
+
+Data: :mod:`medviz.data.lgg` (3-channel slices T1 / FLAIR / T1c, binary masks, patient-level
+``splits.json``). Each case stack is normalised per channel (:func:`normalise_stack`, 99th percentile), the
+same policy :mod:`medviz.segment` applies at inference. Training samples are random 2D crops
+(``--crop``, tumour-centred with probability ``pos/(pos+neg)`` via ``RandCropByPosNegLabeld``) with
+flips, small affine warps and intensity jitter; validation runs on whole slices. The network is
+fully convolutional with batch norm, so crop training and whole-slice inference share statistics.
+
+Loss: ``DiceCELoss`` (sigmoid, batch Dice). Monitor: ``val_dice_patient``, the mean over
+validation patients of the Dice of each patient's whole stack (threshold 0.5, no post-processing).
+At export, the probability threshold and the minimum 3D component size are chosen on val, then the
+test split is evaluated once with that choice and written into the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from medviz.train.tasks.base import TaskData, TrainTask
+
+DATASET_DIR = "lgg_flair_mri_seg"
+
+
+def default_data_dir() -> Path:
+    from medviz.config import data_path
+
+    return data_path(DATASET_DIR)
+
+
+class SegmentationTask(TrainTask):
+    name = "segmentation"
+    monitor = "val_dice_patient"
+    mode = "max"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--crop", type=int, default=128, help="training crop size in pixels (default 128)")
+        parser.add_argument("--pos-neg", type=float, nargs=2, default=(2.0, 1.0), metavar=("POS", "NEG"),
+                            help="tumour-centred vs background crop ratio (default 2 1)")
+        parser.add_argument("--unet-channels", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+        parser.add_argument("--res-units", type=int, default=2)
+        parser.add_argument("--dropout", type=float, default=0.1)
+        parser.add_argument("--cache-rate", type=float, default=1.0)
+
+    # ------------------------------------------------------------------ data
+    def data_dir(self) -> Path:
+        return Path(self.args.data) if getattr(self.args, "data", None) else default_data_dir()
+
+    def _samples(self, split: str) -> list[dict[str, Any]]:
+        import numpy as np
+
+        from medviz.data.lgg import cases, load_case, normalise_stack
+
+        out = []
+        for case in cases(self.data_dir(), split):
+            image, mask = load_case(self.data_dir(), case)
+            x = normalise_stack(image)
+            for k in range(x.shape[0]):
+                out.append({"image": x[k], "label": mask[k][None].astype(np.float32), "case": case, "slice": k})
+        return out
+
+    def build_data(self) -> TaskData:
+        from monai.data import CacheDataset, Dataset
+        from monai.transforms import (Compose, RandAdjustContrastd, EnsureTyped, RandAffined, RandCropByPosNegLabeld, RandFlipd,
+                                      RandScaleIntensityd, RandShiftIntensityd, SpatialPadd)
+
+        from medviz.types import MedvizError
+
+        logging.getLogger("monai").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message=".*Num foregrounds 0.*")
+        a = self.args
+        keys = ["image", "label"]
+        train, val = self._samples("train"), self._samples("val")
+        if not train or not val:
+            raise MedvizError(f"{self.data_dir()}: empty train ({len(train)}) or val ({len(val)}) split")
+        crop = (a.crop, a.crop)
+        train_tf = Compose([
+            EnsureTyped(keys=keys, track_meta=False),
+            SpatialPadd(keys=keys, spatial_size=crop),
+            RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=crop, pos=a.pos_neg[0],
+                                   neg=a.pos_neg[1], num_samples=1, allow_smaller=True),
+            RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+            RandAffined(keys=keys, prob=0.5, rotate_range=0.26, scale_range=0.1, translate_range=8,
+                        mode=("bilinear", "nearest"), padding_mode="zeros"),
+            RandScaleIntensityd(keys="image", factors=0.25, prob=0.5, channel_wise=True),
+            RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5),
+            RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=0.3),
+        ])
+        val_tf = Compose([EnsureTyped(keys=keys, track_meta=False)])
+        train_ds = CacheDataset(train, transform=train_tf, cache_rate=a.cache_rate, progress=False)
+        val_ds = Dataset(val, transform=val_tf)
+        # RandCropByPosNegLabeld returns a list of num_samples dicts; unwrap for the default collate.
+        train_ds = _Unwrap(train_ds)
+        pos = lambda s: int(s["label"].max() > 0)  # noqa: E731
+        summary = {
+            "data": str(self.data_dir()),
+            "train_slices": len(train), "train_tumour_slices": sum(map(pos, train)),
+            "val_slices": len(val), "val_tumour_slices": sum(map(pos, val)),
+            "train_cases": len({s["case"] for s in train}), "val_cases": len({s["case"] for s in val}),
+            "crop": a.crop,
+        }
+        return TaskData(train=train_ds, val=val_ds, summary=summary)
+
+    # ------------------------------------------------------------------ model
+    def arch(self) -> dict[str, Any]:
+        ch = list(self.args.unet_channels)
+        return {"name": "UNet", "kwargs": {
+            "spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": ch,
+            "strides": [2] * (len(ch) - 1), "num_res_units": self.args.res_units, "norm": "batch",
+            "dropout": self.args.dropout}}
+
+    def build_model(self) -> Any:
+        from medviz.models.nets import build_network
+
+        return build_network(self.arch())
+
+    def _loss(self) -> Any:
+        if not hasattr(self, "_loss_fn"):
+            from monai.losses import DiceCELoss
+
+            self._loss_fn = DiceCELoss(sigmoid=True, batch=True)
+        return self._loss_fn
+
+    def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        return self._loss()(model(batch["image"]), batch["label"])
+
+    def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
+        import numpy as np
+        import torch
+
+        from medviz.seg_measure import dice_score
+
+        probs: dict[str, list[np.ndarray]] = {}
+        labels: dict[str, list[np.ndarray]] = {}
+        loss_sum, n = 0.0, 0
+        for batch in loader:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            logits = model(x)
+            loss_sum += self._loss()(logits, y).item() * x.shape[0]
+            n += x.shape[0]
+            p = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
+            for case, pk, yk in zip(batch["case"], p, y[:, 0].cpu().numpy()):
+                probs.setdefault(case, []).append(pk)
+                labels.setdefault(case, []).append(yk)
+        dices = [dice_score(np.stack(probs[c]) > 0.5, np.stack(labels[c]) > 0) for c in probs]
+        return {"val_loss": loss_sum / max(n, 1), "val_dice_patient": float(np.mean(dices))}
+
+    # ------------------------------------------------------------------ export
+    def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
+        """Choose post-processing and fp16 on val, evaluate test once, write weights + card."""
+        import copy
+
+        from medviz.data.lgg import cases, read_splits
+        from medviz.evaluation import segmentation as ev
+        from medviz.models.weights import load_state_dict, save_state_dict
+
+        root = self.data_dir()
+        model = model.cpu().eval()
+        val = ev.predict_cases(model, root, cases(root, "val"))
+        threshold, min_size, val_dice = ev.tune(val)
+        # fp16 weights only if they keep the val score (within 0.002 Dice).
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{name}.safetensors"
+        save_state_dict(model, path, half=True)
+        half = copy.deepcopy(model)
+        half.load_state_dict(load_state_dict(path))
+        val16 = ev.score(ev.predict_cases(half, root, cases(root, "val")), threshold, min_size, 0)
+        use_half = abs(val16["dice_mean_per_patient"] - val_dice) <= 0.002
+        if not use_half:
+            save_state_dict(model, path, half=False)
+        test = None
+        if read_splits(root) and "test" in read_splits(root):
+            test = ev.score(ev.predict_cases(model if not use_half else half, root, cases(root, "test")),
+                            threshold, min_size)
+        val_raw = ev.score(val, 0.5, 0, 0)["dice_mean_per_patient"]
+        entry = {
+            "name": name, "task": "segmentation", "dataset": "LGG FLAIR abnormality (lgg_flair_mri_seg)",
+            "file": path.name, "card": f"{name}.md", "arch": self.arch(),
+            "classes": ["background", "FLAIR abnormality"],
+            "input": {"channels": ["T1 pre-contrast", "FLAIR", "T1 post-contrast"], "modality": "MR",
+                      "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]", "slice_size": [256, 256]},
+            "threshold": threshold, "min_size": min_size, "dtype": "float16" if use_half else "float32",
+            "val_dice_patient": val_dice,
+            "test_dice_patient": test["dice_mean_per_patient"] if test else None,
+        }
+        (out_dir / f"{name}.md").write_text(_card(name, entry, metrics, command, val_raw, val_dice,
+                                                  val16["dice_mean_per_patient"], test, self.args))
+        return entry
+
+
+class _Unwrap:
+    """Dataset view returning the single dict of a ``num_samples=1`` crop list."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+        self.transform = getattr(ds, "transform", None)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.ds[i]
+        return item[0] if isinstance(item, list) else item
+
+
+def _card(name: str, entry: dict[str, Any], metrics: dict[str, Any], command: str, val_raw: float,
+          val_dice: float, val16: float, test: dict[str, Any] | None, args: Any) -> str:
+    from medviz.evaluation.segmentation import PUBLISHED
+
+    a = entry["arch"]["kwargs"]
+    rows = "\n".join(f"| {c} | {d:.4f} |" for c, d in (test or {}).get("per_patient", {}).items())
+    t = test or {}
+    lo, hi = t.get("dice_ci95", [float("nan")] * 2)
+    return f"""# {name}: LGG FLAIR-abnormality segmentation (2D MONAI UNet)
+
+## Data and licence
+LGG Segmentation Dataset (Buda / Mazurowski, TCGA-LGG via TCIA), 45-patient subset in
+`lgg_flair_mri_seg/` with its patient-level `splits.json` (train 34 / val 5 / test 6 patients).
+Licence of the Kaggle release believed CC BY-NC-SA 4.0 (non-commercial); TCIA data-usage policy.
+Cite Buda et al., Comput Biol Med 2019;109:218-225 and TCIA TCGA-LGG.
+
+## Preprocessing
+Input 3 channels (pre-contrast T1, FLAIR, post-contrast T1), each divided by its 99th percentile
+(of voxels above the minimum) over the patient's whole stack and clipped to [0, 1.5]. Training: random {args.crop}² crops (tumour-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}),
+left-right flips, affine (±15°, ±10 % scale, ±8 px), per-channel intensity scale ±25 %, shift ±0.05,
+gamma 0.7-1.5.
+Inference on whole 256² slices.
+
+## Architecture
+MONAI `UNet` 2D, channels {a['channels']}, strides {a['strides']}, {a['num_res_units']} residual units,
+batch norm, dropout {a['dropout']}; 1 output channel (sigmoid). Loss DiceCELoss (batch Dice + BCE).
+Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
+
+## Training command
+```
+{command}
+```
+Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
+validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.get('best_val', float('nan')):.4f}
+(re-computed at export: {val_raw:.4f}).
+Post-processing chosen on val: threshold {entry['threshold']}, remove 3D components smaller than
+{entry['min_size']} voxels -> val mean per-patient Dice {val_dice:.4f}.
+
+## Test metrics (6 test patients, evaluated once)
+Mean per-patient Dice **{t.get('dice_mean_per_patient', float('nan')):.4f}** (95 % bootstrap CI over patients
+{lo:.4f}-{hi:.4f}); median {t.get('dice_median_per_patient', float('nan')):.4f}.
+False-positive rate on slices without tumour: {t.get('fp_rate_empty_slices', float('nan')):.4f}
+({t.get('fp_slices')}/{t.get('empty_slices')} slices).
+
+| test patient | Dice |
+|---|---|
+{rows}
+
+Reproduce: `python -m medviz.evaluate --model {name} --json --split test`
+
+## Published reference
+{PUBLISHED['source']}: mean Dice {PUBLISHED['dice_mean']} ({PUBLISHED['note']}).
+
+## Intended use and limits
+Research and teaching demo of FLAIR-abnormality outlining on axial brain MR of lower-grade
+glioma patients; not a medical device. Trained on 34 patients from 5 TCGA institutions, 2D slices
+without spacing; expects skull-stripped-like LGG-style 256² axial slices with the three channels above.
+Single-channel input is replicated to 3 channels (lower accuracy); other modalities are out of scope.
+Small test set (6 patients): wide confidence interval.
+"""

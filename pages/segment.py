@@ -1,0 +1,96 @@
+"""Segment page: FLAIR-abnormality segmentation of the current study, with overlay, measurements,
+3D surface, uncertainty, Grad-CAM, reference-mask Dice and exports. Glue only."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medviz.export import read_reference_mask
+from medviz.seg_measure import confusion_map, dice_score, label_measurements
+from medviz.types import MedvizError
+from medviz.ui import segment as ui
+from medviz.ui import widgets
+from medviz.ui.state import get_volume, get_volume_source, set_volume
+from medviz.viz_segment import CONFUSION_COLORS, map_figure, overlay_figure, overlay_slice, surface_figure
+
+st.header("Segment")
+names = ui.model_names()
+if not names:
+    st.warning("No segmentation model is registered (weights/manifest.json).")
+    st.stop()
+volume = get_volume()
+if st.button("Use an LGG test patient (shared data)", key="seg.example"):
+    try:
+        volume = ui.lgg_example_volume()
+    except (MedvizError, FileNotFoundError) as e:
+        st.error(str(e))
+    else:
+        set_volume(volume, "LGG example")
+if volume is None:
+    st.info("No study is open. Open one on the Viewer page, or use the LGG example above.")
+    st.stop()
+
+token = widgets.study_token(volume)
+widgets.study_header(volume, get_volume_source())
+store = ui.results(token)
+c1, c2, c3 = st.columns([2, 2, 1])
+name = c1.selectbox("Model", names, key="seg.model")
+path = c2.radio("Inference", ["auto", "stack", "sliding_window"], horizontal=True, key="seg.path",
+                help="auto: one image or slice-wise batches; sliding_window: MONAI sliding-window inferer")
+try:
+    model, entry = ui.load_seg_model(name)
+    if c3.button("Segment", type="primary", key="seg.run"):
+        store.clear()
+        store.update(token=token, result=ui.run_segmentation(model, entry, volume, path))
+except MedvizError as e:
+    st.error(str(e))
+    st.stop()
+res = store.get("result")
+if res is None:
+    st.info("Press Segment to outline the FLAIR abnormality.")
+    st.stop()
+for note in res.notes:
+    st.warning(note)
+
+measured = ui.spacing_inputs(volume, token)
+img_col, side_col = st.columns([3, 1], gap="medium")
+with side_col:
+    plane, index = widgets.plane_and_slice(volume, token)
+    window = widgets.window_picker(volume, token)
+    opacity, mode, rgb = ui.overlay_controls(token)
+    ref_file = st.file_uploader("Reference mask (NIfTI or DICOM SEG)", key=f"seg.{token}.ref")
+labels, colors = res.mask, {1: rgb}
+if ref_file is not None:
+    try:
+        ref, ref_notes = read_reference_mask(ref_file.name, ref_file.getvalue(), volume)
+        st.metric("Dice vs reference", f"{dice_score(res.mask, ref > 0):.3f}")
+        st.caption("green: agreement · red: false positive · blue: false negative · " + "; ".join(ref_notes))
+        labels, colors = confusion_map(res.mask, ref), CONFUSION_COLORS
+    except MedvizError as e:
+        st.error(str(e))
+with img_col:
+    st.plotly_chart(overlay_figure(volume, labels, plane, index, window, colors, opacity, mode),
+                    width="stretch", key="seg.overlay")
+rows = label_measurements(res.mask, measured.spacing, index if plane == "axial" else None,
+                          {1: "FLAIR abnormality"})
+st.subheader("Measurements")
+st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
+tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
+with tabs[0]:
+    if st.toggle("Show 3D surface", key="seg.surface") and res.mask.any() and volume.is_3d:
+        st.plotly_chart(surface_figure(res.mask, measured.spacing, colors={1: rgb}), width="stretch")
+with tabs[1]:
+    if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
+        with st.spinner("Test-time augmentation…"):
+            store["uncertainty"] = ui.tta_map(model, volume)
+    if "uncertainty" in store:
+        st.plotly_chart(map_figure(volume, store["uncertainty"], plane, index, "uncertainty"), width="stretch")
+with tabs[2]:
+    if st.button("Grad-CAM of this axial slice", key="seg.cam"):
+        with st.spinner("Grad-CAM…"):
+            store["cam"] = ui.cam_map(model, entry, volume, res.mask, index if plane == "axial" else 0)
+    if "cam" in store:
+        st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch")
+with tabs[3]:
+    _, fused = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
+    ui.downloads(volume, res.mask, fused, rows, store)

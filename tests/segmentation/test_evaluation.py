@@ -1,0 +1,75 @@
+"""``python -m medviz.evaluate`` for segmentation on a small real subset (one LGG test patient)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture
+def one_patient(data_dir, tmp_path: Path) -> tuple[Path, str]:
+    """An LGG-style folder without splits.json holding one test patient (paths point to the shared data)."""
+    from medviz.data.lgg import cases, read_pairs
+
+    root = data_dir / "lgg_flair_mri_seg"
+    case = cases(root, "test")[0]
+    rows = [p for p in read_pairs(root) if p.case_id == case]
+    lines = ["case_id,slice,image,mask"] + [f"{p.case_id},{p.slice},{p.image},{p.mask}" for p in rows[::-1]]
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path, case
+
+
+def _run(args: list[str], capsys) -> dict:
+    from medviz.evaluate.__main__ import main
+
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_evaluate_json_contract_on_one_patient(tiny_registry, one_patient, capsys) -> None:
+    folder, case = one_patient
+    out = _run(["--model", "tiny_seg", "--json", "--data", str(folder), "--split", "test", "--bootstrap", "200"], capsys)
+    for key in ("model", "task", "n_patients", "dice_mean_per_patient", "per_patient", "fp_rate_empty_slices",
+                "dice_ci95", "published_reference"):
+        assert key in out, key
+    assert out["model"] == "tiny_seg" and out["task"] == "segmentation"
+    assert out["n_patients"] == 1 and list(out["per_patient"]) == [case]
+    assert 0.0 <= out["dice_mean_per_patient"] <= 1.0
+    assert out["dice_mean_per_patient"] == pytest.approx(out["per_patient"][case])
+    assert 0.0 <= out["fp_rate_empty_slices"] <= 1.0 and out["empty_slices"] > 0
+
+
+def test_shipped_model_on_one_test_patient(one_patient, capsys) -> None:
+    from medviz.models.registry import list_models
+
+    if "lgg_unet" not in [e.name for e in list_models(task="segmentation")]:
+        pytest.skip("lgg_unet is not registered in weights/ (train it: see weights/lgg_unet.md)")
+    folder, case = one_patient
+    out = _run(["--model", "lgg_unet", "--json", "--data", str(folder), "--bootstrap", "100"], capsys)
+    assert out["n_patients"] == 1
+    # sane, not tuned: far above chance on a patient it never saw (this one is its hardest test case)
+    assert out["dice_mean_per_patient"] > 0.3
+    assert out["fp_rate_empty_slices"] < 0.5
+
+
+def test_bootstrap_and_tuning_are_deterministic() -> None:
+    from medviz.evaluation.segmentation import bootstrap_ci, score, tune
+
+    lo, hi = bootstrap_ci([0.7, 0.8, 0.9], n=500)
+    assert 0.7 <= lo <= 0.8 <= hi <= 0.9
+    assert bootstrap_ci([0.7, 0.8, 0.9], n=500) == (lo, hi)
+    prob = np.zeros((4, 16, 16), np.float32)
+    truth = np.zeros((4, 16, 16), np.uint8)
+    truth[1:3, 4:10, 4:10] = 1
+    prob[1:3, 4:10, 4:10] = 0.65
+    prob[0, 0, 0] = 0.9  # one false-positive voxel on an empty slice
+    preds = {"a": (prob, truth)}
+    s = score(preds, 0.5, 0, 0)
+    assert s["fp_slices"] == 1 and s["empty_slices"] == 2
+    t, m, d = tune(preds)
+    assert d == pytest.approx(1.0) and t <= 0.6 and m > 0
