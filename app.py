@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent
 # (file under pages/, title, icon) in menu order. The first one is the start page.
 PAGES = [
     ("viewer.py", "Viewer", ":material/radiology:"),
+    ("classify.py", "Classify", ":material/category:"),
+    ("evaluate.py", "Model evaluation", ":material/analytics:"),
     ("segment.py", "Segment", ":material/draw:"),
     ("training.py", "Training", ":material/model_training:"),
     ("about.py", "About", ":material/info:"),

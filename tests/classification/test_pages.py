@@ -1,0 +1,82 @@
+"""AppTest of the Classify and Evaluate pages (the tiny model; the shipped BreastMNIST model on real data)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from medviz.types import Volume, affine_from_spacing
+from tests.classification.conftest import synthetic_image
+
+ROOT = Path(__file__).resolve().parents[2]
+CLASSIFY = str(ROOT / "pages" / "classify.py")
+EVALUATE = str(ROOT / "pages" / "evaluate.py")
+TIMEOUT = 120
+
+
+def _volume(img: np.ndarray, modality: str = "OT") -> Volume:
+    return Volume(array=img[None].astype(np.float32), spacing=(1.0, 1.0, 1.0),
+                  affine=affine_from_spacing((1.0, 1.0, 1.0)), modality=modality, name="synthetic")
+
+
+def _png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_classify_page_current_study(tiny):
+    img = synthetic_image(np.random.default_rng(5), True)
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT)
+    at.session_state["medviz.volume"] = _volume(img)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == "spot"
+    assert len(at.get("plotly_chart")) == 3
+    assert any("Modality unknown" in w.value for w in at.warning)
+    for method in ("GradCAM++", "HiResCAM", "EigenCAM"):
+        at.selectbox(key="classify.cam").set_value(method).run()
+        assert not at.exception and not at.error
+    at.selectbox(key="classify.target").set_value("clear").run()
+    assert not at.exception and "clear" in " ".join(c.value for c in at.caption) + at.selectbox(key="classify.target").value
+
+
+def test_classify_page_upload_and_empty_state(tiny):
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT).run()
+    assert not at.exception and any("Open a study" in i.value for i in at.info)
+    at.radio(key="classify.source").set_value("upload").run()
+    img = np.kron(synthetic_image(np.random.default_rng(6), False), np.ones((4, 6), np.uint8))  # 112 x 168
+    at.file_uploader(key="classify.upload").set_value([("clear.png", _png(img), "image/png")]).run()
+    assert not at.exception and not at.error
+    assert at.metric[0].value == "clear"
+    assert any("Aspect ratio" in w.value for w in at.warning)
+
+
+def test_classify_page_bad_upload_shows_error(tiny):
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT).run()
+    at.radio(key="classify.source").set_value("upload").run()
+    at.file_uploader(key="classify.upload").set_value([("junk.png", b"not an image", "image/png")]).run()
+    assert not at.exception and at.error
+
+
+@pytest.mark.data
+def test_evaluate_page_breast(data_dir):
+    at = AppTest.from_file(EVALUATE, default_timeout=TIMEOUT)
+    at.run()
+    at.selectbox(key="evaluate.model").set_value("breast_resnet").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 3
+    sens = float(at.metric[0].value)
+    at.slider(key="evaluate.threshold").set_value(0.9).run()
+    assert float(at.metric[0].value) <= sens  # a stricter bar for 'malignant' can only lose sensitivity
+    with mock.patch("streamlit.switch_page") as switch:
+        at.button[0].click().run()
+    assert switch.call_args[0][0] == "pages/viewer.py"
+    assert at.session_state["medviz.volume"].shape == (1, 28, 28)
