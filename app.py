@@ -18,6 +18,7 @@ PAGES = [
     ("classify.py", "Classify", ":material/category:"),
     ("evaluate.py", "Model evaluation", ":material/analytics:"),
     ("segment.py", "Segment", ":material/draw:"),
+    ("reconstruct.py", "Reconstruct", ":material/blur_on:"),
     ("training.py", "Training", ":material/model_training:"),
     ("about.py", "About", ":material/info:"),
 ]

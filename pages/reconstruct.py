@@ -1,0 +1,93 @@
+"""Reconstruct page: degrade a slice (undersampled k-space or Rician noise), restore it with a trained
+model and classical baselines, and compare them side by side with one window and linked zoom.
+
+Glue only: computation in ``medviz.recon`` (through ``medviz.ui.recon``), figures in ``medviz.viz_recon``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medviz.recon import DEFAULT_CENTER_FRACTION
+from medviz.types import MedvizError
+from medviz.ui import recon as ui
+from medviz.ui.cache import session_memo
+from medviz.ui.state import get_volume
+from medviz.ui.widgets import study_token
+from medviz.viz_recon import comparison_figure, mask_figure, metrics_bar, metrics_rows
+
+st.header("Reconstruct")
+try:
+    models = {e.name: e for e in ui.recon_models()}
+except MedvizError as e:
+    st.error(str(e))
+    st.stop()
+if not models:
+    st.info("No reconstruction or denoising model is registered (train one with `python -m medviz.train "
+            "--task reconstruction`).")
+    st.stop()
+
+ctrl, view = st.columns([1, 3], gap="medium")
+with ctrl:
+    name = st.selectbox("model", list(models), key="recon.model",
+                        format_func=lambda n: f"{n} ({models[n].get('mode', 'recon')})")
+    mode = models[name].get("mode", "recon")
+    source = st.radio("image", ["current study", "upload"], horizontal=True, key="recon.source")
+    if source == "upload":
+        up = st.file_uploader("one image (DICOM, NIfTI, PNG/JPEG)", key="recon.upload")
+        try:
+            volume = ui.read_upload(up.name, up.getvalue()) if up else None
+        except MedvizError as e:
+            st.error(str(e))
+            st.stop()
+    else:
+        volume = get_volume()
+    if volume is None:
+        st.info("Open a study in the Viewer (or pick 'upload') to reconstruct one of its slices.")
+        st.stop()
+    z = volume.shape[0]
+    index = st.slider("slice", 0, z - 1, z // 2, key=ui.slider_key(volume)) if z > 1 else 0
+    channel = st.selectbox("colour channel (LGG PNG: 1 = FLAIR)", [0, 1, 2], index=1, key="recon.channel") \
+        if volume.is_rgb else 1
+    if mode == "recon":
+        kind = st.selectbox("mask", ["random", "equispaced"], key="recon.mask")
+        acc = st.select_slider("acceleration", [2, 4, 6, 8, 10, 12], value=4, key="recon.acc")
+        cf = st.slider("centre fraction", 0.02, round(1 / acc, 2), min(DEFAULT_CENTER_FRACTION.get(acc, 0.32 / acc),
+                       round(1 / acc, 2)), 0.01, key=f"recon.cf.{acc}")
+        params = {"kind": kind, "acceleration": acc, "center_fraction": cf}
+    else:
+        params = {"sigma": st.select_slider("Rician noise σ (fraction of max)", [0.02, 0.05, 0.08, 0.1, 0.15],
+                                            value=0.05, key="recon.sigma")}
+    slow = st.checkbox("slow baseline (" + ("CS-TV" if mode == "recon" else "BM3D") + ", 1-3 s)", value=True,
+                       key="recon.slow")
+    window = st.slider("window (shared by all images)", 0.0, 1.0, (0.0, 1.0), 0.01, key="recon.window")
+
+token = study_token(volume) if source == "current study" else f"upload-{up.file_id}"
+memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}|{slow}"
+try:
+    image = ui.volume_slice(volume, index, channel)
+    res = session_memo(memo_name, token, lambda: ui.run_compare(name, image, slow_baseline=slow, **params))
+except MedvizError as e:
+    st.error(str(e))
+    st.stop()
+
+with view:
+    if note := ui.distribution_note(volume, image, name):
+        st.warning(note)
+    st.warning("The reference is the displayed magnitude image: k-space and noise are **simulated** from it "
+               "(no raw k-space, phase or coil data). Real acquisitions will differ. Not for diagnosis.")
+    degraded = "zero-filled" if mode == "recon" else "noisy input"
+    st.plotly_chart(comparison_figure({"reference": res["reference"], degraded: res["degraded"],
+                                       f"model ({name})": res["output"]}, window, res["difference"]),
+                    width="stretch", key="recon.figure")
+    others = {k: v for k, v in res["baselines"].items() if k not in ("zero_filled", "noisy")}
+    if others:
+        with st.expander("classical baselines (same window and zoom)"):
+            st.plotly_chart(comparison_figure({"reference": res["reference"], **others}, window),
+                            width="stretch", key="recon.baselines")
+    left, right = st.columns([2, 1])
+    left.dataframe(metrics_rows(res["metrics"], res["seconds"]), hide_index=True, key="recon.table")
+    left.plotly_chart(metrics_bar(res["metrics"]), width="stretch", key="recon.bars")
+    if res["mask"] is not None:
+        right.plotly_chart(mask_figure(res["mask"], res["reference"].shape[0]), width="stretch",
+                           key="recon.mask_fig")
