@@ -21,9 +21,6 @@ import pytest
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 
 
 def _free_port() -> int:
@@ -68,48 +65,42 @@ def _points(page) -> int:
         return g && g.data ? g.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }""")
 
 
-def test_start_watch_stop_promote(training_server):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
-    from playwright.sync_api import expect, sync_playwright
+def test_start_watch_stop_promote(training_server, page, shots):
+    """Uses the session's Playwright page (Debian chromium, launch flags from tests/e2e/conftest.py)."""
+    from playwright.sync_api import expect
 
     url, weights = training_server
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60000)
-            page.get_by_role("combobox", name="task").click()
-            page.get_by_role("option", name="toy").click()
-            epochs = page.get_by_label("epochs", exact=True)
-            epochs.fill("500")
-            epochs.press("Enter")
-            page.get_by_label("batch size").fill("8")
-            page.get_by_label("batch size").press("Enter")
-            page.get_by_role("button", name="Start training").click()
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60000)
+    page.get_by_role("combobox", name="task").click()
+    page.get_by_role("option", name="toy").click()
+    epochs = page.get_by_label("epochs", exact=True)
+    epochs.fill("500")
+    epochs.press("Enter")
+    page.get_by_label("batch size").fill("8")
+    page.get_by_label("batch size").press("Enter")
+    page.get_by_role("button", name="Start training").click()
 
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60000)
-            deadline = time.monotonic() + 60
-            first = _points(page)
-            while _points(page) <= first + 20:  # two epochs of steps, so a best epoch exists
-                assert time.monotonic() < deadline, "the loss curve did not grow"
-                page.wait_for_timeout(500)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60000)
+    deadline = time.monotonic() + 60
+    first = _points(page)
+    while _points(page) <= first + 20:  # two epochs of steps, so a best epoch exists
+        assert time.monotonic() < deadline, "the loss curve did not grow"
+        page.wait_for_timeout(500)
 
-            page.get_by_role("button", name="Stop").click()
-            expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
-            page.get_by_role("button", name="Resume").click()  # continues from the last completed epoch
-            expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
-            page.wait_for_timeout(1500)
-            page.get_by_role("button", name="Stop").click()
-            expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+    page.get_by_role("button", name="Resume").click()  # continues from the last completed epoch
+    expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
 
-            name = page.get_by_label("model name")
-            name.fill("toy-browser")
-            name.press("Enter")
-            page.get_by_role("button", name="Promote").click()
-            expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)
-        finally:
-            browser.close()
+    name = page.get_by_label("model name")
+    name.fill("toy-browser")
+    name.press("Enter")
+    page.get_by_role("button", name="Promote").click()
+    expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)
+    shots.save(page, "training-promoted")
     manifest = json.loads((weights / "manifest.json").read_text())
     assert [m["name"] for m in manifest["models"]] == ["toy-browser"]
