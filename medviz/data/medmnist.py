@@ -119,6 +119,54 @@ def resolve_npz(info: DatasetInfo, data: Path | None = None) -> Path:
     raise DataError(f"{info.title} file {name} not found under {root}; set --data or MEDVIZ_DATA_DIR")
 
 
+def medmnist_cache_dir() -> Path:
+    """Where :func:`download_npz` keeps files: ``MEDVIZ_MEDMNIST_DIR``, else the ``medmnist``
+    package's own default ``~/.medmnist`` (never the read-only shared data directory)."""
+    import os
+
+    return Path(os.environ.get("MEDVIZ_MEDMNIST_DIR", Path.home() / ".medmnist"))
+
+
+def download_npz(info: DatasetInfo, root: Path | None = None) -> Path:
+    """The official ``<key>.npz`` (28 px) of ``info``, fetched by the optional ``medmnist`` package.
+
+    Nothing is downloaded when ``root/<key>.npz`` already exists. The package is not a project
+    requirement (the machine may be offline); for ``pneumoniamnist`` this is the *official* file,
+    not the subsampled unofficial copy described in :data:`DATASETS`.
+
+    Args:
+        info: the data set.
+        root: cache folder (created); default :func:`medmnist_cache_dir`.
+
+    Returns:
+        Path of the ``.npz`` file.
+
+    Raises:
+        DataError: the package is not installed, does not know the data set, or the download failed.
+    """
+    root = Path(root) if root is not None else medmnist_cache_dir()
+    path = root / f"{info.key}.npz"
+    if path.is_file():
+        return path
+    try:
+        import medmnist
+    except ImportError as e:
+        raise DataError("the medmnist package is not installed: pip install medmnist, or pass --data with a "
+                        f"local .npz ({info.title})") from e
+    try:
+        cls = getattr(medmnist, medmnist.INFO[info.key]["python_class"])
+    except (AttributeError, KeyError) as e:
+        raise DataError(f"the installed medmnist package does not provide {info.title} ({e})") from e
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        cls(split="train", root=str(root), download=True)
+    except (OSError, RuntimeError, ValueError) as e:  # URLError is an OSError; corrupt/md5 -> RuntimeError
+        raise DataError(f"download failed (offline?): {info.title} via the medmnist package: {e}") from e
+    if not path.is_file():
+        raise DataError(f"download failed: the medmnist package wrote no {path.name} under {root}")
+    return path
+
+
 def load_npz_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Read one split of a MedMNIST-style ``.npz``.
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from medviz.data.medmnist import (DATASETS, DataError, DatasetInfo, load_image_folder, load_npz_split,
+from medviz.data.medmnist import (DATASETS, DataError, DatasetInfo, download_npz, load_image_folder, load_npz_split,
                                   look_up_dataset, preprocess_batch, resolve_npz)
 from medviz.train.tasks.base import TaskData, TrainTask
 
@@ -65,6 +65,9 @@ class ClassificationTask(TrainTask):
         parser.add_argument("--rotate", type=float, default=10.0, help="max random rotation in degrees")
         parser.add_argument("--flip", default="h", choices=["none", "h", "hv"], help="random flips")
         parser.add_argument("--modality", default="OT", help="folder sets: modality code of the input spec")
+        parser.add_argument("--download", action="store_true",
+                            help="MedMNIST sets not found locally: fetch the official .npz with the optional "
+                                 "medmnist package (needs internet) into MEDVIZ_MEDMNIST_DIR or ~/.medmnist")
         parser.add_argument("--skip-test", action="store_true",
                             help="export without touching the test split (candidate runs)")
 
@@ -92,8 +95,14 @@ class ClassificationTask(TrainTask):
             return
         self.info = look_up_dataset(a.dataset)
         self.classes, self.channels = list(self.info.classes), self.info.channels
-        path = resolve_npz(self.info, a.data)
-        self.source = str(self.info.relpath)
+        try:
+            path = resolve_npz(self.info, a.data)
+            self.source = str(self.info.relpath)
+        except DataError as e:
+            if not getattr(a, "download", False):
+                raise DataError(f"{e}; or pass --download to fetch it with the medmnist package") from e
+            path = download_npz(self.info)
+            self.source = f"{path.name} (official file, downloaded by the medmnist package)"
         for split in ("train", "val"):
             images, labels = load_npz_split(path, split)
             self.arrays[split] = (preprocess_batch(images, self.channels, self.size), labels)

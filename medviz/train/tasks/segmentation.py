@@ -1,10 +1,15 @@
 """Segmentation task: a 2D MONAI UNet for FLAIR-abnormality masks on LGG-style folders.
 
-Data: :mod:`medviz.data.lgg` (3-channel slices T1 / FLAIR / T1c, binary masks, patient-level
-``splits.json``). Each case stack is normalised per channel (:func:`normalise_stack`, 99th percentile), the
-same policy :mod:`medviz.segment` applies at inference. Training samples are random 2D crops
-(``--crop``, tumour-centred with probability ``pos/(pos+neg)`` via ``RandCropByPosNegLabeld``) with
-flips, small affine warps and intensity jitter; validation runs on whole slices. The network is
+Data, chosen by the folder layout (:func:`medviz.data.nifti_pairs.detect_layout`): ``pairs.csv`` ->
+:mod:`medviz.data.lgg` (3-channel slices T1 / FLAIR / T1c, binary masks, patient-level
+``splits.json``); ``images/`` + ``labels/`` or ``imagesTr/`` + ``labelsTr/`` ->
+:mod:`medviz.data.nifti_pairs` (3D NIfTI volumes cut into axial slices; foreground ``label > 0`` or
+``--label-value K``; the UNet's input channels follow the data, 1 for grey volumes). Export (model
+card) supports the LGG layout only. Each case stack is normalised per channel
+(:func:`normalise_stack`, 99th percentile), the same policy :mod:`medviz.segment` applies at
+inference. Training samples are random 2D crops (``--crop``, tumour-centred with probability
+``pos/(pos+neg)`` via ``RandCropByPosNegLabeld``) with flips, small affine warps and intensity
+jitter; validation runs on whole slices (padded to a multiple of the UNet stride). The network is
 fully convolutional with batch norm, so crop training and whole-slice inference share statistics.
 
 Loss: ``DiceCELoss`` (sigmoid, batch Dice). Monitor: ``val_dice_patient``, the mean over
@@ -46,19 +51,33 @@ class SegmentationTask(TrainTask):
         parser.add_argument("--res-units", type=int, default=2)
         parser.add_argument("--dropout", type=float, default=0.1)
         parser.add_argument("--cache-rate", type=float, default=1.0)
+        parser.add_argument("--label-value", type=int, default=None, metavar="K",
+                            help="NIfTI pairs: foreground is label == K (default: label > 0)")
 
     # ------------------------------------------------------------------ data
     def data_dir(self) -> Path:
         return Path(self.args.data) if getattr(self.args, "data", None) else default_data_dir()
 
+    def layout(self) -> str:
+        """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
+        from medviz.data.nifti_pairs import detect_layout
+
+        return detect_layout(self.data_dir())
+
     def _samples(self, split: str) -> list[dict[str, Any]]:
         import numpy as np
 
-        from medviz.data.lgg import cases, load_case, normalise_stack
+        from medviz.data import lgg, nifti_pairs
+        from medviz.data.lgg import normalise_stack
 
+        root, nifti = self.data_dir(), self.layout() == "nifti"
+        reader = nifti_pairs if nifti else lgg
         out = []
-        for case in cases(self.data_dir(), split):
-            image, mask = load_case(self.data_dir(), case)
+        for case in reader.cases(root, split):
+            if nifti:
+                image, mask = nifti_pairs.load_case(root, case, getattr(self.args, "label_value", None))
+            else:
+                image, mask = lgg.load_case(root, case)
             x = normalise_stack(image)
             for k in range(x.shape[0]):
                 out.append({"image": x[k], "label": mask[k][None].astype(np.float32), "case": case, "slice": k})
@@ -66,8 +85,9 @@ class SegmentationTask(TrainTask):
 
     def build_data(self) -> TaskData:
         from monai.data import CacheDataset, Dataset
-        from monai.transforms import (Compose, RandAdjustContrastd, EnsureTyped, RandAffined, RandCropByPosNegLabeld, RandFlipd,
-                                      RandScaleIntensityd, RandShiftIntensityd, SpatialPadd)
+        from monai.transforms import (Compose, DivisiblePadd, RandAdjustContrastd, EnsureTyped, RandAffined,
+                                      RandCropByPosNegLabeld, RandFlipd, RandScaleIntensityd, RandShiftIntensityd,
+                                      SpatialPadd)
 
         from medviz.types import MedvizError
 
@@ -91,7 +111,12 @@ class SegmentationTask(TrainTask):
             RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5),
             RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=0.3),
         ])
-        val_tf = Compose([EnsureTyped(keys=keys, track_meta=False)])
+        self.in_channels = int(train[0]["image"].shape[0])
+        # Whole-slice validation: pad to the largest slice (cases may differ in size) and to a multiple
+        # of the UNet's total stride (no-op for the 256² LGG slices).
+        size = [max(s["image"].shape[d] for s in val) for d in (1, 2)]
+        val_tf = Compose([EnsureTyped(keys=keys, track_meta=False), SpatialPadd(keys=keys, spatial_size=size),
+                          DivisiblePadd(keys=keys, k=2 ** (len(a.unet_channels) - 1))])
         train_ds = CacheDataset(train, transform=train_tf, cache_rate=a.cache_rate, progress=False)
         val_ds = Dataset(val, transform=val_tf)
         # RandCropByPosNegLabeld returns a list of num_samples dicts; unwrap for the default collate.
@@ -102,15 +127,23 @@ class SegmentationTask(TrainTask):
             "train_slices": len(train), "train_tumour_slices": sum(map(pos, train)),
             "val_slices": len(val), "val_tumour_slices": sum(map(pos, val)),
             "train_cases": len({s["case"] for s in train}), "val_cases": len({s["case"] for s in val}),
-            "crop": a.crop,
+            "crop": a.crop, "in_channels": self.in_channels,
         }
+        if self.layout() == "nifti":
+            from medviz.data.nifti_pairs import split_source
+
+            k = getattr(a, "label_value", None)
+            summary.update({"layout": "NIfTI image/label pairs (axial slices, LPS+)",
+                            "split": split_source(self.data_dir()),
+                            "foreground": "label > 0" if k is None else f"label == {k}",
+                            "normalisation": "per case and channel: (x - min) / p99(x > min), clip [0, 1.5]"})
         return TaskData(train=train_ds, val=val_ds, summary=summary)
 
     # ------------------------------------------------------------------ model
     def arch(self) -> dict[str, Any]:
         ch = list(self.args.unet_channels)
         return {"name": "UNet", "kwargs": {
-            "spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": ch,
+            "spatial_dims": 2, "in_channels": getattr(self, "in_channels", 3), "out_channels": 1, "channels": ch,
             "strides": [2] * (len(ch) - 1), "num_res_units": self.args.res_units, "norm": "batch",
             "dropout": self.args.dropout}}
 
@@ -158,8 +191,12 @@ class SegmentationTask(TrainTask):
         from medviz.data.lgg import cases, read_splits
         from medviz.evaluation import segmentation as ev
         from medviz.models.weights import load_state_dict, save_state_dict
+        from medviz.types import MedvizError
 
         root = self.data_dir()
+        if self.layout() != "lgg":
+            raise MedvizError(f"{root}: export (threshold tuning, test scoring, model card) supports only the LGG "
+                              "layout so far; the trained weights are in the run folder (best.safetensors)")
         model = model.cpu().eval()
         val = ev.predict_cases(model, root, cases(root, "val"))
         threshold, min_size, val_dice = ev.tune(val)

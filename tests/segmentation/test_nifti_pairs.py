@@ -1,0 +1,138 @@
+"""NIfTI image/label pair folders as a segmentation training source (medviz.data.nifti_pairs)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medviz.data import nifti_pairs
+from medviz.data.lgg import DataLayoutError
+
+CASES = ("case_a", "case_b", "case_c", "case_d")
+
+
+def _write(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+
+
+def _pair_folder(root: Path, img_dir: str = "images", lbl_dir: str = "labels", shape=(32, 32, 6)) -> Path:
+    """4 cases (X, Y, Z) = 32×32×6, 2 mm voxels, RAS affine: noise plus a bright cube labelled 1."""
+    rng = np.random.default_rng(0)
+    (root / img_dir).mkdir(parents=True)
+    (root / lbl_dir).mkdir()
+    affine = np.diag([2.0, 2.0, 3.0, 1.0])
+    for i, case in enumerate(CASES):
+        img = rng.normal(100, 10, shape).astype(np.int16)
+        lbl = np.zeros(shape, np.uint8)
+        x0 = 6 + 3 * i
+        lbl[x0:x0 + 10, 8:18, 1:5] = 1
+        lbl[2:4, 2:4, 0] = 2  # a second label value
+        img[lbl == 1] += 400
+        _write(root / img_dir / f"{case}.nii.gz", img, affine)
+        _write(root / lbl_dir / f"{case}.nii.gz", lbl, affine)
+    return root
+
+
+def test_reader_returns_matching_lps_slices(tmp_path):
+    root = _pair_folder(tmp_path / "d")
+    assert nifti_pairs.detect_layout(root) == "nifti"
+    assert list(nifti_pairs.find_pairs(root)) == list(CASES)
+    image, mask = nifti_pairs.load_case(root, "case_a")
+    # RAS (X, Y, Z) file -> LPS+ (Z, Y, X) with a channel axis; intensities unchanged.
+    assert image.shape == (6, 32, 32, 1) and mask.shape == (6, 32, 32) and mask.dtype == np.uint8
+    raw_img = np.asarray(nib.load(str(root / "images" / "case_a.nii.gz")).dataobj)
+    raw_lbl = np.asarray(nib.load(str(root / "labels" / "case_a.nii.gz")).dataobj)
+    expected = np.transpose(raw_img, (2, 1, 0))[:, ::-1, ::-1]  # R->L and A->P flips
+    np.testing.assert_array_equal(image[..., 0], expected.astype(np.float32))
+    np.testing.assert_array_equal(mask, (np.transpose(raw_lbl, (2, 1, 0))[:, ::-1, ::-1] > 0))
+    assert mask.sum() == (raw_lbl > 0).sum()
+    # the bright cube is where the label is, slice by slice
+    assert image[..., 0][mask.astype(bool) & (np.transpose(raw_lbl, (2, 1, 0))[:, ::-1, ::-1] == 1)].min() > 300
+    _, only2 = nifti_pairs.load_case(root, "case_a", label_value=2)
+    assert only2.sum() == (raw_lbl == 2).sum() == 4
+
+
+def test_msd_names_and_hash_split(tmp_path):
+    root = _pair_folder(tmp_path / "msd", "imagesTr", "labelsTr")
+    (root / "imagesTr" / "._case_a.nii.gz").write_bytes(b"junk")  # macOS resource fork: ignored
+    train, val = nifti_pairs.cases(root, "train"), nifti_pairs.cases(root, "val")
+    assert len(val) == 1 and len(train) == 3 and not set(train) & set(val)
+    assert nifti_pairs.cases(root, "val") == val  # deterministic
+    assert nifti_pairs.cases(root, "test") == []
+    assert "hash split" in nifti_pairs.split_source(root)
+    (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"], "test": ["case_d"]}))
+    assert nifti_pairs.cases(root, "test") == ["case_d"]
+    (root / "splits.json").write_text(json.dumps({"train": ["nope"], "val": ["case_c"]}))
+    with pytest.raises(DataLayoutError, match="nope"):
+        nifti_pairs.cases(root, "train")
+
+
+def test_mismatch_errors_name_the_case(tmp_path):
+    root = _pair_folder(tmp_path / "d")
+    _write(root / "labels" / "case_b.nii.gz", np.zeros((32, 30, 6), np.uint8), np.diag([2.0, 2.0, 3.0, 1.0]))
+    with pytest.raises(DataLayoutError, match=r"case case_b: image .*shape .*\(6, 32, 32\).*\(6, 30, 32\)"):
+        nifti_pairs.load_case(root, "case_b")
+    _write(root / "labels" / "case_c.nii.gz", np.zeros((32, 32, 6), np.uint8), np.diag([1.0, 2.0, 3.0, 1.0]))
+    with pytest.raises(DataLayoutError, match="case case_c: image and label affines differ"):
+        nifti_pairs.load_case(root, "case_c")
+    (root / "labels" / "case_d.nii.gz").unlink()
+    with pytest.raises(DataLayoutError, match="1 image.* without a label, e.g. case_d"):
+        nifti_pairs.find_pairs(root)
+
+
+def test_unknown_layout_lists_accepted_layouts(tmp_path):
+    (tmp_path / "x" / "images").mkdir(parents=True)
+    with pytest.raises(DataLayoutError, match=r"unknown layout; accepted layouts: pairs.csv.*imagesTr/ \+ labelsTr/"):
+        nifti_pairs.detect_layout(tmp_path / "x")
+
+
+def test_tiny_training_on_nifti_pairs_lowers_loss(tmp_path):
+    from medviz.train.cli import config_from_args, parse
+    from medviz.train.engine import train
+    from medviz.train.tasks import get_task_class
+
+    root = _pair_folder(tmp_path / "d")
+    args = parse(["--task", "segmentation", "--device", "cpu", "--scheduler", "none", "--data", str(root),
+                  "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--max-steps-per-epoch", "4",
+                  "--crop", "32", "--unet-channels", "4", "8", "--res-units", "0", "--dropout", "0",
+                  "--seed", "0"])
+    task = get_task_class("segmentation")(args)
+    result = train(task, config_from_args(args), tmp_path / "run")
+    s = task.build_data().summary
+    assert s["train_cases"] == 3 and s["val_cases"] == 1 and s["in_channels"] == 1
+    assert s["train_slices"] == 18 and "hash split" in s["split"]
+    assert task.arch()["kwargs"]["in_channels"] == 1
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 2 and losses[-1] < losses[0], losses
+    assert 0.0 <= result.history[-1]["val_dice_patient"] <= 1.0
+
+
+def test_lgg_layout_keeps_three_channels(tmp_path):
+    from medviz.train.cli import parse
+    from medviz.train.tasks import get_task_class
+
+    (tmp_path / "pairs.csv").write_text("case_id,slice,image,mask\n")
+    task = get_task_class("segmentation")(parse(["--task", "segmentation", "--data", str(tmp_path)]))
+    assert task.layout() == "lgg" and task.arch()["kwargs"]["in_channels"] == 3
+
+
+@pytest.mark.data
+def test_real_totalsegmentator_ct_pair(data_dir, tmp_path):
+    src = data_dir / "ct_abdomen_3d_totalsegmentator"
+    for f in ("example_ct_sm.nii.gz", "example_seg.nii.gz"):
+        if not (src / f).exists():
+            pytest.skip(f"{src / f} not found")
+    root = tmp_path / "ts"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    os.symlink(src / "example_ct_sm.nii.gz", root / "images" / "example.nii.gz")
+    os.symlink(src / "example_seg.nii.gz", root / "labels" / "example.nii.gz")
+    image, mask = nifti_pairs.load_case(root, "example")
+    assert image.shape == (30, 101, 122, 1) and mask.shape == (30, 101, 122)
+    assert image.min() < -500  # HU kept (air), not rescaled
+    assert 0 < mask.mean() < 1
