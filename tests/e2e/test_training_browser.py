@@ -88,18 +88,26 @@ def test_start_watch_stop_promote(training_server, page, shots):
         assert time.monotonic() < deadline, "the loss curve did not grow"
         page.wait_for_timeout(500)
 
-    page.get_by_role("button", name="Stop").click()
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled(timeout=120000)
+    stop.click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
-    page.get_by_role("button", name="Resume").click()  # continues from the last completed epoch
+    resume = page.get_by_role("button", name="Resume")
+    expect(resume).to_be_enabled(timeout=120000)  # the page re-renders once the worker thread has ended
+    resume.click()  # continues from the last completed epoch
     expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
     page.wait_for_timeout(1500)
-    page.get_by_role("button", name="Stop").click()
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled(timeout=120000)
+    stop.click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
 
     name = page.get_by_label("model name")
     name.fill("toy-browser")
     name.press("Enter")
-    page.get_by_role("button", name="Promote").click()
+    promote = page.get_by_role("button", name="Promote")
+    expect(promote).to_be_enabled(timeout=120000)
+    promote.click()
     expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)
     shots.save(page, "training-promoted")
     manifest = json.loads((weights / "manifest.json").read_text())
