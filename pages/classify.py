@@ -13,7 +13,7 @@ from medviz.explain import COLORMAPS, CamMethod, explain, overlay
 from medviz.transforms import window_presets
 from medviz.types import MedvizError
 from medviz.ui import models as ui
-from medviz.ui.state import get_volume
+from medviz.ui import widgets
 from medviz.viz_classify import image_figure, probability_bars
 
 st.header("Classify")
@@ -33,18 +33,8 @@ with ctrl:
     st.markdown(ui.card_summary(entry))
     with st.expander("model card"):
         st.markdown(ui.card_text(entry))
-    source = st.radio("image", ["current study", "upload"], horizontal=True, key="classify.source")
-    if source == "upload":
-        up = st.file_uploader("one image (PNG, JPEG, DICOM)", type=None, key="classify.upload")
-        try:
-            volume = ui.read_upload(up.name, up.getvalue()) if up else None
-        except MedvizError as e:
-            st.error(str(e))
-            st.stop()
-    else:
-        volume = get_volume()
+    volume, _ = widgets.image_source("classify", "one image (PNG, JPEG, DICOM)", "classify one of its slices")
     if volume is None:
-        st.info("Open a study in the Viewer (or pick 'upload') to classify one of its slices.")
         st.stop()
     z = volume.shape[0]
     index = st.slider("slice", 0, z - 1, z // 2, key=f"classify.slice.{z}") if z > 1 else 0

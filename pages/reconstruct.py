@@ -12,8 +12,7 @@ from medviz.recon import DEFAULT_CENTER_FRACTION
 from medviz.types import MedvizError
 from medviz.ui import recon as ui
 from medviz.ui.cache import session_memo
-from medviz.ui.state import get_volume
-from medviz.ui.widgets import study_token
+from medviz.ui import widgets
 from medviz.viz_recon import comparison_figure, mask_figure, metrics_bar, metrics_rows
 
 st.header("Reconstruct")
@@ -32,18 +31,8 @@ with ctrl:
     name = st.selectbox("model", list(models), key="recon.model",
                         format_func=lambda n: f"{n} ({models[n].get('mode', 'recon')})")
     mode = models[name].get("mode", "recon")
-    source = st.radio("image", ["current study", "upload"], horizontal=True, key="recon.source")
-    if source == "upload":
-        up = st.file_uploader("one image (DICOM, NIfTI, PNG/JPEG)", key="recon.upload")
-        try:
-            volume = ui.read_upload(up.name, up.getvalue()) if up else None
-        except MedvizError as e:
-            st.error(str(e))
-            st.stop()
-    else:
-        volume = get_volume()
+    volume, token = widgets.image_source("recon", "one image (DICOM, NIfTI, PNG/JPEG)", "reconstruct one of its slices")
     if volume is None:
-        st.info("Open a study in the Viewer (or pick 'upload') to reconstruct one of its slices.")
         st.stop()
     z = volume.shape[0]
     index = st.slider("slice", 0, z - 1, z // 2, key=ui.slider_key(volume)) if z > 1 else 0
@@ -62,7 +51,6 @@ with ctrl:
                        key="recon.slow")
     window = st.slider("window (shared by all images)", 0.0, 1.0, (0.0, 1.0), 0.01, key="recon.window")
 
-token = study_token(volume) if source == "current study" else f"upload-{up.file_id}"
 memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}|{slow}"
 try:
     image = ui.volume_slice(volume, index, channel)

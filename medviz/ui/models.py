@@ -66,21 +66,6 @@ def card_text(entry: Any) -> str:
     return path.read_text() if path and path.exists() else f"No model card for {entry.name}."
 
 
-def read_upload(name: str, data: bytes) -> Volume:
-    """One uploaded PNG/JPEG/DICOM through ``medviz.io.load_files``; the first series.
-
-    Raises:
-        MedvizError: nothing loadable (the loader's reasons are kept).
-    """
-    from medviz.io import load_files
-
-    result = load_files([(name, data)])
-    if not result.series:
-        reasons = "; ".join(f"{p.source}: {p.problem}" for p in result.problems) or "no image found"
-        raise MedvizError(f"{name}: {reasons}")
-    return result.series[0].volume
-
-
 def volume_from_image(image: np.ndarray, name: str, modality: str) -> Volume:
     """A one-slice Volume of a test image (for opening it in the Viewer)."""
     from medviz.types import affine_from_spacing

@@ -68,21 +68,6 @@ def volume_slice(volume: Volume, index: int, channel: int = 1) -> np.ndarray:
     return np.asarray(arr[..., channel] if volume.is_rgb else arr, dtype=np.float32)
 
 
-def read_upload(name: str, data: bytes) -> Volume:
-    """One uploaded file (DICOM, NIfTI, PNG/JPEG, zip) through ``medviz.io.load_files``; first series.
-
-    Raises:
-        MedvizError: nothing loadable in the file (the loader's reason is kept).
-    """
-    from medviz.io import load_files
-
-    result = load_files([(name, data)])
-    if not result.series:
-        reasons = "; ".join(p.problem for p in result.problems) or "no image found"
-        raise MedvizError(f"{name}: {reasons}")
-    return result.series[0].volume
-
-
 def slider_key(volume: Volume) -> str:
     """A widget key that changes with the study's shape, so the slice slider resets on a new study."""
     return "recon.slice." + "x".join(str(s) for s in volume.array.shape)

@@ -210,3 +210,39 @@ def _volume_histogram(volume: Volume) -> Histogram:
     if volume.is_rgb:
         return histogram(volume.array[:: max(1, volume.shape[0] // 64)], bins=256)
     return histogram(finite_sample(volume.array), bins=256)
+
+
+def image_source(prefix: str, upload_label: str, purpose: str) -> tuple[Volume | None, str]:
+    """Radio "current study" / "upload" for pages that run a model on one image.
+
+    Args:
+        prefix: widget-key prefix of the page (``"classify"``, ``"recon"``...).
+        upload_label: label of the single-file uploader.
+        purpose: completes "Open a study in the Viewer (or pick 'upload') to ...".
+
+    Returns:
+        ``(volume, token)``: the current study of this session or the uploaded file's first series,
+        and a short id that changes when that image changes (for widget keys). The volume is None
+        (after an info or error message) when there is nothing to work on.
+    """
+    from medviz.io import load_files
+    from medviz.types import MedvizError
+    from medviz.ui.state import get_volume
+
+    source = st.radio("image", ["current study", "upload"], horizontal=True, key=f"{prefix}.source")
+    volume, token = None, ""
+    if source == "upload":
+        up = st.file_uploader(upload_label, type=None, key=f"{prefix}.upload")
+        if up is not None:
+            try:
+                volume = load_files([(up.name, up.getvalue())]).series[0].volume
+            except MedvizError as e:  # LoadError: nothing usable; its message names the file and the problem
+                st.error(str(e))
+                return None, ""
+            token = f"upload-{up.file_id}"
+    else:
+        volume = get_volume()
+        token = study_token(volume) if volume is not None else ""
+    if volume is None:
+        st.info(f"Open a study in the Viewer (or pick 'upload') to {purpose}.")
+    return volume, token
