@@ -17,14 +17,7 @@ from medviz.ui import widgets
 from medviz.viz_classify import image_figure, probability_bars
 
 st.header("Classify")
-try:
-    entries = {e.name: e for e in ui.classifier_entries()}
-except MedvizError as e:
-    st.error(str(e))
-    st.stop()
-if not entries:
-    st.info("No classifier is registered (train one with `python -m medviz.train --task classification`).")
-    st.stop()
+entries = ui.classifiers_or_stop()
 
 ctrl, view = st.columns([1, 3], gap="medium")
 with ctrl:

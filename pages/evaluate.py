@@ -18,14 +18,7 @@ from medviz.ui.state import set_volume
 from medviz.viz_classify import confusion_figure, reliability_figure, roc_figure
 
 st.header("Evaluate")
-try:
-    entries = {e.name: e for e in ui.classifier_entries()}
-except MedvizError as e:
-    st.error(str(e))
-    st.stop()
-if not entries:
-    st.info("No classifier is registered.")
-    st.stop()
+entries = ui.classifiers_or_stop()
 
 name = st.selectbox("model", list(entries), key="evaluate.model")
 try:

@@ -22,6 +22,19 @@ def classifier_entries() -> list[Any]:
     return list_models(task="classification")
 
 
+def classifiers_or_stop() -> dict[str, Any]:
+    """``{name: entry}`` of the registered classifiers; shows why and stops the page when there are none."""
+    try:
+        entries = {e.name: e for e in classifier_entries()}
+    except MedvizError as e:  # unreadable manifest
+        st.error(str(e))
+        st.stop()
+    if not entries:
+        st.info("No classifier is registered (train one with `python -m medviz.train --task classification`).")
+        st.stop()
+    return entries
+
+
 @st.cache_resource(max_entries=6, show_spinner="Loading model…")
 def cached_classifier(name: str) -> tuple[Any, Any]:
     """``load_model(name)`` on CPU once per server process (sha256-checked, eval mode)."""
