@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from medviz.types import LoadError, Volume, affine_from_spacing
+from medviz.types import LoadError, Volume
 
 _PYDICOM = "pydicom test data (pydicom/data/test_files, MIT licence of pydicom; see its README.txt)"
 
@@ -154,14 +154,6 @@ def _phantom() -> Volume:
 
 
 def _plain_image(array, name: str, units: str) -> Volume:
-    return Volume(
-        array=array,
-        spacing=(1.0, 1.0, 1.0),
-        affine=affine_from_spacing((1.0, 1.0, 1.0)),
-        modality="OT",
-        units=units,
-        orientation="unknown",
-        spacing_known=False,
-        name=name,
-        meta={"Format": "scikit-image data"},
-    )
+    from medviz.io.raster import planar_volume
+
+    return planar_volume(array, name, units, meta={"Format": "scikit-image data"})

@@ -77,17 +77,34 @@ def read_raster(data: bytes, source: str) -> Volume:
             warn.append("alpha channel dropped")
         array = np.asarray(im.convert("RGB"), dtype=np.uint8)[np.newaxis]
         units = "RGB"
+    return planar_volume(
+        np.ascontiguousarray(array),
+        name=source.replace("\\", "/").rsplit("/", 1)[-1],
+        units=units,
+        meta={"Format": fmt, "Mode": mode, "Rows": int(array.shape[1]), "Columns": int(array.shape[2])},
+        warnings=tuple(warn),
+    )
+
+
+def planar_volume(array: np.ndarray, name: str, units: str, meta: dict, warnings: tuple[str, ...] = ()) -> Volume:
+    """A photo-like image with no patient geometry: 1 mm assumed, ``spacing_known=False``.
+
+    Args:
+        array: ``(1, Y, X)`` float32 or ``(1, Y, X, 3)`` uint8.
+        name: display name (no patient identifier).
+        units: ``"a.u."`` or ``"RGB"``.
+    """
     return Volume(
-        array=np.ascontiguousarray(array),
+        array=array,
         spacing=(1.0, 1.0, 1.0),
         affine=affine_from_spacing((1.0, 1.0, 1.0)),
         modality="OT",
         units=units,
         orientation="unknown",
         spacing_known=False,
-        name=source.replace("\\", "/").rsplit("/", 1)[-1],
-        meta={"Format": fmt, "Mode": mode, "Rows": int(array.shape[1]), "Columns": int(array.shape[2])},
-        warnings=tuple(warn),
+        name=name,
+        meta=meta,
+        warnings=warnings,
     )
 
 
