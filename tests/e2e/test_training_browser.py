@@ -9,55 +9,27 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from streamlit_server import run_streamlit
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def training_server(tmp_path_factory):
+    """The Training page alone, with the toy task registered and temporary weights/runs folders."""
     weights = tmp_path_factory.mktemp("weights")
-    port = _free_port()
-    env = {**os.environ, "MEDVIZ_WEIGHTS_DIR": str(weights), "MEDVIZ_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
+    env = {"MEDVIZ_WEIGHTS_DIR": str(weights), "MEDVIZ_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
            "MEDVIZ_TRAIN_TASKS": "toy=tests.train.toy_task:ToyTask", "MEDVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "pages" / "training.py"),
-                             "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "streamlit server did not start"
-            time.sleep(0.3)
+    log = tmp_path_factory.mktemp("streamlit-training") / "server.log"
+    with run_streamlit(ROOT / "pages" / "training.py", log, env) as url:
         yield url, weights
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _points(page) -> int:
