@@ -1,6 +1,7 @@
-"""Segmentation inference with the LGG 2D UNet: one image, a slice stack, or a 3D volume.
+"""Segmentation inference with a 2D UNet (the LGG model, or one trained on a user's NIfTI pairs):
+one image, a slice stack, or a 3D volume.
 
-Input policy (the model was trained on LGG slices with 3 channels: pre-contrast T1, FLAIR,
+Input policy for the shipped LGG model (trained on slices with 3 channels: pre-contrast T1, FLAIR,
 post-contrast T1, each channel scaled by its 99th percentile over the whole stack):
 
 * RGB volumes ``(Z, Y, X, 3)`` are taken as (T1, FLAIR, T1c) in that channel order.
@@ -8,6 +9,9 @@ post-contrast T1, each channel scaled by its 99th percentile over the whole stac
   model was trained on 3-channel input (a FLAIR image gives the most meaningful result).
 * Modalities other than MR get a note that the model is an MR brain model.
 * Every channel is scaled over the whole volume (:func:`medviz.data.lgg.normalise_stack`).
+
+Models trained on single-channel NIfTI pairs take grey volumes as they are (colour is averaged to
+grey, with a note); their manifest entry says how many channels they take (:func:`input_spec`).
 
 3D path: the 2D model runs through ``monai.inferers.sliding_window_inference`` on the volume laid
 out as ``(1, C, Y, X, Z)`` with windows ``(min(Y, 256), min(X, 256), 1)``: every window is one
@@ -59,23 +63,45 @@ class SegResult:
     notes: list[str] = field(default_factory=list)
 
 
-def prepare_input(volume: Volume) -> tuple[np.ndarray, list[str]]:
-    """Apply the input policy above.
+def input_spec(entry: Any = None) -> tuple[int, str | None, str]:
+    """``(input channels, expected modality or None, label name)`` of a segmentation manifest entry
+    (None: the shipped LGG model's 3-channel MR input)."""
+    if entry is None:
+        return 3, "MR", "FLAIR abnormality"
+    n = int(entry.get("arch", {}).get("kwargs", {}).get("in_channels", 3))
+    classes = entry.get("classes") or ["background", "foreground"]
+    return n, (entry.get("input") or {}).get("modality"), str(classes[-1])
+
+
+def prepare_input(volume: Volume, entry: Any = None) -> tuple[np.ndarray, list[str]]:
+    """Apply the input policy above for the model described by ``entry`` (a manifest entry).
+
+    3-channel models (the LGG model): RGB as is, grey replicated. 1-channel models (trained on grey
+    NIfTI volumes): grey as is, RGB averaged to grey. Each with a note when the input was changed.
 
     Returns:
-        ``(x, notes)``: x is ``(Z, 3, Y, X)`` float32 in [0, 1].
+        ``(x, notes)``: x is ``(Z, C, Y, X)`` float32 in [0, 1.5], C the model's input channels.
     """
     notes: list[str] = []
+    n_ch, modality, _ = input_spec(entry)
     a = volume.array
     if a.size == 0:
         raise SegmentationError("the volume is empty")
-    if volume.modality not in ("MR", "OT"):
-        notes.append(f"Modality {volume.modality}: this model was trained on brain MR (FLAIR abnormality); "
+    if modality and volume.modality not in (modality, "OT"):
+        what = "brain MR (FLAIR abnormality)" if entry is None or entry.get("layout", "lgg") == "lgg" else modality
+        notes.append(f"Modality {volume.modality}: this model was trained on {what}; "
                      "results on other modalities are not meaningful.")
-    if a.ndim == 3:
+    if n_ch == 3 and a.ndim == 3:
         a = np.repeat(a[..., None], 3, axis=-1)
         notes.append("Single-channel input replicated into the three channels (T1, FLAIR, T1c); the model was "
                      "trained on 3-channel input, so expect lower accuracy (FLAIR input works best).")
+    elif n_ch == 1 and a.ndim == 4:
+        a = a.astype(np.float32).mean(axis=-1)
+        notes.append("Colour input averaged to one grey channel: this model was trained on single-channel images.")
+    if a.ndim == 3:
+        a = a[..., None]
+    if a.shape[-1] != n_ch:
+        raise SegmentationError(f"this model takes {n_ch} input channel(s); the study has {a.shape[-1]}")
     x = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
     from medviz.data.lgg import normalise_stack
 
@@ -122,8 +148,8 @@ def predict_probs(model: Any, x: np.ndarray, path: str = "stack", batch_size: in
     """Foreground probabilities for ``x`` with the device/OOM fallbacks described above.
 
     Args:
-        model: 2D network ``(B, 3, H, W) -> (B, 1, H, W)`` logits.
-        x: ``(Z, 3, Y, X)`` float32 model input.
+        model: 2D network ``(B, C, H, W) -> (B, 1, H, W)`` logits.
+        x: ``(Z, C, Y, X)`` float32 model input.
         path: ``"stack"`` (slice-wise batches) or ``"sliding_window"``.
         batch_size: slices (or windows) per forward pass.
         overlap: in-plane window overlap of the sliding-window path.
@@ -186,17 +212,18 @@ def _new_skimage() -> bool:
 
 
 def segment_volume(model: Any, volume: Volume, path: str = "auto", threshold: float = 0.5, min_size: int = 0,
-                   batch_size: int = 16) -> SegResult:
+                   batch_size: int = 16, entry: Any = None) -> SegResult:
     """Segment a Volume (2D image, slice stack, or 3D volume).
 
     Args:
         path: ``"auto"`` (``"2d"`` for one slice, else ``"stack"``), ``"stack"`` or ``"sliding_window"``.
         threshold, min_size: post-processing (use the manifest entry's values, chosen on val).
+        entry: the model's manifest entry (input channels and modality); None: the LGG model.
 
     Returns:
         A :class:`SegResult` on the volume's grid.
     """
-    x, notes = prepare_input(volume)
+    x, notes = prepare_input(volume, entry)
     kind = ("2d" if x.shape[0] == 1 else "stack") if path == "auto" else path
     prob, device, run_notes = predict_probs(model, x, "sliding_window" if kind == "sliding_window" else "stack",
                                             batch_size)
@@ -210,7 +237,7 @@ def tta_uncertainty(model: Any, x: np.ndarray, batch_size: int = 16) -> tuple[np
     """Test-time augmentation with the four in-plane flips (identity, left-right, up-down, both).
 
     Args:
-        x: ``(Z, 3, Y, X)`` model input.
+        x: ``(Z, C, Y, X)`` model input.
 
     Returns:
         ``(mean_prob, uncertainty)``, both ``(Z, Y, X)`` float32; uncertainty is the standard
@@ -235,7 +262,7 @@ def gradcam_slice(model: Any, x_slice: np.ndarray, mask2d: np.ndarray, layer: st
     mask is empty). Hooks are removed on exit and the model's mode is restored.
 
     Args:
-        x_slice: ``(3, Y, X)`` model input.
+        x_slice: ``(C, Y, X)`` model input.
         mask2d: ``(Y, X)`` predicted mask of that slice.
         layer: module name resolved with ``model.get_submodule``.
 

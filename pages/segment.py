@@ -1,4 +1,4 @@
-"""Segment page: FLAIR-abnormality segmentation of the current study, with overlay, measurements,
+"""Segment page: segmentation of the current study (the LGG FLAIR-abnormality model or a promoted run), with overlay, measurements,
 3D surface, uncertainty, Grad-CAM, reference-mask Dice and exports. Glue only."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ except MedvizError as e:
     st.stop()
 res = store.get("result")
 if res is None:
-    st.info("Press Segment to outline the FLAIR abnormality.")
+    st.info(f"Press Segment to outline the {ui.label_name(entry).lower()} ({name}).")
     st.stop()
 for note in res.notes:
     st.warning(note)
@@ -72,7 +72,7 @@ with img_col:
     st.plotly_chart(overlay_figure(volume, labels, plane, index, window, colors, opacity, mode),
                     width="stretch", key="seg.overlay")
 rows = label_measurements(res.mask, measured.spacing, index if plane == "axial" else None,
-                          {1: "FLAIR abnormality"})
+                          {1: ui.label_name(entry)})
 st.subheader("Measurements")
 st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
 tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
@@ -82,7 +82,7 @@ with tabs[0]:
 with tabs[1]:
     if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
         with st.spinner("Test-time augmentation…"):
-            store["uncertainty"] = ui.tta_map(model, volume)
+            store["uncertainty"] = ui.tta_map(model, entry, volume)
     if "uncertainty" in store:
         st.plotly_chart(map_figure(volume, store["uncertainty"], plane, index, "uncertainty"), width="stretch")
 with tabs[2]:
@@ -93,4 +93,4 @@ with tabs[2]:
         st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch")
 with tabs[3]:
     _, fused = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
-    ui.downloads(volume, res.mask, fused, rows, store)
+    ui.downloads(volume, res.mask, fused, rows, store, ui.label_name(entry))

@@ -21,7 +21,8 @@ with st.expander("New run", expanded=not manager.jobs(owner)):
     task = st.selectbox("task", tasks, key="train.task")
     data = st.text_input("data source (folder or file; empty: the task's default data set)", key="train.data",
                          help="Classification: MedMNIST .npz or a folder/zip of class folders; segmentation: "
-                              "LGG images/ + masks/ folder; reconstruction: LGG folder (FLAIR channel).")
+                              "LGG folder (pairs.csv) or NIfTI images/ + labels/ (imagesTr/ + labelsTr/) pairs; "
+                              "reconstruction: LGG folder (FLAIR channel).")
     data = ui.uploaded_data_source(owner) or data.strip()
     argv = ["--task", task, *ui.common_options(), *(["--data", data] if data else [])]
     with st.popover(f"{task} options"):

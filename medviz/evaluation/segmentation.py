@@ -1,4 +1,7 @@
-"""Evaluate a segmentation model on an LGG-style folder (``python -m medviz.evaluate --model NAME``).
+"""Evaluate a segmentation model on a segmentation folder (``python -m medviz.evaluate --model NAME``).
+
+The folder is LGG-style (``pairs.csv``) or NIfTI image/label pairs (:mod:`medviz.data.seg_folders`);
+by default the folder the model was trained on (manifest ``data``), else the shared LGG folder.
 
 Metric: mean over patients of the Dice of each patient's whole stack of slices (the quality bar),
 with a 95 % percentile bootstrap CI over patients; plus the per-slice false-positive rate on slices
@@ -33,14 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def predict_cases(model: Any, root: Path, case_ids: list[str], batch_size: int = 16,
-                  progress: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{case: (prob (Z, H, W) float32, truth (Z, H, W) uint8)}`` with slice-wise batched inference."""
-    from medviz.data.lgg import load_case, normalise_stack
+                  progress: Any = None, label_value: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{case: (prob (Z, H, W) float32, truth (Z, H, W) uint8)}`` with slice-wise batched inference.
+
+    ``label_value``: NIfTI folders only, foreground is ``label == label_value`` (None: ``label > 0``)."""
+    from medviz.data.lgg import normalise_stack
+    from medviz.data.seg_folders import load_case
     from medviz.segment import predict_probs
 
     out = {}
     for i, case in enumerate(case_ids):
-        image, mask = load_case(root, case)
+        image, mask = load_case(root, case, label_value)
         prob, _, _ = predict_probs(model, normalise_stack(image), "stack", batch_size)
         out[case] = (prob, mask)
         if progress:
@@ -100,19 +106,32 @@ def tune(preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, int, f
     return best[1], best[2], best[0]
 
 
-def evaluate(entry: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from medviz.config import select_device
-    from medviz.data.lgg import cases
-    from medviz.models.weights import load_model
+def data_folder(entry: Any, data: Any = None) -> Path:
+    """``--data`` when given, else the folder the model was trained on (manifest ``data``, when it
+    still exists), else the shared LGG folder."""
     from medviz.train.tasks.segmentation import default_data_dir
 
-    root = Path(args.data) if args.data else default_data_dir()
+    if data:
+        return Path(data)
+    trained_on = entry.get("data")
+    if trained_on and Path(trained_on).is_dir():
+        return Path(trained_on)
+    return default_data_dir()
+
+
+def evaluate(entry: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from medviz.config import select_device
+    from medviz.data.seg_folders import evaluation_cases
+    from medviz.models.weights import load_model
+
+    root = data_folder(entry, args.data)
     model, entry = load_model(entry.name, device=select_device(getattr(args, "device", None)),
                               weights_dir=entry.weights_dir)
     threshold = args.threshold if args.threshold is not None else float(entry.get("threshold", 0.5))
     min_size = args.min_size if args.min_size is not None else int(entry.get("min_size", 0))
-    preds = predict_cases(model, root, cases(root, args.split), args.batch_size)
-    result = {"model": entry.name, "task": "segmentation", "data": str(root), "split": args.split}
+    case_ids, split = evaluation_cases(root, args.split)
+    preds = predict_cases(model, root, case_ids, args.batch_size, label_value=entry.get("label_value"))
+    result = {"model": entry.name, "task": "segmentation", "data": str(root), "split": split}
     result.update(score(preds, threshold, min_size, args.bootstrap))
     result["published_reference"] = PUBLISHED
     return result

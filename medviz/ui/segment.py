@@ -32,6 +32,13 @@ def model_names() -> list[str]:
     return [e.name for e in list_models(task="segmentation")]
 
 
+def label_name(entry: Any) -> str:
+    """Display name of the model's foreground label (e.g. ``FLAIR abnormality``)."""
+    from medviz.segment import input_spec
+
+    return input_spec(entry)[2]
+
+
 def lgg_example_volume(case_index: int = 0) -> Volume:
     """A test-split patient of the shared LGG folder as an RGB MR Volume (no spacing known)."""
     from medviz.data.lgg import cases, load_case
@@ -85,30 +92,30 @@ def run_segmentation(model: Any, entry: Any, volume: Volume, path: str) -> Any:
 
     with st.status(f"Segmenting {volume.shape[0]} slice(s) ({path})…", expanded=False) as status:
         res = segment_volume(model, volume, path=path, threshold=float(entry.get("threshold", 0.5)),
-                             min_size=int(entry.get("min_size", 0)))
+                             min_size=int(entry.get("min_size", 0)), entry=entry)
         status.update(label=f"Segmented on {res.device} ({res.path})", state="complete")
     return res
 
 
-def tta_map(model: Any, volume: Volume) -> np.ndarray:
+def tta_map(model: Any, entry: Any, volume: Volume) -> np.ndarray:
     """``(Z, Y, X)`` TTA uncertainty in [0, 1] (see :func:`medviz.segment.tta_uncertainty`)."""
     from medviz.segment import prepare_input, tta_uncertainty
 
-    return tta_uncertainty(model, prepare_input(volume)[0])[1]
+    return tta_uncertainty(model, prepare_input(volume, entry)[0])[1]
 
 
 def cam_map(model: Any, entry: Any, volume: Volume, mask: np.ndarray, index: int) -> np.ndarray:
     """``(Z, Y, X)`` map holding the Grad-CAM of axial slice ``index`` (zeros elsewhere)."""
     from medviz.segment import CAM_LAYER, gradcam_slice, prepare_input
 
-    x, _ = prepare_input(volume)
+    x, _ = prepare_input(volume, entry)
     out = np.zeros(volume.shape, dtype=np.float32)
     out[index] = gradcam_slice(model, x[index], mask[index], entry.get("cam_layer", CAM_LAYER))
     return out
 
 
 def downloads(volume: Volume, mask: np.ndarray, overlay_rgb: np.ndarray, rows: list[dict[str, Any]],
-              memo: dict[str, Any]) -> None:
+              memo: dict[str, Any], label: str = "FLAIR abnormality") -> None:
     """Download buttons (bytes in memory, nothing written to disk); slow exports memoised in ``memo``."""
     from medviz.export import csv_bytes, dicom_seg_bytes, nifti_bytes, png_bytes
     from medviz.types import MedvizError
@@ -121,7 +128,7 @@ def downloads(volume: Volume, mask: np.ndarray, overlay_rgb: np.ndarray, rows: l
     if volume.dicom_headers and mask.any():
         try:
             if "dicom_seg" not in memo:
-                memo["dicom_seg"] = dicom_seg_bytes(volume, mask, {1: "FLAIR abnormality"})
+                memo["dicom_seg"] = dicom_seg_bytes(volume, mask, {1: label})
             data = memo["dicom_seg"]
         except MedvizError as e:
             c[3].caption(f"DICOM SEG unavailable: {e}")

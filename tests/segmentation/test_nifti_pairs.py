@@ -136,3 +136,61 @@ def test_real_totalsegmentator_ct_pair(data_dir, tmp_path):
     assert image.shape == (30, 101, 122, 1) and mask.shape == (30, 101, 122)
     assert image.min() < -500  # HU kept (air), not rescaled
     assert 0 < mask.mean() < 1
+
+
+def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys):
+    """A run on single-channel NIfTI pairs goes the whole way: export + card + registry, the
+    evaluate contract (default data = the training folder), and inference on a grey Volume."""
+    from medviz.evaluate.__main__ import main as evaluate_main
+    from medviz.io import load_path
+    from medviz.models.weights import load_model
+    from medviz.segment import segment_volume
+    from medviz.train.cli import config_from_args, parse
+    from medviz.train.engine import export_model, train
+    from medviz.train.tasks import get_task_class
+
+    root = _pair_folder(tmp_path / "d")
+    (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],
+                                                  "test": ["case_d"]}))
+    argv = ["--task", "segmentation", "--device", "cpu", "--scheduler", "none", "--data", str(root),
+            "--epochs", "6", "--batch-size", "8", "--lr", "0.02", "--max-steps-per-epoch", "6", "--crop", "32",
+            "--unet-channels", "8", "16", "32", "--res-units", "1", "--dropout", "0", "--seed", "0"]
+    task = get_task_class("segmentation")(parse(argv))
+    result = train(task, config_from_args(parse(argv)), tmp_path / "run")
+    weights = tmp_path / "weights"
+    entry = export_model(task, result, weights, "ct_cube", "python -m medviz.train " + " ".join(argv), register=True)
+    assert entry["arch"]["kwargs"]["in_channels"] == 1 and entry["layout"] == "nifti"
+    assert entry["data"] == str(root.resolve()) and entry["classes"] == ["background", "foreground"]
+    card = (weights / "ct_cube.md").read_text()
+    assert "case_d" in card and "train 2 / val 1 / test 1 cases" in card and "--epochs 6" in card
+    assert entry["test_dice_patient"] is not None
+    from medviz.train.report import evaluation_report
+
+    report = evaluation_report(task, result, tmp_path / "run", split="val")  # the Training page's report
+    assert not report["note"] and [c for c, _ in report["per_case"]] == ["case_c"], report["note"]
+
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(weights))
+    assert evaluate_main(["--model", "ct_cube", "--json", "--device", "cpu", "--bootstrap", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["task"] == "segmentation" and out["split"] == "test" and list(out["per_patient"]) == ["case_d"]
+    assert out["dice_mean_per_patient"] == pytest.approx(entry["test_dice_patient"], abs=1e-6)
+    assert out["dice_mean_per_patient"] > 0.5, out  # the bright cube is easy: the run must have learnt it
+    (root / "splits.json").unlink()  # a folder without splits is evaluated whole
+    assert evaluate_main(["--model", "ct_cube", "--json", "--device", "cpu", "--bootstrap", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(out["per_patient"]) == list(CASES) and out["split"].startswith("all cases")
+
+    model, e = load_model("ct_cube", device="cpu")
+    volume = load_path(root / "images" / "case_d.nii.gz").series[0].volume
+    assert volume.array.ndim == 3  # grey volume, as the model expects
+    seg = segment_volume(model, volume, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
+    _, truth = nifti_pairs.load_case(root, "case_d")
+    assert seg.mask.shape == truth.shape and not seg.notes
+    inter = (seg.mask.astype(bool) & truth.astype(bool)).sum()
+    assert 2 * inter / (seg.mask.sum() + truth.sum()) == pytest.approx(out["per_patient"]["case_d"], abs=1e-6)
+    from dataclasses import replace
+
+    rgb = replace(volume, array=np.repeat(volume.array[..., None], 3, axis=-1), units="RGB")
+    seg_rgb = segment_volume(model, rgb, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
+    assert any("averaged to one grey channel" in n for n in seg_rgb.notes)
+    np.testing.assert_array_equal(seg_rgb.mask, seg.mask)  # grey replicated to RGB and averaged back

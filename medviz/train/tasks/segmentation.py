@@ -4,8 +4,8 @@ Data, chosen by the folder layout (:func:`medviz.data.nifti_pairs.detect_layout`
 :mod:`medviz.data.lgg` (3-channel slices T1 / FLAIR / T1c, binary masks, patient-level
 ``splits.json``); ``images/`` + ``labels/`` or ``imagesTr/`` + ``labelsTr/`` ->
 :mod:`medviz.data.nifti_pairs` (3D NIfTI volumes cut into axial slices; foreground ``label > 0`` or
-``--label-value K``; the UNet's input channels follow the data, 1 for grey volumes). Export (model
-card) supports the LGG layout only. Each case stack is normalised per channel
+``--label-value K``; the UNet's input channels follow the data, 1 for grey volumes). Both layouts
+export (weights, manifest entry with the data folder, model card). Each case stack is normalised per channel
 (:func:`normalise_stack`, 99th percentile), the same policy :mod:`medviz.segment` applies at
 inference. Training samples are random 2D crops (``--crop``, tumour-centred with probability
 ``pos/(pos+neg)`` via ``RandCropByPosNegLabeld``) with flips, small affine warps and intensity
@@ -67,17 +67,13 @@ class SegmentationTask(TrainTask):
     def _samples(self, split: str) -> list[dict[str, Any]]:
         import numpy as np
 
-        from medviz.data import lgg, nifti_pairs
+        from medviz.data import seg_folders
         from medviz.data.lgg import normalise_stack
 
-        root, nifti = self.data_dir(), self.layout() == "nifti"
-        reader = nifti_pairs if nifti else lgg
+        root = self.data_dir()
         out = []
-        for case in reader.cases(root, split):
-            if nifti:
-                image, mask = nifti_pairs.load_case(root, case, getattr(self.args, "label_value", None))
-            else:
-                image, mask = lgg.load_case(root, case)
+        for case in seg_folders.cases(root, split):
+            image, mask = seg_folders.load_case(root, case, getattr(self.args, "label_value", None))
             x = normalise_stack(image)
             for k in range(x.shape[0]):
                 out.append({"image": x[k], "label": mask[k][None].astype(np.float32), "case": case, "slice": k})
@@ -185,20 +181,20 @@ class SegmentationTask(TrainTask):
 
     # ------------------------------------------------------------------ export
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
-        """Choose post-processing and fp16 on val, evaluate test once, write weights + card."""
+        """Choose post-processing and fp16 on val, evaluate test once (when the folder has a test
+        split), write weights + card. Works for both folder layouts."""
         import copy
 
-        from medviz.data.lgg import cases, read_splits
+        from medviz.data.lgg import read_splits
+        from medviz.data.seg_folders import cases
         from medviz.evaluation import segmentation as ev
         from medviz.models.weights import load_state_dict, save_state_dict
-        from medviz.types import MedvizError
 
-        root = self.data_dir()
-        if self.layout() != "lgg":
-            raise MedvizError(f"{root}: export (threshold tuning, test scoring, model card) supports only the LGG "
-                              "layout so far; the trained weights are in the run folder (best.safetensors)")
+        root, lgg_layout = self.data_dir(), self.layout() == "lgg"
+        label_value = getattr(self.args, "label_value", None)
         model = model.cpu().eval()
-        val = ev.predict_cases(model, root, cases(root, "val"))
+        predict = lambda m, split: ev.predict_cases(m, root, cases(root, split), label_value=label_value)  # noqa: E731
+        val = predict(model, "val")
         threshold, min_size, val_dice = ev.tune(val)
         # fp16 weights only if they keep the val score (within 0.002 Dice).
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -206,28 +202,48 @@ class SegmentationTask(TrainTask):
         save_state_dict(model, path, half=True)
         half = copy.deepcopy(model)
         half.load_state_dict(load_state_dict(path))
-        val16 = ev.score(ev.predict_cases(half, root, cases(root, "val")), threshold, min_size, 0)
+        val16 = ev.score(predict(half, "val"), threshold, min_size, 0)
         use_half = abs(val16["dice_mean_per_patient"] - val_dice) <= 0.002
         if not use_half:
             save_state_dict(model, path, half=False)
         test = None
-        if read_splits(root) and "test" in read_splits(root):
-            test = ev.score(ev.predict_cases(model if not use_half else half, root, cases(root, "test")),
-                            threshold, min_size)
+        if (read_splits(root) or {}).get("test"):
+            test = ev.score(predict(half if use_half else model, "test"), threshold, min_size)
         val_raw = ev.score(val, 0.5, 0, 0)["dice_mean_per_patient"]
+        n_ch = int(self.arch()["kwargs"]["in_channels"])
+        if lgg_layout:
+            from medviz.data.lgg import CHANNELS
+
+            dataset, channels, classes = "LGG FLAIR abnormality (lgg_flair_mri_seg)", list(CHANNELS), \
+                ["background", "FLAIR abnormality"]
+            spec = {"modality": "MR", "slice_size": [256, 256]}
+        else:
+            fg = "label > 0" if label_value is None else f"label == {label_value}"
+            dataset, classes = f"NIfTI image/label pairs in {root.name}/ (foreground {fg})", ["background", "foreground"]
+            channels = ["R", "G", "B"] if n_ch == 3 else ["image"] * n_ch
+            spec = {}
         entry = {
-            "name": name, "task": "segmentation", "dataset": "LGG FLAIR abnormality (lgg_flair_mri_seg)",
-            "file": path.name, "card": f"{name}.md", "arch": self.arch(),
-            "classes": ["background", "FLAIR abnormality"],
-            "input": {"channels": ["T1 pre-contrast", "FLAIR", "T1 post-contrast"], "modality": "MR",
-                      "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]", "slice_size": [256, 256]},
+            "name": name, "task": "segmentation", "dataset": dataset, "data": str(root.resolve()),
+            "layout": self.layout(), "label_value": label_value,
+            "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
+            "input": {"channels": channels, **spec,
+                      "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
             "threshold": threshold, "min_size": min_size, "dtype": "float16" if use_half else "float32",
             "val_dice_patient": val_dice,
             "test_dice_patient": test["dice_mean_per_patient"] if test else None,
         }
-        (out_dir / f"{name}.md").write_text(_card(name, entry, metrics, command, val_raw, val_dice,
-                                                  val16["dice_mean_per_patient"], test, self.args))
+        args = (name, entry, metrics, command, val_raw, val_dice, val16["dice_mean_per_patient"], test, self.args)
+        card = _card(*args) if lgg_layout else _folder_card(*args, split=self._split_text())
+        (out_dir / f"{name}.md").write_text(card)
         return entry
+
+    def _split_text(self) -> str:
+        from medviz.data.nifti_pairs import split_source
+        from medviz.data.seg_folders import cases
+
+        root = self.data_dir()
+        n = {s: len(cases(root, s)) for s in ("train", "val", "test")}
+        return f"{split_source(root)}: train {n['train']} / val {n['val']} / test {n['test']} cases"
 
 
 class _Unwrap:
@@ -304,4 +320,56 @@ glioma patients; not a medical device. Trained on 34 patients from 5 TCGA instit
 without spacing; expects skull-stripped-like LGG-style 256² axial slices with the three channels above.
 Single-channel input is replicated to 3 channels (lower accuracy); other modalities are out of scope.
 Small test set (6 patients): wide confidence interval.
+"""
+
+
+def _folder_card(name: str, entry: dict[str, Any], metrics: dict[str, Any], command: str, val_raw: float,
+                 val_dice: float, val16: float, test: dict[str, Any] | None, args: Any, split: str) -> str:
+    """Model card of a model trained on a user's NIfTI pair folder (no published reference)."""
+    a = entry["arch"]["kwargs"]
+    t = test or {}
+    if test:
+        lo, hi = t["dice_ci95"]
+        rows = "\n".join(f"| {c} | {d:.4f} |" for c, d in t["per_patient"].items())
+        test_text = (f"Mean per-patient Dice **{t['dice_mean_per_patient']:.4f}** (95 % bootstrap CI over cases "
+                     f"{lo:.4f}-{hi:.4f}) on {t['n_patients']} test case(s), evaluated once at export.\n"
+                     f"False-positive rate on slices without foreground: {t['fp_rate_empty_slices']:.4f}.\n\n"
+                     f"| test case | Dice |\n|---|---|\n{rows}")
+    else:
+        test_text = ("The folder has no test split (no `test` list in splits.json), so there is no held-out "
+                     "result: evaluate on data the model never saw with\n"
+                     f"`python -m medviz.evaluate --model {name} --data DIR --json`.")
+    return f"""# {name}: 2D MONAI UNet segmentation trained on {Path(entry['data']).name}/
+
+## Data
+{entry['dataset']}; folder `{entry['data']}` ({entry['layout']} layout).
+Split: {split}. Licence and provenance: those of the user's data.
+
+## Preprocessing
+{len(entry['input']['channels'])} input channel(s), each scaled over the case's whole stack: (x - min) / p99(x > min),
+clipped to [0, 1.5]. Axial slices of the LPS+-reoriented volumes. Training: random {args.crop}² crops
+(foreground-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}), flips, small affine warps,
+intensity jitter. Inference on whole slices.
+
+## Architecture
+MONAI `UNet` 2D, channels {a['channels']}, strides {a['strides']}, {a['num_res_units']} residual units,
+batch norm, dropout {a['dropout']}; 1 output channel (sigmoid). Loss DiceCELoss.
+Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
+
+## Training command
+```
+{command}
+```
+Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
+validation mean per-case Dice (threshold 0.5): {metrics.get('best_val', float('nan')):.4f} (re-computed at export:
+{val_raw:.4f}). Post-processing chosen on val: threshold {entry['threshold']}, 3D components smaller than
+{entry['min_size']} voxels removed -> val Dice {val_dice:.4f}.
+
+## Test metrics
+{test_text}
+
+## Intended use and limits
+Trained from the MedViz Training page or command line on the user's own data; not validated beyond the
+numbers above and not a medical device. Inputs should look like the training data (same modality,
+{len(entry['input']['channels'])} channel(s), similar field of view and intensity range).
 """
