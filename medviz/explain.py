@@ -48,13 +48,18 @@ def _cam_class(method: str) -> Any:
     raise ExplainError(f"Unknown CAM method {method!r}; choose one of {', '.join(m.value for m in CamMethod)}")
 
 
-def target_layer(model: Any, name: str) -> Any:
-    """The submodule called ``name`` (e.g. ``"layer4"``); ExplainError names the top-level choices."""
-    try:
-        return model.get_submodule(name)
-    except AttributeError as e:
-        top = [n for n, _ in model.named_children()]
-        raise ExplainError(f"Model has no layer {name!r} (top-level layers: {', '.join(top)})") from e
+def target_layers(model: Any, names: str) -> list[Any]:
+    """The submodules named in ``names`` (one name such as ``"layer3"``, or several joined by commas,
+    e.g. ``"members.0.layer3,members.1.layer3"`` for an ensemble: pytorch-grad-cam then averages the
+    per-layer maps). ExplainError names the top-level choices."""
+    out = []
+    for name in (n.strip() for n in str(names).split(",")):
+        try:
+            out.append(model.get_submodule(name))
+        except AttributeError as e:
+            top = [n for n, _ in model.named_children()]
+            raise ExplainError(f"Model has no layer {name!r} (top-level layers: {', '.join(top)})") from e
+    return out
 
 
 def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: str = "GradCAM") -> np.ndarray:
@@ -64,7 +69,7 @@ def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: st
         model: a classifier ``(1, C, S, S) -> (1, K)`` logits; left unchanged (weights, grads,
             mode, ``requires_grad`` flags, hooks).
         x: ``(C, S, S)`` float32, as from :func:`medviz.classify.prepare_input`.
-        layer: name of the target layer (the manifest's ``cam_layer``).
+        layer: name of the target layer, or comma-joined names (the manifest's ``cam_layer``).
         target_class: class index to explain (EigenCAM ignores it: it shows the first principal
             component of the layer's activations).
         method: a :class:`CamMethod` value.
@@ -84,7 +89,7 @@ def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: st
         device = params[0].device if params else torch.device("cpu")
         flags = [p.requires_grad for p in params]
         was_training = model.training
-        layer_module = target_layer(model, layer)
+        layer_modules = target_layers(model, layer)
         result = None
         try:
             for p in params:
@@ -95,7 +100,7 @@ def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: st
                 raise ExplainError(f"class {target_class} outside 0..{k - 1}")
             inp.requires_grad_(True)
             with torch.enable_grad():
-                with cls(model=model, target_layers=[layer_module]) as cam:
+                with cls(model=model, target_layers=layer_modules) as cam:
                     result = cam(input_tensor=inp, targets=[ClassifierOutputTarget(int(target_class))])
         finally:
             for p, f in zip(params, flags):

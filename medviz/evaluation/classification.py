@@ -117,6 +117,25 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _arch_text(entry: dict[str, Any]) -> str:
+    arch = entry["arch"]
+    if arch["name"] != "Ensemble":
+        return f"MONAI `{arch['name']}` (preset `{entry['arch_preset']}`), kwargs `{arch['kwargs']}`."
+    members = arch["kwargs"]["members"]
+    return (f"Ensemble of {len(members)} MONAI `{members[0]['name']}` (preset `{entry['arch_preset']}`) trained with "
+            f"different seeds; output = log of the members' mean softmax probabilities "
+            f"(`medviz.models.ensemble`). Member kwargs `{members[0]['kwargs']}`.")
+
+
+def _selection_text(entry: dict[str, Any], sel: dict[str, Any]) -> str:
+    if entry["arch"]["name"] != "Ensemble":
+        return (f"Selected on validation AUC: best epoch {sel.get('best_epoch')} of {sel.get('epochs_run')} "
+                f"({sel.get('status')}).")
+    return ("Assembled (no further training) from the selected weights of the member runs "
+            f"{', '.join('`' + m + '`' for m in entry.get('members', []))}. Members trained with:\n\n"
+            f"{entry.get('members_note') or '(not recorded)'}")
+
+
 def model_card(entry: dict[str, Any]) -> str:
     """Markdown model card of a classifier manifest entry (every number comes from ``entry``)."""
     inp, m = entry["input"], entry["metrics"]
@@ -147,7 +166,7 @@ Research and teaching use only; **not a medical device**.
 +-8 % shift), flips, gamma 0.8-1.25, Gaussian noise; loss: class-weighted cross-entropy.
 
 ## Architecture
-MONAI `{entry['arch']['name']}` (preset `{entry['arch_preset']}`), kwargs `{entry['arch']['kwargs']}`.
+{_arch_text(entry)}
 Grad-CAM layer `{entry['cam_layer']}`. Weights `{entry['file']}` ({entry['weights_dtype']}; fp16 kept only if
 val AUC/ACC match fp32: {entry['fp16_check']}).
 
@@ -155,7 +174,7 @@ val AUC/ACC match fp32: {entry['fp16_check']}).
 ```
 OMP_NUM_THREADS=1 {entry['command']}
 ```
-Selected on validation AUC: best epoch {sel.get('best_epoch')} of {sel.get('epochs_run')} ({sel.get('status')}).
+{_selection_text(entry, sel)}
 Temperature scaling fitted on val (torch LBFGS, NLL): T = {entry['temperature']:.4f}
 (val NLL {val['nll']:.4f} -> {val['nll_calibrated']:.4f}).
 

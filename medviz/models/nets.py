@@ -25,6 +25,12 @@ def _complex_unet(**kwargs: Any) -> Any:
     return ComplexUnet(**kwargs)
 
 
+def _ensemble(**kwargs: Any) -> Any:
+    from medviz.models.ensemble import build_ensemble
+
+    return build_ensemble(**kwargs)
+
+
 NETWORKS: dict[str, Callable[..., Any]] = {
     "DenseNet121": _monai("DenseNet121"),
     "DenseNet": _monai("DenseNet"),
@@ -36,6 +42,7 @@ NETWORKS: dict[str, Callable[..., Any]] = {
     "AttentionUnet": _monai("AttentionUnet"),
     "AutoEncoder": _monai("AutoEncoder"),
     "ComplexUnet": _complex_unet,
+    "Ensemble": _ensemble,  # members built through this same allowlist (medviz.models.ensemble)
 }
 
 

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C / SIGTERM: stop cleanly, keep the last checkpoint (handlers restored afterwards).
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = train(task, cfg, run_dir, listeners=listeners, stop_event=stop, resume=args.resume)
+        result = task.assembled_result() or train(task, cfg, run_dir, listeners=listeners, stop_event=stop,
+                                                  resume=args.resume)
         if int(os.environ.get("RANK", "0")) != 0:
             return 0
         if result.status == "stopped":

@@ -88,6 +88,11 @@ class TrainTask(ABC):
         """Evaluate on the validation loader (model already in eval mode, under
         ``torch.inference_mode``); return metrics including :attr:`monitor`."""
 
+    def assembled_result(self) -> Any:
+        """A finished :class:`~medviz.train.engine.TrainResult` that needs no training (e.g. an
+        ensemble of earlier runs), which the command line exports as is; None (default): train."""
+        return None
+
     def batch_size(self, batch: dict[str, Any]) -> int:
         """Number of samples in a batch (for throughput)."""
         return int(next(iter(v for v in batch.values() if hasattr(v, "shape"))).shape[0])

@@ -70,6 +70,11 @@ class ClassificationTask(TrainTask):
                                  "medmnist package (needs internet) into MEDVIZ_MEDMNIST_DIR or ~/.medmnist")
         parser.add_argument("--skip-test", action="store_true",
                             help="export without touching the test split (candidate runs)")
+        parser.add_argument("--members", type=Path, nargs="+", default=None, metavar="RUN",
+                            help="no training: assemble a probability-averaging ensemble from these finished runs "
+                                 "(run folders holding best.safetensors, same --arch and data), validate and export it")
+        parser.add_argument("--members-note", default="",
+                            help="--members: the commands that trained the members, written into the model card")
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
@@ -173,12 +178,45 @@ class ClassificationTask(TrainTask):
 
     # ---- model ------------------------------------------------------------------------------
     def arch(self) -> dict[str, Any]:
-        return arch_spec(self.arch_name, self.channels, len(self.classes))
+        single = arch_spec(self.arch_name, self.channels, len(self.classes))
+        members = getattr(self.args, "members", None)
+        return {"name": "Ensemble", "kwargs": {"members": [single] * len(members)}} if members else single
+
+    def cam_layer(self) -> str:
+        cam = ARCHS[self.arch_name]["cam"]
+        members = getattr(self.args, "members", None)
+        return ",".join(f"members.{i}.{cam}" for i in range(len(members))) if members else cam
 
     def build_model(self) -> Any:
         from medviz.models.nets import build_network
 
         return build_network(self.arch())
+
+    def assembled_result(self) -> Any:
+        """``--members``: the ensemble of the members' selected weights, validated once on val, as a
+        :class:`~medviz.train.engine.TrainResult` for export (None without ``--members``)."""
+        members = getattr(self.args, "members", None)
+        if not members:
+            return None
+        import torch
+        from monai.data import DataLoader
+
+        from medviz.models.weights import load_state_dict
+        from medviz.train.engine import TrainResult
+
+        data = self.build_data()
+        model = self.build_model()
+        for i, run in enumerate(members):
+            path = Path(run) / "best.safetensors" if Path(run).is_dir() else Path(run)
+            if not path.is_file():
+                raise DataError(f"ensemble member {run}: no best.safetensors (is it a finished run folder?)")
+            model.members[i].load_state_dict(load_state_dict(path), strict=True)
+        model.eval()
+        with torch.inference_mode():
+            metrics = self.validate(model, DataLoader(data.val, batch_size=256), "cpu")
+        history = [{"epoch": 1, "assembled_from": [str(m) for m in members], **metrics}]
+        return TrainResult(status="assembled", model=model, best_epoch=1, best_metric=metrics[self.monitor],
+                           monitor=self.monitor, history=history)
 
     def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
         self.loss_fn = self.loss_fn.to(batch["image"].device)
@@ -245,7 +283,9 @@ class ClassificationTask(TrainTask):
                               "steps": ["8-bit intensities / 255 -> [0, 1] (other data: window or min-max first)",
                                         "colour <-> grey to match channels", "centre crop to square",
                                         f"resize to {self.size}x{self.size} (area / bilinear)"]},
-            "cam_layer": ARCHS[self.arch_name]["cam"], "temperature": temperature,
+            "cam_layer": self.cam_layer(), "temperature": temperature,
+            **({"members": [str(m) for m in self.args.members], "members_note": self.args.members_note}
+               if getattr(self.args, "members", None) else {}),
             "weights_dtype": "float16" if use_half else "float32",
             "fp16_check": {"val_auc_fp32": m32["auc"], "val_auc_fp16": m16["auc"],
                            "val_acc_fp32": m32["acc"], "val_acc_fp16": m16["acc"]},
