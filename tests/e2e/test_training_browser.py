@@ -1,4 +1,5 @@
-"""Real browser: start a toy run on the Training page, see the curve grow, stop, resume, stop, promote.
+"""Real browser: start a toy run on the Training page, see the curve grow, stop, resume, stop, evaluate,
+promote.
 
 Runs its own Streamlit server on 127.0.0.1 (the Training page as the main script, the toy task
 registered, a temporary weights folder) so it never touches the shipped registry; the server is
@@ -73,6 +74,11 @@ def test_start_watch_stop_promote(training_server, page, shots):
     expect(stop).to_be_enabled(timeout=120000)
     stop.click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+
+    evaluate = page.get_by_role("button", name="Evaluate the best epoch on the validation split")
+    expect(evaluate).to_be_enabled(timeout=60000)
+    evaluate.click()
+    expect(page.get_by_text("split: val").first).to_be_visible(timeout=120000)  # the report's header line
 
     name = page.get_by_label("model name")
     name.fill("toy-browser")
