@@ -8,9 +8,15 @@ from typing import Any
 from medviz.models.nets import build_network
 from medviz.models.registry import ModelEntry, RegistryError, get_entry, verify_weights
 
+FP16_MAX = 65504.0  # largest finite float16
+
 
 def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
-    """Write ``model.state_dict()`` as safetensors (fp16 floats when ``half``), atomically."""
+    """Write ``model.state_dict()`` as safetensors, atomically.
+
+    ``half``: floating tensors are stored as fp16, except those fp16 cannot hold (any magnitude above
+    65504, e.g. the running variance of a batch-norm layer fed large activations), which stay fp32
+    so they do not become ``inf`` and silence the layer."""
     import os
     import tempfile
 
@@ -20,7 +26,7 @@ def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu().contiguous()
-        if half and v.is_floating_point():
+        if half and v.is_floating_point() and (v.numel() == 0 or float(v.abs().max()) <= FP16_MAX):
             v = v.to(torch.float16)
         state[k] = v
     path.parent.mkdir(parents=True, exist_ok=True)

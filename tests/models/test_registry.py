@@ -93,3 +93,23 @@ def test_shipped_manifest_entries_verify():
         verify_weights(entry)
         assert entry.card_path is not None and entry.card_path.exists(), entry.name
         assert entry.weights_path.stat().st_size <= 20 * 1024 * 1024, entry.name
+
+
+def test_half_precision_keeps_tensors_fp16_cannot_hold(tmp_path):
+    """A batch-norm running variance above 65504 would become inf in fp16 and zero the layer's output."""
+    import torch
+    from safetensors.torch import load_file
+
+    from medviz.models.weights import load_state_dict, save_state_dict
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    model[1].running_var.fill_(1.2e5)
+    model[1].running_mean.fill_(300.0)
+    save_state_dict(model, tmp_path / "m.safetensors", half=True)
+    raw = load_file(str(tmp_path / "m.safetensors"))
+    assert raw["1.running_var"].dtype == torch.float32 and raw["0.weight"].dtype == torch.float16
+    assert raw["1.running_mean"].dtype == torch.float16
+    copy = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)).eval()
+    copy.load_state_dict(load_state_dict(tmp_path / "m.safetensors"))
+    x = torch.randn(1, 1, 8, 8) * 1000
+    assert torch.allclose(copy(x), model(x), rtol=1e-2, atol=1e-2) and copy(x).abs().max() > 0
