@@ -40,6 +40,8 @@ def build_parser(task: str | None) -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
+    p.add_argument("--skip-nonfinite", type=int, default=0, metavar="N",
+                   help="skip up to N optimiser steps with a NaN/Inf loss or gradient instead of failing (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     if task in task_names():
         get_task_class(task).add_arguments(p.add_argument_group(f"{task} options"))
@@ -60,7 +62,7 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
                        amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch,
-                       grad_clip=args.grad_clip)
+                       grad_clip=args.grad_clip, skip_nonfinite=args.skip_nonfinite)
 
 
 def command_line(argv: list[str]) -> str:

@@ -56,6 +56,10 @@ class TrainConfig:
         num_workers: DataLoader workers (0: load in the training process).
         max_steps_per_epoch: cap on optimiser steps per epoch (``None``: whole data set).
         grad_clip: clip the gradient norm to this value (``None``: off).
+        skip_nonfinite: optimiser steps whose loss or gradients are NaN/Inf that may be skipped
+            (no weight update) before the run fails; 0 (default): fail at the first one. Skips
+            are counted in each epoch's history (``skipped_steps``). Under AMP the gradient scaler
+            already skips steps with Inf gradients; this covers the loss and CPU/fp32 runs.
     """
 
     epochs: int = 20
@@ -70,6 +74,7 @@ class TrainConfig:
     num_workers: int = 0
     max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
+    skip_nonfinite: int = 0
 
 
 @dataclass
@@ -219,7 +224,7 @@ def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
         seed_epoch(data, cfg.seed, epoch, dist.rank)
         sampler.set_epoch(epoch)
         net.train()
-        t_epoch, seen, loss_sum, n_steps = time.perf_counter(), 0, 0.0, 0
+        t_epoch, seen, loss_sum, n_steps, skipped = time.perf_counter(), 0, 0.0, 0, 0
         lr = optimizer.param_groups[0]["lr"]
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
@@ -230,6 +235,15 @@ def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
             loss = _step(task, net, model, batch, optimizer, scaler, cfg, device, channels_last, use_amp, dist,
                          epoch, step, run_dir)
             seen += task.batch_size(batch) * dist.world
+            if loss is None:  # non-finite loss or gradients: no update (cfg.skip_nonfinite)
+                skipped += 1
+                total_skips = skipped + sum(h.get("skipped_steps", 0) for h in history)
+                if total_skips > cfg.skip_nonfinite:
+                    raise TrainingError(
+                        f"{total_skips} optimiser steps with a non-finite loss or gradient (the last at epoch "
+                        f"{epoch + 1}, step {step + 1}; --skip-nonfinite {cfg.skip_nonfinite}); lower the learning "
+                        f"rate or check the data; the last good checkpoint is kept in {run_dir}")
+                continue
             loss_sum += loss
             n_steps += 1
             emit(TrainEvent("step", epoch=epoch, step=step + 1, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
@@ -250,6 +264,8 @@ def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
                 raise TrainingError(f"task {task.name!r} did not report its monitored metric {task.monitor!r} "
                                     f"(got {sorted(metrics)})")
             metrics = {"train_loss": loss_sum / max(n_steps, 1), **{k: float(v) for k, v in metrics.items()}}
+            if skipped:
+                metrics["skipped_steps"] = skipped
             current = metrics[task.monitor]
             if math.isfinite(current) and (best_metric is None or better(current, best_metric)):
                 best_metric, best_epoch, bad_epochs = current, epoch, 0
@@ -291,8 +307,9 @@ def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
 
 def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimizer: Any, scaler: Any,
           cfg: TrainConfig, device: str, channels_last: bool, use_amp: bool, dist: Dist, epoch: int, step: int,
-          run_dir: Path) -> float:
-    """One optimiser step; returns the loss averaged over the processes."""
+          run_dir: Path) -> float | None:
+    """One optimiser step; returns the loss averaged over the processes, or None when the step was
+    skipped because its loss or gradients were not finite (only with ``cfg.skip_nonfinite``)."""
     import torch
 
     try:
@@ -302,11 +319,19 @@ def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimize
             loss = task.training_loss(net, batch)
         mean_loss = dist.all_mean(loss.detach().float())  # every rank sees a NaN on any rank
         if not torch.isfinite(mean_loss).item():
+            if cfg.skip_nonfinite:
+                optimizer.zero_grad(set_to_none=True)
+                return None
             raise TrainingError(
                 f"loss became {mean_loss.item()} at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
                 f"or check the data; the last good checkpoint is kept in {run_dir}"
             )
         scaler.scale(loss).backward()
+        if cfg.skip_nonfinite and not use_amp:  # (the AMP scaler skips Inf gradients itself)
+            bad = any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+            if dist.all_mean(torch.tensor(float(bad), device=device)).item() > 0:
+                optimizer.zero_grad(set_to_none=True)
+                return None
         if cfg.grad_clip:
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

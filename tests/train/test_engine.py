@@ -57,6 +57,20 @@ def test_nan_loss_names_the_step_and_keeps_last_checkpoint(toy_args, tmp_path):
     assert log.snapshot()[-1].kind == "error"
 
 
+def test_nonfinite_steps_are_skipped_when_allowed(toy_args, tmp_path):
+    """--skip-nonfinite: a NaN loss (step 11) and a NaN gradient with a finite loss (step 13) leave the
+    weights untouched and are counted; one more than allowed fails like before."""
+    r = _run(toy_args, tmp_path / "a", ["--nan-at-step", "11", "--nan-grad-at-step", "13"], skip_nonfinite=2)
+    assert r.status == "completed" and [h.get("skipped_steps", 0) for h in r.history] == [0, 2, 0]
+    assert all(torch.isfinite(v).all() for v in r.model.state_dict().values() if v.is_floating_point())
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+    with pytest.raises(TrainingError, match=r"2 optimiser steps .* epoch 2, step 5; --skip-nonfinite 1"):
+        _run(toy_args, tmp_path / "b", ["--nan-at-step", "11", "--nan-grad-at-step", "13"], skip_nonfinite=1)
+    # without the option the NaN gradient itself is not detected, but the next loss is NaN
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2, step 6"):
+        _run(toy_args, tmp_path / "c", ["--nan-grad-at-step", "13"])
+
+
 def test_stop_saves_nothing_partial_and_resume_matches_uninterrupted(toy_args, tmp_path):
     ref = _run(toy_args, tmp_path / "ref")
     stop = threading.Event()

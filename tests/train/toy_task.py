@@ -4,7 +4,8 @@ No BatchNorm and no dropout by default, so a 2-process DDP run equals a single-p
 float error. Register it for the command line and the page with
 ``MEDVIZ_TRAIN_TASKS=toy=tests.train.toy_task:ToyTask``.
 
-Test hooks: ``--nan-at-step`` (global step that returns NaN), ``--step-delay`` (seconds slept per
+Test hooks: ``--nan-at-step`` (global step that returns NaN), ``--nan-grad-at-step`` (global step
+whose loss is finite but whose gradient is NaN, like the derivative of a magnitude at 0), ``--step-delay`` (seconds slept per
 step, to kill a run mid-epoch), ``--trace`` (file that gets one ``epoch step`` line per step).
 """
 
@@ -39,6 +40,7 @@ class ToyTask(TrainTask):
         parser.add_argument("--size", type=int, default=16, help="image side in pixels")
         parser.add_argument("--augment", action="store_true", help="random Gaussian noise (seeded)")
         parser.add_argument("--nan-at-step", type=int, default=0, help="return a NaN loss at this global step")
+        parser.add_argument("--nan-grad-at-step", type=int, default=0, help="finite loss, NaN gradient at this step")
         parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep per step")
         parser.add_argument("--trace", type=Path, default=None, help="append 'epoch step' per step")
 
@@ -80,6 +82,9 @@ class ToyTask(TrainTask):
         loss = F.binary_cross_entropy_with_logits(model(batch["image"]), batch["label"])
         if self.args.nan_at_step and self._global_step == self.args.nan_at_step:
             loss = loss * float("nan")
+        if self.args.nan_grad_at_step and self._global_step == self.args.nan_grad_at_step:
+            w = next(model.parameters())
+            loss = loss + (w - w.detach()).abs().sum().sqrt()  # value 0; d sqrt(u)/du at 0 = inf, times 0 = NaN
         return loss
 
     def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
