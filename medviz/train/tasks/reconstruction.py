@@ -244,6 +244,17 @@ def _target_sentence(results: dict[str, Any]) -> str:
             f"{'met' if met else 'NOT met'} on the test patients ({text}).")
 
 
+def _accelerations_text(accelerations: list[float]) -> str:
+    """``[4, 4, 4, 8]`` -> ``"4x, 8x (drawn per sample with weights 3 : 1)"``."""
+    from collections import Counter
+
+    counts = Counter(accelerations)
+    text = ", ".join(f"{a:g}x" for a in counts)
+    if len(set(counts.values())) > 1:
+        text += " (drawn per sample with weights " + " : ".join(str(n) for n in counts.values()) + ")"
+    return text
+
+
 def render_card(entry: dict[str, Any], results: dict[str, Any]) -> str:
     """Markdown model card from the manifest entry and stored evaluation results (no typed numbers)."""
     recon = entry.get("mode", "recon") == "recon"
@@ -259,7 +270,7 @@ def render_card(entry: dict[str, Any], results: dict[str, Any]) -> str:
              "Each 2D slice divided by its maximum (range [0, 1]). "
              + ("Single-coil Cartesian k-space = MONAI centred orthonormal FFT of the magnitude slice; "
                 "undersampled along the phase-encoding (column) axis with MONAI RandomKspaceMask / "
-                "EquispacedKspaceMask, accelerations " + ", ".join(f"{a:g}x" for a in entry.get("accelerations", []))
+                "EquispacedKspaceMask, accelerations " + _accelerations_text(entry.get("accelerations", []))
                 + " (centre fraction 0.08 at 4x, 0.04 at 8x). Training on brain slices, random crops of "
                 f"{entry.get('crop') or 'the --crop size of the command'} (all 256 columns kept), horizontal flips."
                 if recon else "Rician noise (MONAI RandRicianNoise) with sigma drawn uniformly in "
@@ -270,6 +281,7 @@ def render_card(entry: dict[str, Any], results: dict[str, Any]) -> str:
              "Weights stored as fp16 safetensors (loaded as float32).", "",
              "## Training", f"`{t.get('command', '?')}`", "",
              *([f"Initialisation (`--init`): {t['init_note']}", ""] if t.get("init_note") else []),
+             *([f"Run history: {t['note']}", ""] if t.get("note") else []),
              f"Selection: best `{t.get('monitor')}` on validation patients = {float(t.get('best_val', 'nan')):.3f} at epoch "
              f"{t.get('best_epoch')} of {t.get('epochs_run')} ({t.get('status')}). L1 + 0.2 (1 - SSIM) loss, AdamW, cosine LR.",
              "", "## Test metrics (test patients, brain slices, 95 % patient-bootstrap CIs)",
