@@ -223,7 +223,9 @@ class SegmentationTask(TrainTask):
             channels = ["R", "G", "B"] if n_ch == 3 else ["image"] * n_ch
             spec = {}
         entry = {
-            "name": name, "task": "segmentation", "dataset": dataset, "data": str(root.resolve()),
+            "name": name, "task": "segmentation", "dataset": dataset,
+            # the evaluate command's default folder; the shared LGG set is found through MEDVIZ_DATA_DIR instead
+            "data": None if root.resolve() == default_data_dir().resolve() else str(root.resolve()),
             "layout": self.layout(), "label_value": label_value,
             "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
             "input": {"channels": channels, **spec,
