@@ -194,3 +194,31 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     seg_rgb = segment_volume(model, rgb, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
     assert any("averaged to one grey channel" in n for n in seg_rgb.notes)
     np.testing.assert_array_equal(seg_rgb.mask, seg.mask)  # grey replicated to RGB and averaged back
+
+
+def test_skip_test_export_and_init_from_weights(tmp_path):
+    """Candidate runs export without scoring the test split; --init starts a run from saved weights."""
+    import torch
+
+    from medviz.models.weights import load_state_dict
+    from medviz.train.cli import config_from_args, parse
+    from medviz.train.engine import export_model, train
+    from medviz.train.tasks import get_task_class
+
+    root = _pair_folder(tmp_path / "d")
+    (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],
+                                                  "test": ["case_d"]}))
+    argv = ["--task", "segmentation", "--device", "cpu", "--data", str(root), "--epochs", "1", "--batch-size", "8",
+            "--max-steps-per-epoch", "2", "--crop", "32", "--unet-channels", "4", "8", "--res-units", "0",
+            "--skip-test"]
+    task = get_task_class("segmentation")(parse(argv))
+    entry = export_model(task, train(task, config_from_args(parse(argv)), tmp_path / "run"), tmp_path / "w", "cand",
+                         "cmd")
+    card = (tmp_path / "w" / "cand.md").read_text()
+    assert entry["test_dice_patient"] is None and "Not computed: candidate run exported with `--skip-test`" in card
+    weights = tmp_path / "w" / "cand.safetensors"
+    again = get_task_class("segmentation")(parse(argv + ["--init", str(weights)]))
+    again.build_data()
+    model = again.build_model()
+    saved = load_state_dict(weights)
+    assert all(torch.equal(v.float(), saved[k]) for k, v in model.state_dict().items() if v.is_floating_point())

@@ -51,6 +51,10 @@ class SegmentationTask(TrainTask):
         parser.add_argument("--res-units", type=int, default=2)
         parser.add_argument("--dropout", type=float, default=0.1)
         parser.add_argument("--cache-rate", type=float, default=1.0)
+        parser.add_argument("--skip-test", action="store_true",
+                            help="export without touching the test split (candidate runs)")
+        parser.add_argument("--init", type=Path, default=None, help="start from these safetensors weights (fine-tuning)")
+        parser.add_argument("--init-note", default="", help="provenance of --init, written into the model card")
         parser.add_argument("--label-value", type=int, default=None, metavar="K",
                             help="NIfTI pairs: foreground is label == K (default: label > 0)")
 
@@ -146,7 +150,12 @@ class SegmentationTask(TrainTask):
     def build_model(self) -> Any:
         from medviz.models.nets import build_network
 
-        return build_network(self.arch())
+        model = build_network(self.arch())
+        if getattr(self.args, "init", None):
+            from medviz.models.weights import load_state_dict
+
+            model.load_state_dict(load_state_dict(self.args.init), strict=True)
+        return model
 
     def _loss(self) -> Any:
         if not hasattr(self, "_loss_fn"):
@@ -207,7 +216,7 @@ class SegmentationTask(TrainTask):
         if not use_half:
             save_state_dict(model, path, half=False)
         test = None
-        if (read_splits(root) or {}).get("test"):
+        if (read_splits(root) or {}).get("test") and not getattr(self.args, "skip_test", False):
             test = ev.score(predict(half if use_half else model, "test"), threshold, min_size)
         val_raw = ev.score(val, 0.5, 0, 0)["dice_mean_per_patient"]
         n_ch = int(self.arch()["kwargs"]["in_channels"])
@@ -236,6 +245,9 @@ class SegmentationTask(TrainTask):
         }
         args = (name, entry, metrics, command, val_raw, val_dice, val16["dice_mean_per_patient"], test, self.args)
         card = _card(*args) if lgg_layout else _folder_card(*args, split=self._split_text())
+        if test is None and getattr(self.args, "skip_test", False):
+            card = _replace_section(card, "## Test metrics", "## Test metrics\nNot computed: candidate run exported "
+                                    "with `--skip-test` (the test split was not touched).\n")
         (out_dir / f"{name}.md").write_text(card)
         return entry
 
@@ -246,6 +258,14 @@ class SegmentationTask(TrainTask):
         root = self.data_dir()
         n = {s: len(cases(root, s)) for s in ("train", "val", "test")}
         return f"{split_source(root)}: train {n['train']} / val {n['val']} / test {n['test']} cases"
+
+
+def _replace_section(card: str, heading: str, text: str) -> str:
+    """``card`` with the section starting at the line ``heading...`` replaced by ``text``."""
+    lines = card.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[:start] + text.split("\n") + lines[end:])
 
 
 class _Unwrap:
@@ -295,7 +315,7 @@ Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:
 ```
 {command}
 ```
-Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
+{('Initialisation (`--init`): ' + args.init_note + chr(10)) if getattr(args, 'init_note', '') else ''}Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
 validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.get('best_val', float('nan')):.4f}
 (re-computed at export: {val_raw:.4f}).
 Post-processing chosen on val: threshold {entry['threshold']}, remove 3D components smaller than
