@@ -29,6 +29,7 @@ from typing import Any
 from medviz.train.tasks.base import TaskData, TrainTask
 
 DATASET_DIR = "lgg_flair_mri_seg"
+QUALITY_BAR = 0.80  # the project's bar: mean per-patient Dice on the LGG test patients
 
 
 def default_data_dir() -> Path:
@@ -326,6 +327,7 @@ Mean per-patient Dice **{t.get('dice_mean_per_patient', float('nan')):.4f}** (95
 {lo:.4f}-{hi:.4f}); median {t.get('dice_median_per_patient', float('nan')):.4f}.
 False-positive rate on slices without tumour: {t.get('fp_rate_empty_slices', float('nan')):.4f}
 ({t.get('fp_slices')}/{t.get('empty_slices')} slices).
+Project quality bar (mean per-patient test Dice >= {QUALITY_BAR:.2f}): **{'met' if t.get('dice_mean_per_patient', 0) >= QUALITY_BAR else 'NOT met'}**.
 
 | test patient | Dice |
 |---|---|
