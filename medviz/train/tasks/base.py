@@ -74,6 +74,23 @@ class TrainTask(ABC):
     def build_model(self) -> Any:
         """Return a freshly initialised ``torch.nn.Module`` (a MONAI network)."""
 
+    @staticmethod
+    def add_init_arguments(parser: argparse.ArgumentParser) -> None:
+        """``--init WEIGHTS`` / ``--init-note TEXT`` for tasks that can fine-tune (see :meth:`load_init`)."""
+        from pathlib import Path
+
+        parser.add_argument("--init", type=Path, default=None, help="start from these safetensors weights (fine-tuning)")
+        parser.add_argument("--init-note", default="", help="provenance of --init, written into the model card")
+
+    def load_init(self, model: Any) -> bool:
+        """Load ``--init`` weights (safetensors, strict) into ``model``; False when none were given."""
+        if not getattr(self.args, "init", None):
+            return False
+        from medviz.models.weights import load_state_dict
+
+        model.load_state_dict(load_state_dict(self.args.init), strict=True)
+        return True
+
     def arch(self) -> dict[str, Any]:
         """The ``{"name": ..., "kwargs": ...}`` manifest description of :meth:`build_model`'s
         network (see :mod:`medviz.models.nets`)."""

@@ -67,8 +67,7 @@ class ReconstructionTask(TrainTask):
                             help="network widths (6 values: ComplexUnet / BasicUNet features)")
         parser.add_argument("--cascades", type=int, default=1,
                             help="recon: unrolled iterations x <- DC(x + f(x)) with one shared network")
-        parser.add_argument("--init", type=Path, default=None, help="start from these safetensors weights (fine-tuning)")
-        parser.add_argument("--init-note", default="", help="provenance of --init, written into the model card")
+        cls.add_init_arguments(parser)
         parser.add_argument("--val-limit", type=int, default=0, help="use every k-th val slice so at most N remain (0: all)")
 
     # --- data ------------------------------------------------------------------------------------
@@ -126,11 +125,7 @@ class ReconstructionTask(TrainTask):
         from medviz.models.nets import build_network
 
         model = build_network(self.arch())
-        if getattr(self.args, "init", None):
-            from medviz.models.weights import load_state_dict
-
-            model.load_state_dict(load_state_dict(self.args.init), strict=True)
-        elif self.args.mode == "denoise":  # residual y + f(y): start from the identity (f = 0)
+        if not self.load_init(model) and self.args.mode == "denoise":  # residual y + f(y): start from the identity (f = 0)
             torch.nn.init.zeros_(model.final_conv.weight)
             torch.nn.init.zeros_(model.final_conv.bias)
         return model

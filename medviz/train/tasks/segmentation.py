@@ -54,8 +54,7 @@ class SegmentationTask(TrainTask):
         parser.add_argument("--cache-rate", type=float, default=1.0)
         parser.add_argument("--skip-test", action="store_true",
                             help="export without touching the test split (candidate runs)")
-        parser.add_argument("--init", type=Path, default=None, help="start from these safetensors weights (fine-tuning)")
-        parser.add_argument("--init-note", default="", help="provenance of --init, written into the model card")
+        cls.add_init_arguments(parser)
         parser.add_argument("--label-value", type=int, default=None, metavar="K",
                             help="NIfTI pairs: foreground is label == K (default: label > 0)")
 
@@ -65,9 +64,9 @@ class SegmentationTask(TrainTask):
 
     def layout(self) -> str:
         """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
-        from medviz.data.nifti_pairs import detect_layout
+        from medviz.data.seg_folders import layout
 
-        return detect_layout(self.data_dir())
+        return layout(self.data_dir())
 
     def _samples(self, split: str) -> list[dict[str, Any]]:
         import numpy as np
@@ -152,10 +151,7 @@ class SegmentationTask(TrainTask):
         from medviz.models.nets import build_network
 
         model = build_network(self.arch())
-        if getattr(self.args, "init", None):
-            from medviz.models.weights import load_state_dict
-
-            model.load_state_dict(load_state_dict(self.args.init), strict=True)
+        self.load_init(model)
         return model
 
     def _loss(self) -> Any:
