@@ -147,13 +147,16 @@ def train(
         raise TrainingError(str(e)) from e
     dist = init_distributed(device)
     emit = _Emitter(listeners, dist.main)
+    finished = False
     try:
-        return _train(task, cfg, Path(run_dir), emit, stop_event or threading.Event(), resume, device, dist)
+        result = _train(task, cfg, Path(run_dir), emit, stop_event or threading.Event(), resume, device, dist)
+        finished = True
+        return result
     except Exception as e:  # tell listeners (progress bar, page) why, then let the caller handle it
         emit(TrainEvent("error", message=f"{type(e).__name__}: {e}" if not isinstance(e, MedvizError) else str(e)))
         raise
     finally:
-        dist.close()
+        dist.close(synchronise=finished)
 
 
 def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, stop_event: threading.Event,

@@ -46,11 +46,16 @@ class Dist:
         tdist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def close(self) -> None:
+    def close(self, synchronise: bool = True) -> None:
+        """Leave the process group. ``synchronise``: wait at a barrier first, so no rank tears the
+        group down while another still finishes its last collective (with gloo that race can abort
+        the slower process); skipped after an error, when the other ranks may never arrive."""
         if self.owns_group:
             import torch.distributed as tdist
 
             if tdist.is_initialized():
+                if synchronise and self.world > 1:
+                    tdist.barrier()
                 tdist.destroy_process_group()
 
 
