@@ -38,6 +38,16 @@ def _points(page) -> int:
         return g && g.data ? g.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }""")
 
 
+def _stop(page) -> None:
+    """Press Stop and wait until the run reports ``stopped``."""
+    from playwright.sync_api import expect
+
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled(timeout=120000)
+    stop.click()
+    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+
+
 def test_start_watch_stop_promote(training_server, page, shots):
     """Uses the session's Playwright page (Debian chromium, launch flags from tests/e2e/conftest.py)."""
     from playwright.sync_api import expect
@@ -61,19 +71,13 @@ def test_start_watch_stop_promote(training_server, page, shots):
         assert time.monotonic() < deadline, "the loss curve did not grow"
         page.wait_for_timeout(500)
 
-    stop = page.get_by_role("button", name="Stop")
-    expect(stop).to_be_enabled(timeout=120000)
-    stop.click()
-    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+    _stop(page)
     resume = page.get_by_role("button", name="Resume")
     expect(resume).to_be_enabled(timeout=120000)  # the page re-renders once the worker thread has ended
     resume.click()  # continues from the last completed epoch
     expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
     page.wait_for_timeout(1500)
-    stop = page.get_by_role("button", name="Stop")
-    expect(stop).to_be_enabled(timeout=120000)
-    stop.click()
-    expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
+    _stop(page)
 
     evaluate = page.get_by_role("button", name="Evaluate the best epoch on the validation split")
     expect(evaluate).to_be_enabled(timeout=60000)

@@ -242,9 +242,6 @@ class SegmentationTask(TrainTask):
         }
         args = (name, entry, metrics, command, val_raw, val_dice, val16["dice_mean_per_patient"], test, self.args)
         card = _card(*args) if lgg_layout else _folder_card(*args, split=self._split_text())
-        if test is None and getattr(self.args, "skip_test", False):
-            card = _replace_section(card, "## Test metrics", "## Test metrics\nNot computed: candidate run exported "
-                                    "with `--skip-test` (the test split was not touched).\n")
         (out_dir / f"{name}.md").write_text(card)
         return entry
 
@@ -257,12 +254,37 @@ class SegmentationTask(TrainTask):
         return f"{split_source(root)}: train {n['train']} / val {n['val']} / test {n['test']} cases"
 
 
-def _replace_section(card: str, heading: str, text: str) -> str:
-    """``card`` with the section starting at the line ``heading...`` replaced by ``text``."""
-    lines = card.split("\n")
-    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    return "\n".join(lines[:start] + text.split("\n") + lines[end:])
+SKIPPED_TEST = "Not computed: candidate run exported with `--skip-test` (the test split was not touched)."
+
+
+def _test_section(name: str, test: dict[str, Any] | None, args: Any, lgg_layout: bool) -> str:
+    """The ``## Test metrics`` section of either card: the one test evaluation, or why there is none."""
+    if test is None:
+        if getattr(args, "skip_test", False):
+            return f"## Test metrics\n{SKIPPED_TEST}"
+        return ("## Test metrics\nThe folder has no test split (no `test` list in splits.json), so there is no "
+                "held-out result: evaluate on data the model never saw with\n"
+                f"`python -m medviz.evaluate --model {name} --data DIR --json`.")
+    lo, hi = test["dice_ci95"]
+    mean = test["dice_mean_per_patient"]
+    rows = "\n".join(f"| {c} | {d:.4f} |" for c, d in test["per_patient"].items())
+    if not lgg_layout:
+        return (f"## Test metrics\nMean per-patient Dice **{mean:.4f}** (95 % bootstrap CI over cases "
+                f"{lo:.4f}-{hi:.4f}) on {test['n_patients']} test case(s), evaluated once at export.\n"
+                f"False-positive rate on slices without foreground: {test['fp_rate_empty_slices']:.4f}.\n\n"
+                f"| test case | Dice |\n|---|---|\n{rows}")
+    return f"""## Test metrics ({test['n_patients']} test patients, evaluated once)
+Mean per-patient Dice **{mean:.4f}** (95 % bootstrap CI over patients
+{lo:.4f}-{hi:.4f}); median {test['dice_median_per_patient']:.4f}.
+False-positive rate on slices without tumour: {test['fp_rate_empty_slices']:.4f}
+({test['fp_slices']}/{test['empty_slices']} slices).
+Project quality bar (mean per-patient test Dice >= {QUALITY_BAR:.2f}): **{'met' if mean >= QUALITY_BAR else 'NOT met'}**.
+
+| test patient | Dice |
+|---|---|
+{rows}
+
+Reproduce: `python -m medviz.evaluate --model {name} --json --split test`"""
 
 
 class _Unwrap:
@@ -285,9 +307,6 @@ def _card(name: str, entry: dict[str, Any], metrics: dict[str, Any], command: st
     from medviz.evaluation.segmentation import PUBLISHED
 
     a = entry["arch"]["kwargs"]
-    rows = "\n".join(f"| {c} | {d:.4f} |" for c, d in (test or {}).get("per_patient", {}).items())
-    t = test or {}
-    lo, hi = t.get("dice_ci95", [float("nan")] * 2)
     return f"""# {name}: LGG FLAIR-abnormality segmentation (2D MONAI UNet)
 
 ## Data and licence
@@ -318,18 +337,7 @@ validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.g
 Post-processing chosen on val: threshold {entry['threshold']}, remove 3D components smaller than
 {entry['min_size']} voxels -> val mean per-patient Dice {val_dice:.4f}.
 
-## Test metrics (6 test patients, evaluated once)
-Mean per-patient Dice **{t.get('dice_mean_per_patient', float('nan')):.4f}** (95 % bootstrap CI over patients
-{lo:.4f}-{hi:.4f}); median {t.get('dice_median_per_patient', float('nan')):.4f}.
-False-positive rate on slices without tumour: {t.get('fp_rate_empty_slices', float('nan')):.4f}
-({t.get('fp_slices')}/{t.get('empty_slices')} slices).
-Project quality bar (mean per-patient test Dice >= {QUALITY_BAR:.2f}): **{'met' if t.get('dice_mean_per_patient', 0) >= QUALITY_BAR else 'NOT met'}**.
-
-| test patient | Dice |
-|---|---|
-{rows}
-
-Reproduce: `python -m medviz.evaluate --model {name} --json --split test`
+{_test_section(name, test, args, True)}
 
 ## Published reference
 {PUBLISHED['source']}: mean Dice {PUBLISHED['dice_mean']} ({PUBLISHED['note']}).
@@ -347,18 +355,6 @@ def _folder_card(name: str, entry: dict[str, Any], metrics: dict[str, Any], comm
                  val_dice: float, val16: float, test: dict[str, Any] | None, args: Any, split: str) -> str:
     """Model card of a model trained on a user's NIfTI pair folder (no published reference)."""
     a = entry["arch"]["kwargs"]
-    t = test or {}
-    if test:
-        lo, hi = t["dice_ci95"]
-        rows = "\n".join(f"| {c} | {d:.4f} |" for c, d in t["per_patient"].items())
-        test_text = (f"Mean per-patient Dice **{t['dice_mean_per_patient']:.4f}** (95 % bootstrap CI over cases "
-                     f"{lo:.4f}-{hi:.4f}) on {t['n_patients']} test case(s), evaluated once at export.\n"
-                     f"False-positive rate on slices without foreground: {t['fp_rate_empty_slices']:.4f}.\n\n"
-                     f"| test case | Dice |\n|---|---|\n{rows}")
-    else:
-        test_text = ("The folder has no test split (no `test` list in splits.json), so there is no held-out "
-                     "result: evaluate on data the model never saw with\n"
-                     f"`python -m medviz.evaluate --model {name} --data DIR --json`.")
     return f"""# {name}: 2D MONAI UNet segmentation trained on {Path(entry['data']).name}/
 
 ## Data
@@ -385,8 +381,7 @@ validation mean per-case Dice (threshold 0.5): {metrics.get('best_val', float('n
 {val_raw:.4f}). Post-processing chosen on val: threshold {entry['threshold']}, 3D components smaller than
 {entry['min_size']} voxels removed -> val Dice {val_dice:.4f}.
 
-## Test metrics
-{test_text}
+{_test_section(name, test, args, False)}
 
 ## Intended use and limits
 Trained from the MedViz Training page or command line on the user's own data; not validated beyond the
