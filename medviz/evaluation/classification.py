@@ -127,6 +127,23 @@ def _arch_text(entry: dict[str, Any]) -> str:
             f"(`medviz.models.ensemble`). Member kwargs `{members[0]['kwargs']}`.")
 
 
+def _loss_text(entry: dict[str, Any]) -> str:
+    """The training loss as recorded at export (older entries: the default class-weighted loss)."""
+    loss = entry.get("loss") or {"class_weights": "balanced", "label_smoothing": 0.0}
+    weights = {"balanced": "class-weighted (inverse frequency)", "sqrt": "class-weighted (square root of inverse "
+               "frequency)", "none": "unweighted"}.get(loss["class_weights"], loss["class_weights"])
+    smoothing = f", label smoothing {loss['label_smoothing']:g}" if loss.get("label_smoothing") else ""
+    return f"{weights} cross-entropy{smoothing}"
+
+
+def _weights_text(entry: dict[str, Any]) -> str:
+    shards = entry.get("shards")
+    if not shards:
+        return f"Weights `{entry['file']}`"
+    names = [s if isinstance(s, str) else s["file"] for s in shards]  # names at export, then {file, sha256}
+    return f"Weights in {len(names)} shards ({', '.join('`' + n + '`' for n in names)}; each file <= 16 MB)"
+
+
 def _selection_text(entry: dict[str, Any], sel: dict[str, Any]) -> str:
     if entry["arch"]["name"] != "Ensemble":
         return (f"Selected on validation AUC: best epoch {sel.get('best_epoch')} of {sel.get('epochs_run')} "
@@ -163,11 +180,11 @@ Research and teaching use only; **not a medical device**.
 {inp.get('native_size') or 'folder'}-pixel 8-bit images. Preprocessing (`{entry['preprocessing']['function']}`):
 {'; '.join(entry['preprocessing']['steps'])}. Training augmentation, batched per sample
 (`ClassificationTask.augment`): random affine warp with MONAI's `AffineTransform` layer (rotation, 0.9-1.1 scale,
-+-8 % shift), flips, gamma 0.8-1.25, Gaussian noise; loss: class-weighted cross-entropy.
++-8 % shift), flips, gamma 0.8-1.25, Gaussian noise; loss: {_loss_text(entry)}.
 
 ## Architecture
 {_arch_text(entry)}
-Grad-CAM layer `{entry['cam_layer']}`. Weights `{entry['file']}` ({entry['weights_dtype']}; fp16 kept only if
+Grad-CAM layer `{entry['cam_layer']}`. {_weights_text(entry)} ({entry['weights_dtype']}; fp16 kept only if
 val AUC/ACC match fp32: {entry['fp16_check']}).
 
 ## Training (reproduce)

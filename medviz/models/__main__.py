@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--task", default=None)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     rows = [
-        {"name": e.name, "task": e.task, "dataset": e.get("dataset"), "weights": e.raw["file"], "sha256": e.raw["sha256"]}
+        {"name": e.name, "task": e.task, "dataset": e.get("dataset"), "weights": e.raw["file"], "sha256": e.raw["sha256"],
+         **({"shards": e.raw["shards"]} if e.get("shards") else {})}
         for e in list_models(task=args.task)
     ]
     if args.json:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         w = max([len(r["name"]) for r in rows] + [4])
         print(f"{'name':<{w}}  {'task':<14}  {'dataset':<16}  weights")
         for r in rows:
-            print(f"{r['name']:<{w}}  {r['task']:<14}  {str(r['dataset']):<16}  {r['weights']}")
+            files = f"{r['weights']} (+{len(r['shards']) - 1} shards)" if r.get("shards") else r["weights"]
+            print(f"{r['name']:<{w}}  {r['task']:<14}  {str(r['dataset']):<16}  {files}")
     return 0
 
 

@@ -8,6 +8,8 @@ Each manifest entry describes one shipped model::
       "dataset": "PneumoniaMNIST",
       "file": "pneumonia_resnet.safetensors", # relative to the weights dir
       "sha256": "…",                          # checked at every load
+      "shards": [{"file": "…", "sha256": "…"}, …],  # only for models split over several files
+                                              # (each file <= 16 MB); "file"/"sha256" = the first
       "card": "pneumonia_resnet.md",          # model card, relative to the weights dir
       "arch": {"name": "DenseNet121", "kwargs": {…}},  # see medviz.models.nets.NETWORKS
       "classes": ["normal", "pneumonia"],     # task-specific fields follow
@@ -58,7 +60,16 @@ class ModelEntry:
 
     @property
     def weights_path(self) -> Path:
+        """The (first) weights file."""
         return self.weights_dir / self.raw["file"]
+
+    @property
+    def weight_files(self) -> list[tuple[Path, str | None]]:
+        """Every weights file with its manifest sha256, in loading order (one unless sharded)."""
+        shards = self.raw.get("shards")
+        if shards:
+            return [(self.weights_dir / s["file"], s.get("sha256")) for s in shards]
+        return [(self.weights_path, self.raw.get("sha256"))]
 
     @property
     def card_path(self) -> Path | None:
@@ -111,18 +122,21 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_weights(entry: ModelEntry) -> Path:
-    """Return the weights path after checking it exists and matches the manifest's sha256."""
-    path = entry.weights_path
-    if not path.exists():
-        raise RegistryError(f"Weights file for {entry.name!r} is missing: {path}")
-    actual = sha256_file(path)
-    if actual != entry.raw.get("sha256"):
-        raise RegistryError(
-            f"Weights file {path.name} for {entry.name!r} fails its checksum "
-            f"(manifest {str(entry.raw.get('sha256'))[:12]}…, file {actual[:12]}…); refusing to load it."
-        )
-    return path
+def verify_weights(entry: ModelEntry) -> list[Path]:
+    """Return the weights paths (one, or every shard) after checking each exists and matches its
+    manifest sha256."""
+    paths = []
+    for path, expected in entry.weight_files:
+        if not path.exists():
+            raise RegistryError(f"Weights file for {entry.name!r} is missing: {path}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise RegistryError(
+                f"Weights file {path.name} for {entry.name!r} fails its checksum "
+                f"(manifest {str(expected)[:12]}…, file {actual[:12]}…); refusing to load it."
+            )
+        paths.append(path)
+    return paths
 
 
 @contextmanager

@@ -9,19 +9,15 @@ from medviz.models.nets import build_network
 from medviz.models.registry import ModelEntry, RegistryError, get_entry, verify_weights
 
 FP16_MAX = 65504.0  # largest finite float16
+# One shipped weights file at most (project limit 20 MB; 16 MB also fits what comes back from the GPU machine).
+MAX_FILE_BYTES = 16 * 2**20
 
 
-def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
-    """Write ``model.state_dict()`` as safetensors, atomically.
-
-    ``half``: floating tensors are stored as fp16, except those fp16 cannot hold (any magnitude above
-    65504, e.g. the running variance of a batch-norm layer fed large activations), which stay fp32
-    so they do not become ``inf`` and silence the layer."""
-    import os
-    import tempfile
-
+def _state(model: Any, half: bool) -> dict[str, Any]:
+    """CPU copy of ``model.state_dict()``; with ``half``, floating tensors become fp16 except those
+    fp16 cannot hold (any magnitude above 65504, e.g. the running variance of a batch-norm layer fed
+    large activations), which stay fp32 so they do not become ``inf`` and silence the layer."""
     import torch
-    from safetensors.torch import save_file
 
     state = {}
     for k, v in model.state_dict().items():
@@ -29,6 +25,16 @@ def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
         if half and v.is_floating_point() and (v.numel() == 0 or float(v.abs().max()) <= FP16_MAX):
             v = v.to(torch.float16)
         state[k] = v
+    return state
+
+
+def _write(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` as safetensors at ``path`` atomically (temporary file + rename)."""
+    import os
+    import tempfile
+
+    from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
     os.close(fd)
@@ -38,6 +44,41 @@ def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def save_state_dict(model: Any, path: Path, half: bool = False) -> None:
+    """Write ``model.state_dict()`` as one safetensors file, atomically (``half``: see :func:`_state`)."""
+    _write(_state(model, half), path)
+
+
+def save_weights(model: Any, out_dir: Path, name: str, half: bool = False,
+                 max_bytes: int | None = None) -> list[str]:
+    """Write a model for shipping: ``<name>.safetensors``, or when its tensors exceed ``max_bytes``,
+    shards ``<name>-00001-of-0000N.safetensors`` holding whole tensors in state-dict order, each at most
+    ``max_bytes`` (default :data:`MAX_FILE_BYTES`) of tensor data (a single larger tensor gets a shard
+    of its own).
+
+    Returns:
+        The file names written (relative to ``out_dir``), in loading order.
+    """
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    state = _state(model, half)
+    groups: list[dict[str, Any]] = [{}]
+    size = 0
+    for k, v in state.items():
+        nbytes = v.numel() * v.element_size()
+        if groups[-1] and size + nbytes > max_bytes:
+            groups.append({})
+            size = 0
+        groups[-1][k] = v
+        size += nbytes
+    if len(groups) == 1:
+        names = [f"{name}.safetensors"]
+    else:
+        names = [f"{name}-{i + 1:05d}-of-{len(groups):05d}.safetensors" for i in range(len(groups))]
+    for group, file in zip(groups, names):
+        _write(group, Path(out_dir) / file)
+    return names
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:
@@ -60,10 +101,14 @@ def load_model(name: str, device: str = "cpu", weights_dir: Path | None = None) 
         ``(model, entry)``; the model is in ``eval()`` mode on ``device``.
     """
     entry = get_entry(name, weights_dir)
-    path = verify_weights(entry)
+    paths = verify_weights(entry)
     model = build_network(entry.raw["arch"])
+    state: dict[str, Any] = {}
+    for path in paths:
+        state.update(load_state_dict(path))
     try:
-        model.load_state_dict(load_state_dict(path), strict=True)
+        model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise RegistryError(f"Weights {path.name} do not fit the {entry.raw['arch'].get('name')} network: {e}") from e
+        names = ", ".join(p.name for p in paths)
+        raise RegistryError(f"Weights {names} do not fit the {entry.raw['arch'].get('name')} network: {e}") from e
     return model.to(device).eval(), entry

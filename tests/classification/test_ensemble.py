@@ -30,17 +30,24 @@ def test_members_assemble_into_a_registered_ensemble(synthetic_folder, tmp_path,
     for seed, run in enumerate(runs):
         _train_member(synthetic_folder, run, seed)
     out = tmp_path / "weights"
+    # Shipped files are capped in size: make this small ensemble big enough to be split into shards.
+    monkeypatch.setattr("medviz.models.weights.MAX_FILE_BYTES", 64 * 1024)
     assert main(["--task", "classification", "--dataset", "folder", "--data", str(synthetic_folder),
                  "--arch", "resnet10-tiny", "--device", "cpu", "--quiet", "--members", *map(str, runs),
-                 "--members-note", "two seeds of the tiny recipe", "--out", str(out), "--register",
-                 "--name", "ens"]) == 0
+                 "--members-note", "two seeds of the tiny recipe", "--class-weights", "none",
+                 "--label-smoothing", "0.1", "--out", str(out), "--register", "--name", "ens"]) == 0
     metrics = json.loads((out / "ens.metrics.json").read_text())
     assert metrics["status"] == "assembled" and metrics["history"][0]["assembled_from"] == list(map(str, runs))
     card = (out / "ens.md").read_text()
     assert "Ensemble of 2 MONAI `ResNet`" in card and "two seeds of the tiny recipe" in card
+    assert "loss: unweighted cross-entropy, label smoothing 0.1." in card
+    shards = json.loads((out / "manifest.json").read_text())["models"][0]["shards"]
+    assert len(shards) > 1 and all((out / s["file"]).stat().st_size <= 80 * 1024 for s in shards)
+    assert f"Weights in {len(shards)} shards (`ens-00001-of-" in card
 
     monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(out))
-    model, entry = load_model("ens", device="cpu")
+    model, entry = load_model("ens", device="cpu")  # every shard sha256-checked
+    assert entry.raw["file"] == shards[0]["file"] and entry.raw["sha256"] == shards[0]["sha256"]
     assert entry.raw["cam_layer"] == "members.0.layer3,members.1.layer3"
     # The ensemble's softmax is the mean of its members' softmax (members read from their runs).
     members = []

@@ -92,7 +92,8 @@ def test_shipped_manifest_entries_verify():
     for entry in list_models():
         verify_weights(entry)
         assert entry.card_path is not None and entry.card_path.exists(), entry.name
-        assert entry.weights_path.stat().st_size <= 20 * 1024 * 1024, entry.name
+        for path, _ in entry.weight_files:
+            assert path.stat().st_size <= 20 * 1024 * 1024, (entry.name, path.name)
 
 
 def test_half_precision_keeps_tensors_fp16_cannot_hold(tmp_path):
@@ -113,3 +114,48 @@ def test_half_precision_keeps_tensors_fp16_cannot_hold(tmp_path):
     copy.load_state_dict(load_state_dict(tmp_path / "m.safetensors"))
     x = torch.randn(1, 1, 8, 8) * 1000
     assert torch.allclose(copy(x), model(x), rtol=1e-2, atol=1e-2) and copy(x).abs().max() > 0
+
+
+def _ship_sharded(tmp_path, max_bytes: int):
+    from medviz.models.registry import sha256_file
+    from medviz.models.weights import save_weights
+
+    torch.manual_seed(0)
+    net = build_network(ARCH)
+    files = save_weights(net, tmp_path, "big", max_bytes=max_bytes)
+    shards = [{"file": f, "sha256": sha256_file(tmp_path / f)} for f in files]
+    upsert_entry({"name": "big", "task": "classification", "file": files[0], "sha256": shards[0]["sha256"],
+                  "shards": shards, "arch": ARCH}, tmp_path)
+    return net, files
+
+
+def test_weights_larger_than_one_file_are_sharded_and_load_back_identically(tmp_path):
+    from safetensors.torch import load_file
+
+    from medviz.models.weights import save_weights
+
+    net, files = _ship_sharded(tmp_path, max_bytes=2048)
+    assert len(files) >= 3 and files[0] == f"big-00001-of-{len(files):05d}.safetensors"
+    keys = [set(load_file(str(tmp_path / f))) for f in files]
+    assert set().union(*keys) == set(net.state_dict()) and sum(map(len, keys)) == len(net.state_dict())
+    for f in files:  # whole tensors, at most max_bytes each unless a single tensor is larger
+        tensors = load_file(str(tmp_path / f))
+        assert len(tensors) == 1 or sum(v.numel() * v.element_size() for v in tensors.values()) <= 2048
+    model, entry = load_model("big", weights_dir=tmp_path)
+    assert [p.name for p, _ in entry.weight_files] == files
+    for k, v in net.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert save_weights(net, tmp_path / "one", "small") == ["small.safetensors"]  # fits: one file
+
+
+def test_a_tampered_or_missing_shard_is_refused(tmp_path):
+    _, files = _ship_sharded(tmp_path, max_bytes=2048)
+    last = tmp_path / files[-1]
+    data = bytearray(last.read_bytes())
+    data[-1] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match=f"{files[-1]} for 'big' fails its checksum"):
+        load_model("big", weights_dir=tmp_path)
+    last.unlink()
+    with pytest.raises(RegistryError, match="is missing"):
+        load_model("big", weights_dir=tmp_path)

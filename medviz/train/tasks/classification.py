@@ -72,7 +72,9 @@ class ClassificationTask(TrainTask):
                             help="export without touching the test split (candidate runs)")
         parser.add_argument("--members", type=Path, nargs="+", default=None, metavar="RUN",
                             help="no training: assemble a probability-averaging ensemble from these finished runs "
-                                 "(run folders holding best.safetensors, same --arch and data), validate and export it")
+                                 "(run folders holding best.safetensors, same --arch and data), validate and export it; "
+                                 "give the members' recipe flags too (e.g. --class-weights, --label-smoothing) so "
+                                 "the model card describes how they were trained")
         parser.add_argument("--members-note", default="",
                             help="--members: the commands that trained the members, written into the model card")
 
@@ -241,7 +243,7 @@ class ClassificationTask(TrainTask):
         from medviz.calibration import expected_calibration_error, fit_temperature, nll, softmax
         from medviz.classify import batch_logits
         from medviz.evaluation.report import bootstrap_ci, classification_metrics
-        from medviz.models.weights import save_state_dict
+        from medviz.models.weights import save_weights
         from medviz.evaluation.classification import model_card
 
         model = model.cpu().eval()
@@ -269,10 +271,11 @@ class ClassificationTask(TrainTask):
                         "ece": expected_calibration_error(softmax(zt), yt),
                         "ece_calibrated": expected_calibration_error(p, yt)}
         out_dir = Path(out_dir)
-        save_state_dict(shipped, out_dir / f"{name}.safetensors", half=use_half)
+        files = save_weights(shipped, out_dir, name, half=use_half)
         info = self.info
         entry: dict[str, Any] = {
-            "name": name, "task": self.name, "file": f"{name}.safetensors", "card": f"{name}.md",
+            "name": name, "task": self.name, "file": files[0], **({"shards": files} if len(files) > 1 else {}),
+            "card": f"{name}.md",
             "dataset": info.title if info else self.source, "dataset_key": info.key if info else "folder",
             "arch": self.arch(), "arch_preset": self.arch_name, "classes": self.classes,
             "input": {"channels": self.channels, "size": self.size, "native_size": 28 if info else None,
@@ -283,6 +286,7 @@ class ClassificationTask(TrainTask):
                               "steps": ["8-bit intensities / 255 -> [0, 1] (other data: window or min-max first)",
                                         "colour <-> grey to match channels", "centre crop to square",
                                         f"resize to {self.size}x{self.size} (area / bilinear)"]},
+            "loss": {"class_weights": self.args.class_weights, "label_smoothing": self.args.label_smoothing},
             "cam_layer": self.cam_layer(), "temperature": temperature,
             **({"members": [str(m) for m in self.args.members], "members_note": self.args.members_note}
                if getattr(self.args, "members", None) else {}),
