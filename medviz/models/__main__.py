@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         w = max([len(r["name"]) for r in rows] + [4])
         print(f"{'name':<{w}}  {'task':<14}  {'dataset':<16}  weights")
         for r in rows:
-            files = f"{r['weights']} (+{len(r['shards']) - 1} shards)" if r.get("shards") else r["weights"]
+            files = f"{r['weights']} (1 of {len(r['shards'])} shards)" if r.get("shards") else r["weights"]
             print(f"{r['name']:<{w}}  {r['task']:<14}  {str(r['dataset']):<16}  {files}")
     return 0
 
