@@ -62,6 +62,19 @@ def target_layers(model: Any, names: str) -> list[Any]:
     return out
 
 
+def describe_layers(names: str) -> str:
+    """Readable form of a manifest ``cam_layer``: ``"layer3"`` -> "Grad-CAM layer `layer3`";
+    ``"members.0.layer3,...,members.4.layer3"`` -> "Grad-CAM layer `layer3` of each of the 5 ensemble
+    members (maps averaged)"."""
+    parts = [n.strip() for n in str(names).split(",") if n.strip()]
+    if len(parts) == 1:
+        return f"Grad-CAM layer `{parts[0]}`"
+    tails = {p.split(".", 2)[2] if p.startswith("members.") and p.count(".") >= 2 else p for p in parts}
+    if len(tails) == 1 and all(p.startswith("members.") for p in parts):
+        return f"Grad-CAM layer `{tails.pop()}` of each of the {len(parts)} ensemble members (maps averaged)"
+    return "Grad-CAM layers " + ", ".join(f"`{p}`" for p in parts) + " (maps averaged)"
+
+
 def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: str = "GradCAM") -> np.ndarray:
     """Class activation map of one preprocessed image.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from medviz.classify import is_8bit, predict, predict_tta, prepare_input, volume_slice
-from medviz.explain import COLORMAPS, CamMethod, explain, overlay
+from medviz.explain import COLORMAPS, CamMethod, describe_layers, explain, overlay
 from medviz.transforms import window_presets
 from medviz.types import MedvizError
 from medviz.ui import models as ui
@@ -70,5 +70,5 @@ with view:
         title = f"{method}: {classes[cls]}"
         st.plotly_chart(image_figure(overlay(prep.display, cam, opacity, cmap), title), key="classify.cam_fig",
                         width="stretch")
-        st.caption(f"Grad-CAM layer `{entry.raw['cam_layer']}`; map in [0, 1] drawn over the windowed image."
+        st.caption(f"{describe_layers(entry.raw['cam_layer'])}; map in [0, 1] drawn over the windowed image."
                    + (" EigenCAM does not depend on the chosen class." if method == CamMethod.EIGENCAM else ""))

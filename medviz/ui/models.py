@@ -56,6 +56,13 @@ def cached_evaluation(name: str, split: str = "test") -> Any:
     return run
 
 
+def _network_text(arch: dict[str, Any], preset: str) -> str:
+    if arch["name"] == "Ensemble":
+        members = arch["kwargs"]["members"]
+        return f"ensemble of {len(members)} MONAI {members[0]['name']} ({preset})"
+    return f"MONAI {arch['name']} ({preset})"
+
+
 def card_summary(entry: Any) -> str:
     """Short markdown summary of a classifier's model card."""
     inp = entry.raw["input"]
@@ -64,7 +71,7 @@ def card_summary(entry: Any) -> str:
     lines = [f"**{entry.get('dataset')}** · {inp['modality_label']} ({inp['modality']})",
              f"classes: {', '.join(entry.raw['classes'])}",
              f"input: {inp['channels']} ch, {inp['size']}×{inp['size']} px, 8-bit",
-             f"network: MONAI {entry.raw['arch']['name']} ({entry.get('arch_preset', '')}), "
+             f"network: {_network_text(entry.raw['arch'], entry.get('arch_preset', ''))}, "
              f"T = {entry.get('temperature', 1.0):.2f}"]
     if test:
         lines.append(f"test AUC {test['auc']:.3f} · ACC {test['acc']:.3f} (n = {test['n']})")

@@ -76,3 +76,17 @@ def test_missing_member_weights_are_a_clear_error(synthetic_folder, tmp_path, ca
                "resnet10-tiny", "--device", "cpu", "--quiet", "--members", str(tmp_path), str(tmp_path / "x"),
                "--out", str(tmp_path / "w"), "--name", "ens"])
     assert rc == 2 and "no best.safetensors" in capsys.readouterr().err
+
+
+def test_ensemble_layers_and_network_are_described_for_people():
+    from medviz.explain import describe_layers
+    from medviz.models.registry import get_entry
+    from medviz.ui.models import card_summary
+
+    assert describe_layers("layer3") == "Grad-CAM layer `layer3`"
+    five = ",".join(f"members.{i}.layer3" for i in range(5))
+    assert describe_layers(five) == "Grad-CAM layer `layer3` of each of the 5 ensemble members (maps averaged)"
+    assert describe_layers("layer2,layer3") == "Grad-CAM layers `layer2`, `layer3` (maps averaged)"
+    entry = get_entry("breast_resnet")  # shipped as a five-member ensemble
+    n = len(entry.raw["arch"]["kwargs"]["members"])
+    assert f"network: ensemble of {n} MONAI ResNet (resnet18-half)" in card_summary(entry)
