@@ -140,7 +140,7 @@ def _weights_text(entry: dict[str, Any]) -> str:
     shards = entry.get("shards")
     if not shards:
         return f"Weights `{entry['file']}`"
-    names = [s if isinstance(s, str) else s["file"] for s in shards]  # names at export, then {file, sha256}
+    names = [s["file"] for s in shards]
     return f"Weights in {len(names)} shards ({', '.join('`' + n + '`' for n in names)}; each file <= 16 MB)"
 
 

@@ -355,7 +355,7 @@ def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimize
 def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str, command: str,
                  register: bool = False) -> dict[str, Any]:
     """Write weights + model card via the task, add the sha256 (of each shard when the task split the
-    weights: ``entry["shards"]`` = file names) and optionally register the model.
+    weights: ``entry["shards"]`` = ``[{"file": ...}, ...]``, the first being ``entry["file"]``) and optionally register the model.
 
     Args:
         out_dir: folder receiving ``<name>.safetensors`` and ``<name>.md`` (e.g. ``weights/``).
@@ -375,9 +375,8 @@ def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str,
     entry = task.export(result.model, out_dir, name, metrics, command)
     entry.setdefault("name", name)
     entry.setdefault("task", task.name)
-    if entry.get("shards"):
-        entry["shards"] = [{"file": f, "sha256": sha256_file(out_dir / f)} for f in entry["shards"]]
-        entry["file"] = entry["shards"][0]["file"]
+    for shard in entry.get("shards") or []:
+        shard["sha256"] = sha256_file(out_dir / shard["file"])
     entry["sha256"] = sha256_file(out_dir / entry["file"])
     if register:
         upsert_entry(entry, out_dir)

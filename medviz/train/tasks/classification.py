@@ -274,7 +274,7 @@ class ClassificationTask(TrainTask):
         files = save_weights(shipped, out_dir, name, half=use_half)
         info = self.info
         entry: dict[str, Any] = {
-            "name": name, "task": self.name, "file": files[0], **({"shards": files} if len(files) > 1 else {}),
+            "name": name, "task": self.name, "file": files[0], **({"shards": [{"file": f} for f in files]} if len(files) > 1 else {}),
             "card": f"{name}.md",
             "dataset": info.title if info else self.source, "dataset_key": info.key if info else "folder",
             "arch": self.arch(), "arch_preset": self.arch_name, "classes": self.classes,
