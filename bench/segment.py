@@ -3,7 +3,8 @@
 Cases: one 256×256 slice (2D path), a 256×256×40 stack (slice-wise batches) and a 256×256×128
 volume through ``sliding_window_inference``. Prints a Markdown table with the median wall time over
 ``--repeats`` runs and the peak resident memory above the pre-run level (sampled every 5 ms).
-Uses the registered ``lgg_unet`` when present, else the same untrained architecture (timing only).
+Uses the registered ``lgg_unet`` when present, with its manifest test-time augmentation (as the Segment
+page runs it), else the same untrained architecture without TTA (timing only).
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     try:
-        model, _ = load_model("lgg_unet")
-        which = "lgg_unet"
+        model, entry = load_model("lgg_unet")
+        which = f"lgg_unet (test-time augmentation: {entry.get('tta', 'none')}, as the Segment page runs it)"
     except RegistryError:
-        model, which = build_network(ARCH).eval(), "untrained UNet (same architecture)"
+        model, entry, which = build_network(ARCH).eval(), None, "untrained UNet (same architecture)"
     rng = np.random.default_rng(0)
     cases = [("one slice 256×256", 1, "auto"), ("stack 256×256×40", 40, "stack"),
              ("volume 256×256×128, sliding window", 128, "sliding_window")]
@@ -79,12 +80,12 @@ def main() -> None:
     for label, z, path in cases:
         vol = Volume(array=rng.integers(0, 255, (z, 256, 256, 3), dtype=np.uint8), spacing=(1.0, 1.0, 1.0),
                      affine=affine_from_spacing((1.0, 1.0, 1.0)), modality="MR", units="RGB")
-        segment_volume(model, vol, path=path, batch_size=args.batch_size)  # warm-up
+        segment_volume(model, vol, path=path, batch_size=args.batch_size, entry=entry)  # warm-up
         times, peak = [], 0.0
         for _ in range(args.repeats):
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
-                res = segment_volume(model, vol, path=path, batch_size=args.batch_size)
+                res = segment_volume(model, vol, path=path, batch_size=args.batch_size, entry=entry)
                 times.append(time.perf_counter() - t0)
             peak = max(peak, mem.mib)
         med = statistics.median(times)

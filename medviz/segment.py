@@ -19,6 +19,11 @@ slice (or a 256² tile of a bigger slice), so the result equals slice-wise infer
 to 256², and tiles of larger slices are blended with Gaussian weights. We chose this over a 2.5D or
 3D model because the LGG data are 2D slices without spacing (slice thickness unknown).
 
+Test-time augmentation (manifest ``tta``, chosen on val at export): ``"none"`` or ``"lr_flip"``,
+the mean probability of the input and its left-right mirror (the only flip in the LGG training
+augmentation, so the mirrored input is in distribution). :func:`tta_uncertainty` is separate: it
+uses all four in-plane flips to show where the model is unsure.
+
 Devices: the model runs where its parameters are; on CUDA under AMP (float16 autocast). A CUDA
 out-of-memory error halves the batch, then stitches on the CPU (``device="cpu"``), then runs on a
 CPU copy of the model; each step adds a note to the result. Shared (cached) models are never
@@ -186,6 +191,36 @@ def predict_probs(model: Any, x: np.ndarray, path: str = "stack", batch_size: in
                     raise
 
 
+TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {"none": ((),), "lr_flip": ((), (3,))}
+"""Flips of the ``(Z, C, Y, X)`` input averaged by each test-time augmentation mode (axis 3 = X)."""
+
+
+def _flipped_probs(model: Any, x: np.ndarray, flips: tuple[tuple[int, ...], ...], path: str,
+                   batch_size: int) -> tuple[list[np.ndarray], str, list[str]]:
+    """One ``(Z, Y, X)`` probability map per flip, each mapped back onto the unflipped grid."""
+    probs, device, notes = [], "cpu", []
+    for axes in flips:
+        xf = np.ascontiguousarray(np.flip(x, axis=axes)) if axes else x
+        p, device, run_notes = predict_probs(model, xf, path, batch_size)
+        notes += [n for n in run_notes if n not in notes]
+        probs.append(np.flip(p, axis=tuple(a - 1 for a in axes)) if axes else p)
+    return probs, device, notes
+
+
+def predict_tta(model: Any, x: np.ndarray, tta: str = "none", path: str = "stack",
+                batch_size: int = 16) -> tuple[np.ndarray, str, list[str]]:
+    """:func:`predict_probs` averaged over the flips of ``tta`` (a key of :data:`TTA_FLIPS`).
+
+    Returns:
+        ``(prob (Z, Y, X) float32, device used, notes)``.
+    """
+    if tta not in TTA_FLIPS:
+        raise SegmentationError(f"unknown test-time augmentation {tta!r}; use one of {sorted(TTA_FLIPS)}")
+    probs, device, notes = _flipped_probs(model, x, TTA_FLIPS[tta], path, batch_size)
+    prob = probs[0] if len(probs) == 1 else np.mean(probs, axis=0).astype(np.float32)
+    return prob, device, notes
+
+
 def postprocess(prob: np.ndarray, threshold: float = 0.5, min_size: int = 0) -> np.ndarray:
     """Threshold and drop 3D connected components smaller than ``min_size`` voxels.
 
@@ -212,21 +247,27 @@ def _new_skimage() -> bool:
 
 
 def segment_volume(model: Any, volume: Volume, path: str = "auto", threshold: float = 0.5, min_size: int = 0,
-                   batch_size: int = 16, entry: Any = None) -> SegResult:
+                   batch_size: int = 16, entry: Any = None, tta: str | None = None) -> SegResult:
     """Segment a Volume (2D image, slice stack, or 3D volume).
 
     Args:
         path: ``"auto"`` (``"2d"`` for one slice, else ``"stack"``), ``"stack"`` or ``"sliding_window"``.
         threshold, min_size: post-processing (use the manifest entry's values, chosen on val).
         entry: the model's manifest entry (input channels and modality); None: the LGG model.
+        tta: test-time augmentation (:data:`TTA_FLIPS`); None: the entry's ``tta`` (chosen on val), else none.
 
     Returns:
         A :class:`SegResult` on the volume's grid.
     """
     x, notes = prepare_input(volume, entry)
     kind = ("2d" if x.shape[0] == 1 else "stack") if path == "auto" else path
-    prob, device, run_notes = predict_probs(model, x, "sliding_window" if kind == "sliding_window" else "stack",
-                                            batch_size)
+    if tta is None:
+        tta = str(entry.get("tta", "none")) if entry is not None else "none"
+    prob, device, run_notes = predict_tta(model, x, tta, "sliding_window" if kind == "sliding_window" else "stack",
+                                          batch_size)
+    if tta == "lr_flip":
+        notes.append("Test-time augmentation: mean of the image and its left-right mirror (chosen on validation "
+                     "for this model; two passes).")
     if device == "cpu" and kind == "sliding_window" and not any("CPU" in n for n in run_notes):
         run_notes.append("No GPU: the sliding window ran and was stitched on the CPU (slower).")
     mask = postprocess(prob, threshold, min_size)
@@ -243,11 +284,7 @@ def tta_uncertainty(model: Any, x: np.ndarray, batch_size: int = 16) -> tuple[np
         ``(mean_prob, uncertainty)``, both ``(Z, Y, X)`` float32; uncertainty is the standard
         deviation of the four probabilities scaled by 2 into [0, 1].
     """
-    probs = []
-    for axes in ((), (3,), (2,), (2, 3)):
-        xf = np.flip(x, axis=axes) if axes else x
-        p, _, _ = predict_probs(model, np.ascontiguousarray(xf), "stack", batch_size)
-        probs.append(np.flip(p, axis=tuple(a - 1 for a in axes)) if axes else p)
+    probs, _, _ = _flipped_probs(model, x, ((), (3,), (2,), (2, 3)), "stack", batch_size)
     stack = np.stack(probs)
     return stack.mean(axis=0), np.clip(2.0 * stack.std(axis=0), 0.0, 1.0).astype(np.float32)
 

@@ -5,8 +5,8 @@ by default the folder the model was trained on (manifest ``data``), else the sha
 
 Metric: mean over patients of the Dice of each patient's whole stack of slices (the quality bar),
 with a 95 % percentile bootstrap CI over patients; plus the per-slice false-positive rate on slices
-whose reference mask is empty. Post-processing (threshold, minimum 3D component size) comes from the
-manifest entry, where training chose it on the validation split.
+whose reference mask is empty. Post-processing (threshold, minimum 3D component size) and
+test-time augmentation come from the manifest entry, where training chose them on the validation split.
 """
 
 from __future__ import annotations
@@ -31,23 +31,27 @@ MIN_SIZES = (0, 20, 50, 100, 200, 400, 800)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="override the manifest threshold")
     parser.add_argument("--min-size", type=int, default=None, help="override the manifest minimum component size")
+    parser.add_argument("--tta", choices=("none", "lr_flip"), default=None,
+                        help="override the manifest test-time augmentation")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% CI")
 
 
 def predict_cases(model: Any, root: Path, case_ids: list[str], batch_size: int = 16,
-                  progress: Any = None, label_value: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                  progress: Any = None, label_value: int | None = None,
+                  tta: str = "none") -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{case: (prob (Z, H, W) float32, truth (Z, H, W) uint8)}`` with slice-wise batched inference.
 
-    ``label_value``: NIfTI folders only, foreground is ``label == label_value`` (None: ``label > 0``)."""
+    ``label_value``: NIfTI folders only, foreground is ``label == label_value`` (None: ``label > 0``).
+    ``tta``: test-time augmentation (:data:`medviz.segment.TTA_FLIPS`)."""
     from medviz.data.lgg import normalise_stack
     from medviz.data.seg_folders import load_case
-    from medviz.segment import predict_probs
+    from medviz.segment import predict_tta
 
     out = {}
     for i, case in enumerate(case_ids):
         image, mask = load_case(root, case, label_value)
-        prob, _, _ = predict_probs(model, normalise_stack(image), "stack", batch_size)
+        prob, _, _ = predict_tta(model, normalise_stack(image), tta, "stack", batch_size)
         out[case] = (prob, mask)
         if progress:
             progress(i + 1, len(case_ids))
@@ -129,17 +133,19 @@ def evaluate(entry: Any, args: argparse.Namespace) -> dict[str, Any]:
                               weights_dir=entry.weights_dir)
     threshold = args.threshold if args.threshold is not None else float(entry.get("threshold", 0.5))
     min_size = args.min_size if args.min_size is not None else int(entry.get("min_size", 0))
+    tta = getattr(args, "tta", None) or str(entry.get("tta", "none"))
     case_ids, split = evaluation_cases(root, args.split)
-    preds = predict_cases(model, root, case_ids, args.batch_size, label_value=entry.get("label_value"))
-    result = {"model": entry.name, "task": "segmentation", "data": str(root), "split": split}
+    preds = predict_cases(model, root, case_ids, args.batch_size, label_value=entry.get("label_value"), tta=tta)
+    result = {"model": entry.name, "task": "segmentation", "data": str(root), "split": split, "tta": tta}
     result.update(score(preds, threshold, min_size, args.bootstrap))
     result["published_reference"] = PUBLISHED
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
-    lines = [f"{result['model']} on {result['data']} ({result['split']}): {result['n_patients']} patients, "
-             f"{result['n_slices']} slices, threshold {result['threshold']}, min size {result['min_size']}",
+    lines = [(f"{result['model']} on {result['data']} ({result['split']}): {result['n_patients']} patients, "
+              f"{result['n_slices']} slices, threshold {result['threshold']}, min size {result['min_size']}, "
+              f"test-time augmentation {result.get('tta', 'none')}"),
              f"{'case':<28} Dice"]
     lines += [f"{c:<28} {d:.4f}" for c, d in result["per_patient"].items()]
     lo, hi = result["dice_ci95"]

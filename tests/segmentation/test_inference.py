@@ -97,3 +97,29 @@ def test_out_of_memory_falls_back_to_smaller_batches(tiny_model, rng) -> None:
         prob, _, notes = predict_probs(Picky(tiny_model).eval(), x, path, batch_size=16)
         assert any("batch size reduced to 2" in n for n in notes), notes
         np.testing.assert_allclose(prob, expected, atol=1e-5)
+
+
+def test_lr_flip_tta_is_the_mean_of_the_slice_and_its_mirror(tiny_model, rng) -> None:
+    from medviz.segment import SegmentationError, predict_tta
+
+    x = rng.random((3, 3, 32, 40)).astype(np.float32)
+    plain, _, _ = predict_probs(tiny_model, x, "stack", batch_size=2)
+    mirrored, _, _ = predict_probs(tiny_model, np.ascontiguousarray(x[..., ::-1]), "stack", batch_size=2)
+    tta, dev, _ = predict_tta(tiny_model, x, "lr_flip", "stack", batch_size=2)
+    assert dev == "cpu" and tta.shape == (3, 32, 40) and tta.dtype == np.float32
+    np.testing.assert_allclose(tta, (plain + mirrored[..., ::-1]) / 2, atol=1e-6)
+    assert np.abs(tta - plain).max() > 1e-4  # the random net is not mirror-symmetric: TTA changes the map
+    np.testing.assert_array_equal(predict_tta(tiny_model, x, "none", "stack", 2)[0], plain)
+    with pytest.raises(SegmentationError, match="unknown test-time augmentation"):
+        predict_tta(tiny_model, x, "rotate90")
+
+
+def test_segment_volume_follows_the_entry_tta_and_says_so(tiny_model, rng) -> None:
+    vol = _volume(rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8))
+    entry = {"tta": "lr_flip"}
+    with_tta = segment_volume(tiny_model, vol, entry=entry)
+    assert any("left-right mirror" in n for n in with_tta.notes)
+    without = segment_volume(tiny_model, vol, entry=entry, tta="none")
+    assert not any("mirror" in n for n in without.notes)
+    assert np.abs(with_tta.prob - without.prob).max() > 1e-4
+    assert np.array_equal(segment_volume(tiny_model, vol).prob, without.prob)  # no entry: no TTA

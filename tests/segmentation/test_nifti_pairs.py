@@ -164,6 +164,11 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     card = (weights / "ct_cube.md").read_text()
     assert "case_d" in card and "train 2 / val 1 / test 1 cases" in card and "--epochs 6" in card
     assert entry["test_dice_patient"] is not None
+    # test-time augmentation is chosen on val together with the post-processing, and the card says so
+    assert set(entry["val_dice_by_tta"]) == {"none", "lr_flip"} and entry["tta"] in entry["val_dice_by_tta"]
+    assert entry["val_dice_patient"] == pytest.approx(max(entry["val_dice_by_tta"].values()), abs=1e-6)
+    assert entry["val_dice_patient"] == pytest.approx(entry["val_dice_by_tta"][entry["tta"]], abs=1e-6)
+    assert "Test-time augmentation chosen on val" in card
     from medviz.train.report import evaluation_report
 
     report = evaluation_report(task, result, tmp_path / "run", split="val")  # the Training page's report
@@ -174,6 +179,10 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     out = json.loads(capsys.readouterr().out)
     assert out["task"] == "segmentation" and out["split"] == "test" and list(out["per_patient"]) == ["case_d"]
     assert out["dice_mean_per_patient"] == pytest.approx(entry["test_dice_patient"], abs=1e-6)
+    assert out["tta"] == entry["tta"]  # evaluate follows the manifest's choice
+    other = "none" if entry["tta"] == "lr_flip" else "lr_flip"
+    assert evaluate_main(["--model", "ct_cube", "--json", "--device", "cpu", "--bootstrap", "50", "--tta", other]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == other
     assert out["dice_mean_per_patient"] > 0.5, out  # the bright cube is easy: the run must have learnt it
     (root / "splits.json").unlink()  # a folder without splits is evaluated whole
     assert evaluate_main(["--model", "ct_cube", "--json", "--device", "cpu", "--bootstrap", "50"]) == 0
@@ -185,7 +194,9 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     assert volume.array.ndim == 3  # grey volume, as the model expects
     seg = segment_volume(model, volume, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
     _, truth = nifti_pairs.load_case(root, "case_d")
-    assert seg.mask.shape == truth.shape and not seg.notes
+    assert seg.mask.shape == truth.shape
+    assert [n for n in seg.notes if "left-right mirror" not in n] == []  # grey input as trained: nothing to warn
+    assert len(seg.notes) == (e.get("tta") == "lr_flip")  # only the TTA note, when val chose TTA
     inter = (seg.mask.astype(bool) & truth.astype(bool)).sum()
     assert 2 * inter / (seg.mask.sum() + truth.sum()) == pytest.approx(out["per_patient"]["case_d"], abs=1e-6)
     from dataclasses import replace

@@ -195,27 +195,32 @@ class SegmentationTask(TrainTask):
         from medviz.data.seg_folders import cases
         from medviz.evaluation import segmentation as ev
         from medviz.models.weights import load_state_dict, save_state_dict
+        from medviz.segment import TTA_FLIPS
 
         root, lgg_layout = self.data_dir(), self.layout() == "lgg"
         label_value = getattr(self.args, "label_value", None)
         model = model.cpu().eval()
-        predict = lambda m, split: ev.predict_cases(m, root, cases(root, split), label_value=label_value)  # noqa: E731
-        val = predict(model, "val")
-        threshold, min_size, val_dice = ev.tune(val)
+        predict = lambda m, split, tta: ev.predict_cases(m, root, cases(root, split),  # noqa: E731
+                                                         label_value=label_value, tta=tta)
+        # Test-time augmentation and post-processing are chosen together on val (ties: no TTA).
+        val_by_tta = {tta: predict(model, "val", tta) for tta in TTA_FLIPS}
+        tuned = {tta: ev.tune(preds) for tta, preds in val_by_tta.items()}
+        tta = max(tuned, key=lambda t: (round(tuned[t][2], 9), t == "none"))
+        threshold, min_size, val_dice = tuned[tta]
         # fp16 weights only if they keep the val score (within 0.002 Dice).
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{name}.safetensors"
         save_state_dict(model, path, half=True)
         half = copy.deepcopy(model)
         half.load_state_dict(load_state_dict(path))
-        val16 = ev.score(predict(half, "val"), threshold, min_size, 0)
+        val16 = ev.score(predict(half, "val", tta), threshold, min_size, 0)
         use_half = abs(val16["dice_mean_per_patient"] - val_dice) <= 0.002
         if not use_half:
             save_state_dict(model, path, half=False)
         test = None
         if (read_splits(root) or {}).get("test") and not getattr(self.args, "skip_test", False):
-            test = ev.score(predict(half if use_half else model, "test"), threshold, min_size)
-        val_raw = ev.score(val, 0.5, 0, 0)["dice_mean_per_patient"]
+            test = ev.score(predict(half if use_half else model, "test", tta), threshold, min_size)
+        val_raw = ev.score(val_by_tta["none"], 0.5, 0, 0)["dice_mean_per_patient"]
         n_ch = int(self.arch()["kwargs"]["in_channels"])
         if lgg_layout:
             from medviz.data.lgg import CHANNELS
@@ -236,7 +241,9 @@ class SegmentationTask(TrainTask):
             "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
             "input": {"channels": channels, **spec,
                       "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
-            "threshold": threshold, "min_size": min_size, "dtype": "float16" if use_half else "float32",
+            "threshold": threshold, "min_size": min_size, "tta": tta,
+            "val_dice_by_tta": {t: float(v[2]) for t, v in tuned.items()},
+            "dtype": "float16" if use_half else "float32",
             "val_dice_patient": val_dice,
             "test_dice_patient": test["dice_mean_per_patient"] if test else None,
         }
@@ -285,6 +292,15 @@ Project quality bar (mean per-patient test Dice >= {QUALITY_BAR:.2f}): **{'met' 
 {rows}
 
 Reproduce: `python -m medviz.evaluate --model {name} --json --split test`"""
+
+
+def _tta_text(entry: dict[str, Any]) -> str:
+    """The card's line on test-time augmentation, chosen on val together with the post-processing."""
+    scores = entry.get("val_dice_by_tta") or {}
+    what = {"none": "none", "lr_flip": "mean of the slice and its left-right mirror"}
+    compared = ", ".join(f"{t} {v:.4f}" for t, v in scores.items())
+    return (f"Test-time augmentation chosen on val: {what.get(entry.get('tta', 'none'), entry.get('tta'))} "
+            f"(val mean Dice after tuned post-processing: {compared}).")
 
 
 class _Unwrap:
@@ -336,6 +352,7 @@ validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.g
 (re-computed at export: {val_raw:.4f}).
 Post-processing chosen on val: threshold {entry['threshold']}, remove 3D components smaller than
 {entry['min_size']} voxels -> val mean per-patient Dice {val_dice:.4f}.
+{_tta_text(entry)}
 
 {_test_section(name, test, args, True)}
 
@@ -380,6 +397,7 @@ Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.
 validation mean per-case Dice (threshold 0.5): {metrics.get('best_val', float('nan')):.4f} (re-computed at export:
 {val_raw:.4f}). Post-processing chosen on val: threshold {entry['threshold']}, 3D components smaller than
 {entry['min_size']} voxels removed -> val Dice {val_dice:.4f}.
+{_tta_text(entry)}
 
 {_test_section(name, test, args, False)}
 
