@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1,
                                    "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
-                                   "num_res_units": 2, "norm": "batch", "dropout": 0.1}}
+                                   "num_res_units": 2, "norm": "batch", "dropout": 0.0}}
 
 
 class PeakRSS:

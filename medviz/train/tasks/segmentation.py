@@ -336,7 +336,7 @@ Input 3 channels (pre-contrast T1, FLAIR, post-contrast T1), each divided by its
 (of voxels above the minimum) over the patient's whole stack and clipped to [0, 1.5]. Training: random {args.crop}² crops (tumour-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}),
 left-right flips, affine (±15°, ±10 % scale, ±8 px), per-channel intensity scale ±25 %, shift ±0.05,
 gamma 0.7-1.5.
-Inference on whole 256² slices.
+Inference on whole 256² slices{' averaged with their left-right mirror (test-time augmentation, below)' if entry.get('tta') == 'lr_flip' else ''}.
 
 ## Architecture
 MONAI `UNet` 2D, channels {a['channels']}, strides {a['strides']}, {a['num_res_units']} residual units,
