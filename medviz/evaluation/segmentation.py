@@ -29,9 +29,11 @@ MIN_SIZES = (0, 20, 50, 100, 200, 400, 800)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from medviz.segment import TTA_FLIPS
+
     parser.add_argument("--threshold", type=float, default=None, help="override the manifest threshold")
     parser.add_argument("--min-size", type=int, default=None, help="override the manifest minimum component size")
-    parser.add_argument("--tta", choices=("none", "lr_flip"), default=None,
+    parser.add_argument("--tta", choices=tuple(TTA_FLIPS), default=None,
                         help="override the manifest test-time augmentation")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% CI")
