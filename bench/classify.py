@@ -26,13 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.classification.infer import predict, predict_tta
+from medviz.classification.preprocess import prepare_input
+from medviz.config import get_settings
+from medviz.explain import CamMethod, explain
+from medviz.models.weights import load_model
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
 def _image() -> tuple[np.ndarray, str]:
-    from medviz.config import get_settings
-
     png = get_settings().data_dir / "cxr_nih_torchxrayvision" / "00000001_000.png"
     if png.exists():
         from PIL import Image
@@ -55,7 +59,7 @@ COLD_SNIPPET = """
 import time; t = time.perf_counter()
 import numpy as np, torch; torch.set_num_threads({threads})
 from medviz.models.weights import load_model
-from medviz.classify import prepare_input, predict
+from medviz.classification.infer import prepare_input, predict
 model, entry = load_model({name!r})
 img = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
 predict(model, entry.raw, prepare_input(img, entry.raw).x)
@@ -74,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from medviz.classify import predict, predict_tta, prepare_input
-    from medviz.explain import CamMethod, explain
-    from medviz.models.weights import load_model
 
     t = time.perf_counter()
     model, entry = load_model(args.model)

@@ -22,14 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.models.nets import build_network
+from medviz.models.registry import RegistryError
+from medviz.models.weights import load_model, load_state_dict
+from medviz.reconstruction import kspace as R
+from medviz.reconstruction.data import load_flair_slices
+from medviz.reconstruction.kspace import scale_slice
+from medviz.reconstruction.metrics import is_brain_slice
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _slices(n: int) -> list[np.ndarray]:
-    from medviz.recon import is_brain_slice, scale_slice
-
     try:
-        from medviz.data.lgg_recon import load_flair_slices
+        from medviz.reconstruction.data import load_flair_slices
 
         d = load_flair_slices(split="test")
         keep = [x for x in d.images if is_brain_slice(x)]
@@ -54,9 +60,6 @@ def _median_time(fn, inputs: list) -> float:
 
 def tune_cs(n: int = 12) -> None:
     """Print mean PSNR/SSIM of CS-TV on ``n`` validation brain slices (4x and 8x random masks) per setting."""
-    from medviz import recon as R
-    from medviz.data.lgg_recon import load_flair_slices
-
     d = load_flair_slices(split="val")
     keep = [x for x in d.images if R.is_brain_slice(x)]
     xs = keep[:: max(len(keep) // n, 1)][:n]
@@ -80,10 +83,6 @@ def tune_cs(n: int = 12) -> None:
 
 def fp16_check(name: str, fp32_path: str, n: int) -> None:
     """PSNR of the shipped (fp16-stored) model vs the fp32 training weights on ``n`` test slices."""
-    from medviz import recon as R
-    from medviz.models.nets import build_network
-    from medviz.models.weights import load_model, load_state_dict
-
     model16, entry = load_model(name)
     model32 = build_network(entry.raw["arch"])
     model32.load_state_dict(load_state_dict(Path(fp32_path)), strict=True)
@@ -103,10 +102,6 @@ def fp16_check(name: str, fp32_path: str, n: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-
-    from medviz import recon as R
-    from medviz.models.registry import RegistryError
-    from medviz.models.weights import load_model
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recon", default="lgg_flair_recon")

@@ -16,6 +16,12 @@ import threading
 import time
 from pathlib import Path
 
+from medviz.models.nets import build_network
+from medviz.models.registry import RegistryError
+from medviz.models.weights import load_model
+from medviz.segmentation.infer import segment_volume
+from medviz.types import Volume, affine_from_spacing
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1,
@@ -58,12 +64,6 @@ def main() -> None:
 
     import numpy as np
     import torch
-
-    from medviz.models.nets import build_network
-    from medviz.models.registry import RegistryError
-    from medviz.models.weights import load_model
-    from medviz.segment import segment_volume
-    from medviz.types import Volume, affine_from_spacing
 
     torch.set_num_threads(args.threads)
     try:

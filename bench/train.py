@@ -18,9 +18,9 @@ import csv
 import json
 import logging
 import sys
-import warnings
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)  # STACK.md pitfall 2
 warnings.filterwarnings("ignore", message=".*NvImgCodecPydicomReader.*")
 
-from medviz.train.tasks.base import TaskData, TrainTask  # noqa: E402
+from medviz.config import get_settings
+from medviz.train.engine import TrainConfig, train
+from medviz.train.task import TaskData, TrainTask  # noqa: E402
 
 KEYS = ["image", "label"]
 
@@ -42,8 +44,15 @@ def _items(root: Path, split: str, n_cases: int) -> list[dict[str, str]]:
 
 def _transforms(size: int, train: bool) -> tuple[Any, Any]:
     """(deterministic preprocessing, random augmentation)."""
-    from monai.transforms import (Compose, EnsureChannelFirstd, EnsureTyped, LoadImaged, RandFlipd, Resized,
-                                  ScaleIntensityRanged)
+    from monai.transforms import (
+        Compose,
+        EnsureChannelFirstd,
+        EnsureTyped,
+        LoadImaged,
+        RandFlipd,
+        Resized,
+        ScaleIntensityRanged,
+    )
 
     pre = Compose([LoadImaged(keys=KEYS, reader="PILReader"), EnsureChannelFirstd(keys=KEYS),
                    ScaleIntensityRanged(keys=KEYS, a_min=0, a_max=255, b_min=0.0, b_max=1.0, clip=True),
@@ -137,8 +146,6 @@ def plain_loop(a: argparse.Namespace) -> tuple[float, list[float]]:
 
 
 def engine_run(a: argparse.Namespace) -> tuple[float, list[float]]:
-    from medviz.train.engine import TrainConfig, train
-
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         r = train(BenchTask(a), TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=1e-3, scheduler="none",
@@ -148,8 +155,6 @@ def engine_run(a: argparse.Namespace) -> tuple[float, list[float]]:
 
 def main(argv: list[str] | None = None) -> int:
     import torch
-
-    from medviz.config import get_settings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=get_settings().data_dir / "lgg_flair_mri_seg")

@@ -27,10 +27,11 @@ if str(ROOT) not in sys.path:
 
 from medviz.config import get_settings  # noqa: E402
 from medviz.constants import CT_PRESETS, Plane  # noqa: E402
-from medviz.slicing import extract_plane  # noqa: E402
-from medviz.transforms import window_presets  # noqa: E402
+from medviz.imaging.slicing import extract_plane  # noqa: E402
+from medviz.imaging.viz import slice_figure  # noqa: E402
+from medviz.imaging.windowing import window_presets  # noqa: E402
+from medviz.io import load_files
 from medviz.types import Volume  # noqa: E402
-from medviz.viz import slice_figure  # noqa: E402
 
 SERIES = "dicom_series_ct_totalsegmentator"
 
@@ -53,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    from medviz.io import load_files
 
     folder = (args.data_dir or get_settings().data_dir) / SERIES
     if not folder.is_dir():

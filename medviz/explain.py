@@ -4,7 +4,7 @@ Safety rules (the model may be shared by every browser session through ``st.cach
 
 * the CAM object is always used as ``with Method(model=..., target_layers=[...]) as cam:`` so its
   hooks are removed even on errors;
-* the call holds the model's lock (:func:`medviz.classify.model_lock`), shared with inference;
+* the call holds the model's lock (:func:`medviz.classification.infer.model_lock`), shared with inference;
 * gradients flow to the *input* only: every parameter's ``requires_grad`` is switched off for the
   call and restored afterwards, so no ``.grad`` is written into the weights; the model's
   train/eval mode is restored too (pytorch-grad-cam calls ``model.eval()``);
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medviz.classify import model_lock
+from medviz.classification.infer import model_lock
 from medviz.types import MedvizError
 
 
@@ -81,7 +81,7 @@ def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: st
     Args:
         model: a classifier ``(1, C, S, S) -> (1, K)`` logits; left unchanged (weights, grads,
             mode, ``requires_grad`` flags, hooks).
-        x: ``(C, S, S)`` float32, as from :func:`medviz.classify.prepare_input`.
+        x: ``(C, S, S)`` float32, as from :func:`medviz.classification.preprocess.prepare_input`.
         layer: name of the target layer, or comma-joined names (the manifest's ``cam_layer``).
         target_class: class index to explain (EigenCAM ignores it: it shows the first principal
             component of the layer's activations).

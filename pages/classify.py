@@ -1,20 +1,21 @@
 """Classify page: calibrated class probabilities, test-time-augmentation spread, Grad-CAM overlays and
 input guardrails for the current study's slice or an uploaded image.
 
-Glue only: computation in ``medviz.classify`` / ``medviz.explain``, figures in ``medviz.viz_classify``.
+Glue only: computation in ``medviz.classification.infer`` / ``medviz.explain``, figures in ``medviz.classification.viz``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.classify import is_8bit, predict, predict_tta, prepare_input, volume_slice
+from medviz.classification.infer import predict, predict_tta
+from medviz.classification.preprocess import is_8bit, prepare_input, volume_slice
+from medviz.classification.viz import image_figure, probability_bars
 from medviz.explain import COLORMAPS, CamMethod, describe_layers, explain, overlay
-from medviz.transforms import window_presets
+from medviz.imaging.windowing import window_presets
 from medviz.types import MedvizError
-from medviz.ui import models as ui
+from medviz.ui import classification as ui
 from medviz.ui import widgets
-from medviz.viz_classify import image_figure, probability_bars
 
 st.header("Classify")
 entries = ui.classifiers_or_stop()

@@ -2,20 +2,27 @@
 operating threshold, reliability before/after temperature scaling, and the most confident errors
 (each opens in the Viewer).
 
-Glue only: computation in ``medviz.evaluation``, figures in ``medviz.viz_classify``.
+Glue only: computation in ``medviz.evaluate``, figures in ``medviz.classification.viz``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.calibration import expected_calibration_error, reliability
-from medviz.evaluation.report import (classification_metrics, confident_errors, confusion, default_positive,
-                                      operating_point, roc, thresholded_predictions)
+from medviz.classification.calibration import expected_calibration_error, reliability
+from medviz.classification.metrics import (
+    classification_metrics,
+    confident_errors,
+    confusion,
+    default_positive,
+    operating_point,
+    roc,
+    thresholded_predictions,
+)
+from medviz.classification.viz import confusion_figure, reliability_figure, roc_figure
 from medviz.types import MedvizError
-from medviz.ui import models as ui
+from medviz.ui import classification as ui
 from medviz.ui.state import set_volume
-from medviz.viz_classify import confusion_figure, reliability_figure, roc_figure
 
 st.header("Evaluate")
 entries = ui.classifiers_or_stop()

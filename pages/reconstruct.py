@@ -1,19 +1,19 @@
 """Reconstruct page: degrade a slice (undersampled k-space or Rician noise), restore it with a trained
 model and classical baselines, and compare them side by side with one window and linked zoom.
 
-Glue only: computation in ``medviz.recon`` (through ``medviz.ui.recon``), figures in ``medviz.viz_recon``.
+Glue only: computation in ``medviz.reconstruction.kspace`` (through ``medviz.ui.reconstruction``), figures in ``medviz.reconstruction.viz``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.recon import DEFAULT_CENTER_FRACTION
+from medviz.reconstruction.kspace import DEFAULT_CENTER_FRACTION
+from medviz.reconstruction.viz import comparison_figure, mask_figure, metrics_bar, metrics_rows
 from medviz.types import MedvizError
-from medviz.ui import recon as ui
-from medviz.ui.cache import session_memo
+from medviz.ui import reconstruction as ui
 from medviz.ui import widgets
-from medviz.viz_recon import comparison_figure, mask_figure, metrics_bar, metrics_rows
+from medviz.ui.cache import session_memo
 
 st.header("Reconstruct")
 try:

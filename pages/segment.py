@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from medviz.export import read_reference_mask
-from medviz.seg_measure import confusion_map, dice_score, label_measurements
+from medviz.imaging.overlay import overlay_slice
+from medviz.segmentation.measure import confusion_map, dice_score, label_measurements
+from medviz.segmentation.reference import read_reference_mask
+from medviz.segmentation.viz import CONFUSION_COLORS, map_figure, overlay_figure, surface_figure
 from medviz.types import MedvizError
-from medviz.ui import segment as ui
+from medviz.ui import segmentation as ui
 from medviz.ui import widgets
 from medviz.ui.state import get_volume, get_volume_source, set_volume
-from medviz.viz_segment import CONFUSION_COLORS, map_figure, overlay_figure, overlay_slice, surface_figure
 
 st.header("Segment")
 names = ui.model_names()

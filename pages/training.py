@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from medviz.config import get_settings
+from medviz.train.cli import config_from_args, parse
 from medviz.train.estimate import estimate
 from medviz.train.jobs import JobError
-from medviz.train.tasks import available_tasks, get_task_class
+from medviz.train.registry import available_tasks, get_task_class
+from medviz.evaluate import evaluation_report
 from medviz.types import MedvizError
 from medviz.ui import training as ui
 
@@ -30,8 +33,6 @@ with st.expander("New run", expanded=not manager.jobs(owner)):
     st.code("python -m medviz.train " + " ".join(argv), language="bash")
     c1, c2 = st.columns(2)
     if c1.button("Estimate memory and time per epoch", key="train.estimate"):
-        from medviz.train.cli import config_from_args, parse
-
         try:
             with st.spinner("Measuring two training steps…"):
                 args = parse(argv)
@@ -87,8 +88,6 @@ if job.owner == owner and b3.button("Share", key="train.share"):
 if not job.running and job.result is not None and job.result.best_epoch > 0:
     st.subheader("Evaluation")
     if st.button("Evaluate the best epoch on the validation split", key="train.eval"):
-        from medviz.train.report import evaluation_report
-
         with st.spinner("Evaluating…"):
             st.session_state[ui.REPORT_KEY] = (job.id, evaluation_report(job.task, job.result, job.run_dir))
     saved = st.session_state.get(ui.REPORT_KEY)
@@ -104,8 +103,6 @@ if not job.running and job.result is not None and job.result.best_epoch > 0:
             except (JobError, MedvizError, NotImplementedError) as e:
                 st.error(str(e))
         if job.promoted:
-            from medviz.config import get_settings
-
             card = get_settings().weights_dir / job.promoted.get("card", "")
             if card.is_file():
                 with st.expander(f"Model card of {job.promoted['name']}"):

@@ -1,17 +1,17 @@
 """Viewer page: open a study, browse it slice by slice, window it, measure distances and ROIs.
 
-Glue only: widgets come from ``medviz.ui``, the pictures from ``medviz.viz``.
+Glue only: widgets come from ``medviz.ui``, the pictures from ``medviz.imaging.viz``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.measure import roi_stats
-from medviz.slicing import extract_plane
+from medviz.imaging.measure import roi_stats
+from medviz.imaging.slicing import extract_plane
+from medviz.imaging.viz import slice_figure
 from medviz.ui import loading, widgets
 from medviz.ui.state import get_volume, get_volume_source
-from medviz.viz import slice_figure
 
 st.header("Viewer")
 

@@ -1,11 +1,11 @@
-"""Tests for medviz.measure: distances with anisotropic pixels, ROI statistics, histograms."""
+"""Tests for medviz.imaging.measure: distances with anisotropic pixels, ROI statistics, histograms."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from medviz.measure import Roi, distance_mm, histogram, roi_stats
+from medviz.imaging.measure import Roi, distance_mm, histogram, roi_stats
 
 
 def test_distance_345_triangle_with_anisotropic_spacing():

@@ -1,4 +1,4 @@
-"""Tests for medviz.slicing: a bright cube at a known LPS position lands where it should."""
+"""Tests for medviz.imaging.slicing: a bright cube at a known LPS position lands where it should."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medviz.constants import Plane
-from medviz.slicing import available_planes, extract_plane, num_slices
+from medviz.imaging.slicing import available_planes, extract_plane, num_slices
 from medviz.types import Volume
 
 SHAPE = (10, 20, 30)  # (Z, Y, X)

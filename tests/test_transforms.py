@@ -1,4 +1,4 @@
-"""Tests for medviz.transforms: windowing, automatic windows, presets per volume."""
+"""Tests for medviz.imaging.windowing: windowing, automatic windows, presets per volume."""
 
 from __future__ import annotations
 
@@ -6,16 +6,7 @@ import numpy as np
 import pytest
 
 from medviz.constants import AUTO_PRESET_NAME, CT_PRESETS, WindowPreset
-from medviz.transforms import (
-    FILE_WINDOW_NAME,
-    FULL_RANGE_NAME,
-    auto_window,
-    file_window,
-    is_ct,
-    look_up_preset,
-    window_presets,
-    window_to_uint8,
-)
+from medviz.imaging.windowing import FILE_WINDOW_NAME, FULL_RANGE_NAME, auto_window, file_window, is_ct, look_up_preset, window_presets, window_to_uint8
 from medviz.types import Volume, affine_from_spacing
 
 

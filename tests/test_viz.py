@@ -1,4 +1,4 @@
-"""Tests for medviz.viz: physical axes, orientation, probe, overlays, degenerate slices."""
+"""Tests for medviz.imaging.viz: physical axes, orientation, probe, overlays, degenerate slices."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import plotly.graph_objects as go
 import pytest
 
 from medviz.constants import CT_PRESETS, Plane, WindowPreset
-from medviz.measure import Roi, histogram, roi_stats
-from medviz.slicing import extract_plane
+from medviz.imaging.measure import Roi, histogram, roi_stats
+from medviz.imaging.slicing import extract_plane
 from medviz.types import Volume, affine_from_spacing
-from medviz.viz import histogram_figure, slice_figure
+from medviz.imaging.viz import histogram_figure, slice_figure
 
 SOFT = CT_PRESETS["Soft tissue"]
 CUBE = (7, 4, 25)  # (z, y, x)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from medviz.io import limits as _lim
-from medviz.io.quiet import quiet_pydicom
 from medviz.io.dicom_values import (
     first,
     first_value,
@@ -29,6 +28,7 @@ from medviz.io.dicom_values import (
     valid_orientation,
     vector,
 )
+from medviz.io.quiet import quiet_pydicom
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _DEFLATE_UID = b"1.2.840.10008.1.2.1.99"

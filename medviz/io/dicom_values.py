@@ -71,7 +71,7 @@ def ts_name(uid: str) -> str:
 
 def plain(value: Any) -> Any:
     from pydicom.multival import MultiValue
-    from pydicom.valuerep import DSdecimal, DSfloat, IS
+    from pydicom.valuerep import IS, DSdecimal, DSfloat
 
     if isinstance(value, MultiValue | list | tuple):
         return [plain(v) for v in value]

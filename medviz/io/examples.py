@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from medviz.io.loader import load_path
+from medviz.io.nifti import read_nifti
+from medviz.io.raster import planar_volume
 from medviz.types import LoadError, Volume
 
 _PYDICOM = "pydicom test data (pydicom/data/test_files, MIT licence of pydicom; see its README.txt)"
@@ -117,20 +120,14 @@ def _pydicom_file(*parts: str) -> Path:
 
 
 def _dicom_file(name: str) -> Volume:
-    from medviz.io.loader import load_path
-
     return load_path(_pydicom_file(name)).series[0].volume
 
 
 def _ct_series() -> Volume:
-    from medviz.io.loader import load_path
-
     return load_path(_pydicom_file("dicomdirtests", "77654033", "CT2")).series[0].volume
 
 
 def _anatomical() -> Volume:
-    from medviz.io.nifti import read_nifti
-
     path = Path(str(resources.files("nibabel").joinpath("tests", "data", "anatomical.nii")))
     if not path.exists():
         raise LoadError("anatomical.nii", "this bundled example is missing from the installed nibabel package")
@@ -154,6 +151,4 @@ def _phantom() -> Volume:
 
 
 def _plain_image(array, name: str, units: str) -> Volume:
-    from medviz.io.raster import planar_volume
-
     return planar_volume(array, name, units, meta={"Format": "scikit-image data"})

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from medviz.io import archive as _archive
+from medviz.io import dicom, nifti, raster
 from medviz.io import limits as _lim
 from medviz.io.quiet import quiet_pydicom
 from medviz.io.results import FileProblem, LoadResult, SeriesChoice, describe
+from medviz.io.series import assemble
 from medviz.types import LoadError, Volume
 
 _UNSUPPORTED = {"tiff": "TIFF", "gif": "GIF", "bmp": "BMP", "webp": "WebP"}
@@ -46,8 +48,6 @@ class _Collector:
             self.problems.append(FileProblem(name, describe(e)))
 
     def _add(self, name: str, data: bytes, depth: int) -> None:
-        from medviz.io import dicom, nifti, raster
-
         if not isinstance(data, bytes | bytearray | memoryview):
             raise ValueError(f"expected the file's bytes, got {type(data).__name__}")
         data = bytes(data)
@@ -104,8 +104,6 @@ class _Collector:
             raise ValueError("not a recognised image file (DICOM, NIfTI, PNG, JPEG or zip expected)")
 
     def result(self, what: str) -> LoadResult:
-        from medviz.io.series import assemble
-
         asm = assemble(self.instances)
         problems = self.problems + asm.problems
         notes = self.notes + asm.notes

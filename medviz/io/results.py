@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from medviz.types import Volume
 
-
 _RAW_BYTES = re.compile(r"""(?<!\w)b'(?:[^'\\]|\\.)*'?|(?<!\w)b"(?:[^"\\]|\\.)*"?""")
 
 

@@ -6,10 +6,10 @@ import argparse
 import json
 import sys
 
+from medviz.models.registry import list_models
+
 
 def main(argv: list[str] | None = None) -> int:
-    from medviz.models.registry import list_models
-
     p = argparse.ArgumentParser(prog="python -m medviz.models")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list registered models")

@@ -1,4 +1,5 @@
-"""Probability-averaging ensemble of classifiers, built from a manifest ``arch`` entry.
+"""Probability-averaging ensemble of classifiers (the ``nn.Module`` only; built by
+:func:`medviz.models.nets.build_network` from a manifest ``arch`` entry).
 
 Manifest form::
 
@@ -11,8 +12,6 @@ accuracy and Grad-CAM targets work on it exactly as on a single classifier.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -36,13 +35,3 @@ class ProbabilityEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.stack([torch.softmax(m(x).float(), dim=-1) for m in self.members]).mean(dim=0)
         return torch.log(probs.clamp_min(EPS))
-
-
-def build_ensemble(members: list[dict[str, Any]]) -> ProbabilityEnsemble:
-    """Build the (untrained) ensemble of ``members`` (manifest ``arch`` entries)."""
-    from medviz.models.nets import build_network
-    from medviz.models.registry import RegistryError
-
-    if any(m.get("name") == "Ensemble" for m in members):
-        raise RegistryError("an ensemble member cannot itself be an ensemble")
-    return ProbabilityEnsemble([build_network(m) for m in members])

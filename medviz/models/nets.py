@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from medviz.models.ensemble import ProbabilityEnsemble
+from medviz.models.registry import RegistryError
+
 
 def _monai(name: str) -> Callable[..., Any]:
     def build(**kwargs: Any) -> Any:
@@ -25,10 +28,12 @@ def _complex_unet(**kwargs: Any) -> Any:
     return ComplexUnet(**kwargs)
 
 
-def _ensemble(**kwargs: Any) -> Any:
-    from medviz.models.ensemble import build_ensemble
-
-    return build_ensemble(**kwargs)
+def _ensemble(members: list[dict[str, Any]]) -> ProbabilityEnsemble:
+    """The (untrained) ensemble of ``members`` (manifest ``arch`` entries, each built through this allowlist;
+    an ensemble cannot contain another ensemble)."""
+    if any(m.get("name") == "Ensemble" for m in members):
+        raise RegistryError("an ensemble member cannot itself be an ensemble")
+    return ProbabilityEnsemble([build_network(m) for m in members])
 
 
 NETWORKS: dict[str, Callable[..., Any]] = {
@@ -48,8 +53,6 @@ NETWORKS: dict[str, Callable[..., Any]] = {
 
 def build_network(arch: dict[str, Any]) -> Any:
     """Build an (untrained) network from ``{"name": ..., "kwargs": {...}}``."""
-    from medviz.models.registry import RegistryError
-
     name = arch.get("name")
     if name not in NETWORKS:
         raise RegistryError(f"Unknown network {name!r}; allowed: {', '.join(sorted(NETWORKS))}")

@@ -83,7 +83,6 @@ def save_weights(model: Any, out_dir: Path, name: str, half: bool = False,
 
 def load_state_dict(path: Path) -> dict[str, Any]:
     """Read a safetensors file to float32 tensors; errors become :class:`RegistryError`."""
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

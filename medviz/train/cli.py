@@ -16,7 +16,11 @@ import sys
 import threading
 from pathlib import Path
 
-from medviz.train.tasks import get_task_class, task_names
+from medviz.config import get_settings
+from medviz.train.engine import TrainConfig, export_model, train
+from medviz.train.progress import ProgressBar
+from medviz.train.registry import get_task_class, task_names
+from medviz.types import MedvizError
 
 
 def build_parser(task: str | None) -> argparse.ArgumentParser:
@@ -57,8 +61,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`~medviz.train.engine.TrainConfig` described by parsed command-line options."""
-    from medviz.train.engine import TrainConfig
-
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                        scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
                        amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch,
@@ -71,11 +73,6 @@ def command_line(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from medviz.config import get_settings
-    from medviz.train.engine import export_model, train
-    from medviz.train.progress import ProgressBar
-    from medviz.types import MedvizError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(argv)
     name = args.name or f"{args.task}-run"

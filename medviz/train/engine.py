@@ -1,4 +1,4 @@
-"""The one training loop for every model family (see :mod:`medviz.train.tasks.base`).
+"""The one training loop for every model family (see :mod:`medviz.train.task`).
 
 Generic concerns live here: device choice with CPU fallback, seeding, AMP and channels-last on
 CUDA, DistributedDataParallel under ``torchrun`` (gloo on CPU, nccl on GPU; sharded data; rank 0
@@ -24,11 +24,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from medviz.config import select_device
+from medviz.models.registry import sha256_file, upsert_entry
+from medviz.models.weights import load_state_dict, save_state_dict
 from medviz.train.checkpoint import LAST, CheckpointError, atomic_torch_save, load_checkpoint
 from medviz.train.events import Listener, TrainEvent
-from medviz.train.runtime import (Dist, init_distributed, lr_factor, make_loaders, memory_mb, sample_images, seed_epoch,
-                                  to_device)
-from medviz.train.tasks.base import TrainTask
+from medviz.train.runtime import (
+    Dist,
+    init_distributed,
+    lr_factor,
+    make_loaders,
+    memory_mb,
+    sample_images,
+    seed_epoch,
+    to_device,
+)
+from medviz.train.task import TrainTask
 from medviz.types import MedvizError
 
 BEST = "best.safetensors"
@@ -139,8 +150,6 @@ def train(
             GPU memory, unusable data, a task that does not report its monitored metric.
         CheckpointError: ``resume`` without a usable checkpoint.
     """
-    from medviz.config import select_device
-
     try:
         device = select_device(cfg.device)
     except RuntimeError as e:
@@ -162,8 +171,6 @@ def train(
 def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, stop_event: threading.Event,
            resume: bool, device: str, dist: Dist) -> TrainResult:
     import torch
-
-    from medviz.models.weights import load_state_dict, save_state_dict
 
     if device == "cuda" and dist.world > 1:
         device = f"cuda:{dist.local_rank}"
@@ -364,8 +371,6 @@ def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str,
     Returns:
         The manifest entry.
     """
-    from medviz.models.registry import sha256_file, upsert_entry
-
     if result.best_epoch < 1:
         raise TrainingError("the run has no completed epoch: there are no selected weights to export")
     out_dir = Path(out_dir)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from medviz.config import select_device
 from medviz.train.engine import TrainConfig, TrainingError
-from medviz.train.tasks.base import TrainTask
+from medviz.train.runtime import Dist, make_loaders, to_device
+from medviz.train.task import TrainTask
 
 
 def estimate(task: TrainTask, cfg: TrainConfig, steps: int = 2) -> dict[str, Any]:
@@ -29,9 +31,6 @@ def estimate(task: TrainTask, cfg: TrainConfig, steps: int = 2) -> dict[str, Any
     """
     import psutil
     import torch
-
-    from medviz.config import select_device
-    from medviz.train.runtime import Dist, make_loaders, to_device
 
     device = select_device(cfg.device)
     data = task.build_data()

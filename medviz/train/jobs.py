@@ -24,7 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medviz.config import get_settings
+from medviz.train.cli import command_line, config_from_args, parse
+from medviz.train.engine import export_model, train
 from medviz.train.events import EventLog, TrainEvent
+from medviz.train.registry import get_task_class
 from medviz.types import MedvizError
 
 log = logging.getLogger(__name__)
@@ -80,8 +84,6 @@ class Job:
         self.log(event)
 
     def _run(self, resume: bool) -> None:
-        from medviz.train.engine import train
-
         try:
             self.result = train(self.task, self.cfg, self.run_dir, listeners=[self._listen],
                                 stop_event=self.stop_event, resume=resume)
@@ -115,10 +117,6 @@ class JobManager:
         Raises:
             JobError: another job is running, or the arguments are invalid.
         """
-        from medviz.config import get_settings
-        from medviz.train.cli import config_from_args, parse
-        from medviz.train.tasks import get_task_class
-
         _check_owner(owner)
         argv = [a for a in argv if a != "--resume"]
         if any(a.split("=")[0] in ("--run-dir", "--out") for a in argv):
@@ -238,10 +236,6 @@ class JobManager:
         Returns:
             The manifest entry; the model then appears in ``list_models`` of its task.
         """
-        from medviz.config import get_settings
-        from medviz.train.cli import command_line
-        from medviz.train.engine import export_model
-
         job = self._owned(job_id, owner)
         if not NAME_RE.match(name):
             raise JobError(f"model name {name!r}: use 1-64 lower-case letters, digits, '-' or '_'")

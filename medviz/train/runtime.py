@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from medviz.train.tasks.base import TaskData
+from medviz.train.task import TaskData
 
 
 @dataclass

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
+from medviz.io import list_examples, load_example
+
 if TYPE_CHECKING:
     from medviz.io import Example
     from medviz.types import Volume
@@ -23,8 +25,6 @@ _MEMO_KEY = "medviz.viewer.memo"
 @st.cache_resource(show_spinner=False)
 def examples() -> list[Example]:
     """The bundled examples (``medviz.io.list_examples``), listed once per process."""
-    from medviz.io import list_examples
-
     return list(list_examples())
 
 
@@ -35,8 +35,6 @@ def example_volume(key: str) -> Volume:
     Raises:
         medviz.types.LoadError: the example could not be read (not cached, so a retry re-reads).
     """
-    from medviz.io import load_example
-
     volume = load_example(key)
     volume.array.setflags(write=False)  # shared across sessions: nobody may modify it in place
     return volume

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from medviz.config import get_settings
+from medviz.io import load_files
 from medviz.types import MedvizError
 from medviz.ui import cache
 from medviz.ui.state import get_volume, set_volume
@@ -88,8 +89,6 @@ def example_picker() -> None:
 
 def _read_upload(files: list) -> UploadStatus:
     """Run the loaders on uploaded files; the current study changes only on success."""
-    from medviz.io import load_files
-
     status = UploadStatus(n_files=len(files))
     total = sum(f.size for f in files)
     limit = get_settings().limits.max_upload_bytes

@@ -18,6 +18,8 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from medviz.config import get_settings
+from medviz.train.cli import build_parser
 from medviz.train.jobs import Job, JobManager
 
 OWNER_KEY = "medviz.train.owner"
@@ -41,8 +43,6 @@ def owner_token() -> str:
 
 # -- options --------------------------------------------------------------------------------------------
 def _task_actions(task: str) -> list[argparse.Action]:
-    from medviz.train.cli import build_parser
-
     parser = build_parser(task)
     group = next((g for g in parser._action_groups if g.title == f"{task} options"), None)
     return [a for a in (group._group_actions if group else []) if a.dest not in SKIP_DESTS]
@@ -223,8 +223,6 @@ def uploaded_data_source(owner: str) -> str | None:
     under the runs folder, private to this session; returns its path for ``--data``."""
     import hashlib
     import re
-
-    from medviz.config import get_settings
 
     up = st.file_uploader("…or upload a data set (.zip of class folders, or .npz)", type=["zip", "npz"],
                           key="train.upload")

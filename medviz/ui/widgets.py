@@ -10,12 +10,14 @@ import numpy as np
 import streamlit as st
 
 from medviz.constants import Plane, WindowPreset
-from medviz.measure import Histogram, Point, Roi, RoiStats, distance_mm, histogram
-from medviz.slicing import PlaneSlice, available_planes, num_slices
-from medviz.transforms import finite_sample, window_presets
-from medviz.types import Volume
+from medviz.imaging.measure import Histogram, Point, Roi, RoiStats, distance_mm, histogram
+from medviz.imaging.slicing import PlaneSlice, available_planes, num_slices
+from medviz.imaging.viz import histogram_figure
+from medviz.imaging.windowing import finite_sample, window_presets
+from medviz.io import load_files
+from medviz.types import MedvizError, Volume
 from medviz.ui.cache import session_memo
-from medviz.viz import histogram_figure
+from medviz.ui.state import get_volume
 
 _BOUND_KEY = "medviz.viewer.bound_volume"
 _TOKEN_KEY = "medviz.viewer.token"
@@ -225,10 +227,6 @@ def image_source(prefix: str, upload_label: str, purpose: str) -> tuple[Volume |
         and a short id that changes when that image changes (for widget keys). The volume is None
         (after an info or error message) when there is nothing to work on.
     """
-    from medviz.io import load_files
-    from medviz.types import MedvizError
-    from medviz.ui.state import get_volume
-
     source = st.radio("image", ["current study", "upload"], horizontal=True, key=f"{prefix}.source")
     volume, token = None, ""
     if source == "upload":

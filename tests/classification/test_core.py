@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.calibration import expected_calibration_error, fit_temperature, nll, softmax
-from medviz.classify import check_input, predict, predict_tta, prepare_input
-from medviz.data.medmnist import preprocess_batch, preprocess_image
+from medviz.classification.calibration import expected_calibration_error, fit_temperature, nll, softmax
+from medviz.classification.preprocess import check_input, prepare_input
+from medviz.classification.infer import predict, predict_tta
+from medviz.classification.preprocess import preprocess_batch, preprocess_image
 from medviz.explain import CamMethod, ExplainError, explain, overlay
 from tests.classification.conftest import synthetic_image
 

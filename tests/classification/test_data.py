@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from medviz.data.medmnist import DataError, load_image_folder, load_npz_split, look_up_dataset, resolve_npz
+from medviz.classification.data import DataError, load_image_folder, load_npz_split, look_up_dataset, resolve_npz
 
 
 def _png(value: int, shape=(20, 30)) -> bytes:

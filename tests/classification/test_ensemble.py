@@ -19,7 +19,7 @@ def _train_member(folder, run, seed: int) -> None:
 
 
 def test_members_assemble_into_a_registered_ensemble(synthetic_folder, tmp_path, monkeypatch):
-    from medviz.classify import batch_logits
+    from medviz.classification.infer import batch_logits
     from medviz.explain import explain
     from medviz.models.nets import build_network
     from medviz.models.registry import RegistryError
@@ -81,7 +81,7 @@ def test_missing_member_weights_are_a_clear_error(synthetic_folder, tmp_path, ca
 def test_ensemble_layers_and_network_are_described_for_people():
     from medviz.explain import describe_layers
     from medviz.models.registry import get_entry
-    from medviz.ui.models import card_summary
+    from medviz.ui.classification import card_summary
 
     assert describe_layers("layer3") == "Grad-CAM layer `layer3`"
     five = ",".join(f"members.{i}.layer3" for i in range(5))

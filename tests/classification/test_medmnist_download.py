@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medviz.data.medmnist import DataError, download_npz, look_up_dataset
+from medviz.classification.data import DataError, download_npz, look_up_dataset
 
 
 def _fake_medmnist(behaviour):
@@ -60,7 +60,7 @@ def test_cached_file_needs_no_package(tmp_path, monkeypatch):
 
 def _task(tmp_path, monkeypatch, *extra):
     from medviz.train.cli import parse
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     monkeypatch.setenv("MEDVIZ_MEDMNIST_DIR", str(tmp_path / "cache"))
     args = parse(["--task", "classification", "--dataset", "breastmnist", "--data", str(tmp_path / "empty"), *extra])

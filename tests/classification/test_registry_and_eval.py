@@ -26,7 +26,7 @@ def test_sha256_mismatch_is_refused(tiny_weights, tmp_path):
 
 @pytest.mark.data
 def test_evaluate_command_on_64_breast_test_images(data_dir, capsys):
-    from medviz.evaluate.__main__ import main
+    from medviz.evaluate import main
 
     assert main(["--model", "breast_resnet", "--json", "--limit", "64", "--n-boot", "200"]) == 0
     r = json.loads(capsys.readouterr().out)
@@ -38,7 +38,7 @@ def test_evaluate_command_on_64_breast_test_images(data_dir, capsys):
 
 @pytest.mark.data
 def test_evaluate_accepts_npz_file_and_prints_table(data_dir, capsys):
-    from medviz.evaluate.__main__ import main
+    from medviz.evaluate import main
 
     npz = data_dir / "medmnist" / "breastmnist.npz"
     assert main(["--model", "breast_resnet", "--data", str(npz), "--split", "val", "--n-boot", "50"]) == 0
@@ -54,7 +54,7 @@ BELOW_BAR: dict[str, str] = {}
 def _evaluate(name):
     import argparse
 
-    from medviz.evaluation.classification import evaluate
+    from medviz.classification.evaluate import evaluate
     from medviz.models.registry import get_entry
 
     entry = get_entry(name)

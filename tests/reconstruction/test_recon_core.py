@@ -6,63 +6,63 @@ import numpy as np
 import pytest
 import torch
 
-from medviz import recon as R
+from medviz.reconstruction import baselines, infer, kspace, metrics
 
 
 @pytest.mark.parametrize("acc", [4, 8])
 def test_equispaced_mask_fraction_matches_acceleration(acc):
     for seed in range(5):
-        m = R.make_mask(256, "equispaced", acc, seed=seed)
+        m = kspace.make_mask(256, "equispaced", acc, seed=seed)
         assert set(np.unique(m)) <= {0.0, 1.0}
         assert abs(m.mean() - 1 / acc) < 0.015, m.mean()
 
 
 @pytest.mark.parametrize("acc", [4, 8])
 def test_random_mask_fraction_matches_acceleration_on_average(acc):
-    fractions = [R.make_mask(256, "random", acc, seed=s).mean() for s in range(40)]
+    fractions = [kspace.make_mask(256, "random", acc, seed=s).mean() for s in range(40)]
     assert abs(np.mean(fractions) - 1 / acc) < 0.02
 
 
 @pytest.mark.parametrize("kind", ["random", "equispaced"])
 def test_mask_centre_fully_sampled_and_seeded(kind):
-    m = R.make_mask(256, kind, 4, center_fraction=0.08, seed=3)
+    m = kspace.make_mask(256, kind, 4, center_fraction=0.08, seed=3)
     n = round(256 * 0.08)
     start = (256 - n + 1) // 2
     assert m[start:start + n].all()
-    assert np.array_equal(m, R.make_mask(256, kind, 4, center_fraction=0.08, seed=3))
+    assert np.array_equal(m, kspace.make_mask(256, kind, 4, center_fraction=0.08, seed=3))
 
 
 def test_undersampling_keeps_exactly_the_sampled_lines(phantom):
-    m = R.make_mask(64, "random", 4, seed=1)
-    k = R.to_kspace(phantom).numpy()
-    k_us = R.undersample(k, m).numpy()
+    m = kspace.make_mask(64, "random", 4, seed=1)
+    k = kspace.to_kspace(phantom).numpy()
+    k_us = kspace.undersample(k, m).numpy()
     assert np.array_equal(k_us[:, m == 1], k[:, m == 1])
     assert not np.any(k_us[:, m == 0])
 
 
 def test_zero_filled_of_fully_sampled_kspace_equals_input(phantom):
-    full = R.make_mask(64, "random", 1)
-    sim = R.simulate_undersampling(phantom, full)
+    full = kspace.make_mask(64, "random", 1)
+    sim = kspace.simulate_undersampling(phantom, full)
     assert full.all()
     np.testing.assert_allclose(sim["zero_filled"], phantom, atol=1e-5)
 
 
 def test_data_consistency_restores_measured_lines(phantom):
-    m = R.make_mask(64, "equispaced", 4, seed=0)
-    sim = R.simulate_undersampling(phantom, m)
+    m = kspace.make_mask(64, "equispaced", 4, seed=0)
+    sim = kspace.simulate_undersampling(phantom, m)
     wrong = torch.randn(64, 64, 2)
-    fixed = R.data_consistency(wrong, torch.as_tensor(sim["kspace_us"]), m)
-    k_fixed = R.to_kspace_complex(fixed).numpy()
+    fixed = kspace.data_consistency(wrong, torch.as_tensor(sim["kspace_us"]), m)
+    k_fixed = kspace.to_kspace_complex(fixed).numpy()
     np.testing.assert_allclose(k_fixed[:, m == 1], sim["kspace_us"][:, m == 1], atol=1e-4)
 
 
 def test_bad_mask_parameters_raise():
-    with pytest.raises(R.ReconError, match="mask kind"):
-        R.make_mask(64, "spiral", 4)
-    with pytest.raises(R.ReconError, match="centre fraction"):
-        R.make_mask(64, "random", 8, center_fraction=0.5)
-    with pytest.raises(R.ReconError, match="2D"):
-        R.scale_slice(np.zeros((2, 3, 4)))
+    with pytest.raises(kspace.ReconError, match="mask kind"):
+        kspace.make_mask(64, "spiral", 4)
+    with pytest.raises(kspace.ReconError, match="centre fraction"):
+        kspace.make_mask(64, "random", 8, center_fraction=0.5)
+    with pytest.raises(kspace.ReconError, match="2D"):
+        kspace.scale_slice(np.zeros((2, 3, 4)))
 
 
 def test_metrics_agree_with_scikit_image_and_monai(phantom):
@@ -71,18 +71,18 @@ def test_metrics_agree_with_scikit_image_and_monai(phantom):
 
     est = np.clip(phantom + np.random.default_rng(0).normal(0, 0.05, phantom.shape), 0, 1).astype(np.float32)
     t = lambda a: torch.as_tensor(a)[None, None]  # noqa: E731
-    assert R.psnr(phantom, est) == pytest.approx(peak_signal_noise_ratio(phantom, est, data_range=1.0), abs=1e-4)
-    assert R.psnr(phantom, est) == pytest.approx(float(PSNRMetric(max_val=1.0)(t(est), t(phantom))), abs=1e-3)
-    assert R.ssim(phantom, est) == pytest.approx(float(SSIMMetric(spatial_dims=2, data_range=1.0)(t(est), t(phantom))),
+    assert metrics.psnr(phantom, est) == pytest.approx(peak_signal_noise_ratio(phantom, est, data_range=1.0), abs=1e-4)
+    assert metrics.psnr(phantom, est) == pytest.approx(float(PSNRMetric(max_val=1.0)(t(est), t(phantom))), abs=1e-3)
+    assert metrics.ssim(phantom, est) == pytest.approx(float(SSIMMetric(spatial_dims=2, data_range=1.0)(t(est), t(phantom))),
                                                  abs=2e-3)
     expected = mean_squared_error(phantom, est) * phantom.size / float(np.sum(phantom.astype(np.float64) ** 2))
-    assert R.nmse(phantom, est) == pytest.approx(expected, rel=1e-6)
-    assert R.ssim(phantom, phantom) == pytest.approx(1.0)
+    assert metrics.nmse(phantom, est) == pytest.approx(expected, rel=1e-6)
+    assert metrics.ssim(phantom, phantom) == pytest.approx(1.0)
 
 
 def test_rician_noise_is_seeded_and_has_the_requested_level(phantom):
-    a = R.add_rician_noise(phantom, 0.05, seed=1)
-    assert np.array_equal(a, R.add_rician_noise(phantom, 0.05, seed=1))
+    a = kspace.add_rician_noise(phantom, 0.05, seed=1)
+    assert np.array_equal(a, kspace.add_rician_noise(phantom, 0.05, seed=1))
     inside = phantom > 0.4  # high SNR: Rician ~ Gaussian
     assert np.std((a - phantom)[inside]) == pytest.approx(0.05, rel=0.2)
     assert (a >= 0).all()
@@ -90,7 +90,7 @@ def test_rician_noise_is_seeded_and_has_the_requested_level(phantom):
 
 def test_blank_slice_gives_finite_output(tiny_models):
     model = tiny_models["recon"]
-    out = R.reconstruct(model, np.zeros((32, 32), np.float32), R.make_mask(32, "random", 4))
+    out = infer.reconstruct(model, np.zeros((32, 32), np.float32), kspace.make_mask(32, "random", 4))
     assert np.isfinite(out["reconstruction"]).all()
     assert not out["reconstruction"].any()
 
@@ -99,7 +99,7 @@ def test_blank_slice_gives_finite_output(tiny_models):
 def test_compare_returns_aligned_panels_and_metrics(phantom, mode, tiny_models):
     model = tiny_models[mode]
     before = phantom.copy()
-    res = R.compare(model, mode, phantom * 300, acceleration=4, sigma=0.05, slow_baseline=False)
+    res = infer.compare(model, mode, phantom * 300, acceleration=4, sigma=0.05, slow_baseline=False)
     assert np.array_equal(phantom, before)
     for k in ("reference", "degraded", "output", "difference"):
         assert res[k].shape == phantom.shape
@@ -107,18 +107,18 @@ def test_compare_returns_aligned_panels_and_metrics(phantom, mode, tiny_models):
     expected = {"model", "zero_filled"} if mode == "recon" else {"model", "noisy", "nlm"}
     assert set(res["metrics"]) == expected
     assert all(set(v) == {"psnr", "ssim", "nmse"} for v in res["metrics"].values())
-    with pytest.raises(R.ReconError):
-        R.compare(model, "deblur", phantom)
+    with pytest.raises(kspace.ReconError):
+        infer.compare(model, "deblur", phantom)
 
 
 def test_unrolled_cascades_keep_measured_lines(phantom, tiny_models):
-    m = R.make_mask(64, "random", 4, seed=2)
-    sim = R.simulate_undersampling(phantom, m)
+    m = kspace.make_mask(64, "random", 4, seed=2)
+    sim = kspace.simulate_undersampling(phantom, m)
     z = torch.as_tensor(sim["zero_filled_complex"])[None, None]
     k = torch.as_tensor(sim["kspace_us"])[None, None]
     mm = torch.as_tensor(m)[None, None, None, :, None]
     with torch.inference_mode():
-        one = R.recon_forward(tiny_models["recon"], z, k, mm, cascades=1)
-        two = R.recon_forward(tiny_models["recon"], z, k, mm, cascades=2)
+        one = infer.recon_forward(tiny_models["recon"], z, k, mm, cascades=1)
+        two = infer.recon_forward(tiny_models["recon"], z, k, mm, cascades=2)
     assert one.shape == two.shape == (1, 1, 64, 64)
     assert not torch.allclose(one, two)

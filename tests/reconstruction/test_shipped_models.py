@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from medviz import recon as R
+from medviz.reconstruction import baselines, infer, kspace, metrics
 
 pytestmark = pytest.mark.data
 
@@ -24,10 +24,10 @@ def _model(name: str):
 
 @pytest.fixture(scope="module")
 def test_slices(data_dir):
-    from medviz.data.lgg_recon import load_flair_slices
+    from medviz.reconstruction.data import load_flair_slices
 
     d = load_flair_slices(data_dir / "lgg_flair_mri_seg", "test")
-    keep = [i for i, x in enumerate(d.images) if R.is_brain_slice(x)]
+    keep = [i for i, x in enumerate(d.images) if metrics.is_brain_slice(x)]
     return [d.images[i] for i in keep[5::len(keep) // 4][:4]]  # 4 slices spread over the test patients
 
 
@@ -36,9 +36,9 @@ def test_recon_model_beats_zero_filled_at_4x(test_slices, kind):
     model, entry = _model("lgg_flair_recon")
     gains, ssim_gains = [], []
     for i, x in enumerate(test_slices):
-        out = R.reconstruct(model, x, R.make_mask(256, kind, 4, seed=i), cascades=int(entry.get("cascades", 1)))
-        gains.append(R.psnr(x, out["reconstruction"]) - R.psnr(x, out["zero_filled"]))
-        ssim_gains.append(R.ssim(x, out["reconstruction"]) - R.ssim(x, out["zero_filled"]))
+        out = infer.reconstruct(model, x, kspace.make_mask(256, kind, 4, seed=i), cascades=int(entry.get("cascades", 1)))
+        gains.append(metrics.psnr(x, out["reconstruction"]) - metrics.psnr(x, out["zero_filled"]))
+        ssim_gains.append(metrics.ssim(x, out["reconstruction"]) - metrics.ssim(x, out["zero_filled"]))
     assert min(gains) > 1.0, gains
     assert np.mean(gains) > 3.0, gains
     assert min(ssim_gains) > 0, ssim_gains
@@ -49,9 +49,9 @@ def test_denoiser_beats_nlm(test_slices, sigma):
     model, _ = _model("lgg_flair_denoise")
     ours, nlm = [], []
     for i, x in enumerate(test_slices[:3]):
-        y = R.add_rician_noise(x, sigma, seed=i)
-        ours.append(R.image_metrics(x, R.denoise(model, y)))
-        nlm.append(R.image_metrics(x, R.nlm(y)))
+        y = kspace.add_rician_noise(x, sigma, seed=i)
+        ours.append(metrics.image_metrics(x, infer.denoise(model, y)))
+        nlm.append(metrics.image_metrics(x, baselines.nlm(y)))
     for m in ("psnr", "ssim"):
         assert np.mean([o[m] for o in ours]) > np.mean([n[m] for n in nlm]), (m, ours, nlm)
 
@@ -61,7 +61,7 @@ def test_denoiser_beats_nlm(test_slices, sigma):
 def test_recon_clears_the_4x_bar_on_every_test_slice(mask, data_dir, capsys):
     """The issue's bar through the evaluate command: on all brain slices of the test patients at 4x,
     PSNR >= zero-filled + 6 dB and SSIM >= 0.85 (the slow CS baseline runs on one slice only)."""
-    from medviz.evaluate.__main__ import main
+    from medviz.evaluate import main
 
     _model("lgg_flair_recon")
     assert main(["--model", "lgg_flair_recon", "--json", "--device", "cpu", "--acceleration", "4", "--mask", mask,

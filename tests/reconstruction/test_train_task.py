@@ -33,7 +33,7 @@ def fake_lgg(tmp_path, phantom):
 
 
 def test_flair_reader_takes_channel_1_scaled_per_slice(fake_lgg):
-    from medviz.data.lgg_recon import load_flair_slices
+    from medviz.reconstruction.data import load_flair_slices
 
     d = load_flair_slices(fake_lgg, "test")
     assert d.images.shape == (2, 32, 32) and d.case_ids == ("C_3", "C_3") and d.slices == (1, 2)
@@ -44,7 +44,7 @@ def test_flair_reader_takes_channel_1_scaled_per_slice(fake_lgg):
 
 @pytest.mark.parametrize("mode,features", [("recon", ["4", "4", "8", "8", "16", "4"]), ("denoise", ["4", "4", "8", "8", "16", "4"])])
 def test_train_export_evaluate_roundtrip(fake_lgg, tmp_path, monkeypatch, mode, features, capsys):
-    from medviz.evaluate.__main__ import main as evaluate_main
+    from medviz.evaluate import main as evaluate_main
     from medviz.train.cli import main as train_main
 
     out = tmp_path / "weights"

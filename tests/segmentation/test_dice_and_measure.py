@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medviz.seg_measure import confusion_map, dice_score, label_measurements
+from medviz.segmentation.measure import confusion_map, dice_score, label_measurements
 
 
 @pytest.mark.parametrize("p_fg", [0.0, 0.05, 0.3])
@@ -53,7 +53,7 @@ def test_confusion_map() -> None:
 def test_lgg_reader_sorts_by_integer_slice(tmp_path) -> None:
     from PIL import Image
 
-    from medviz.data.lgg import DataLayoutError, cases, load_case, read_pairs
+    from medviz.datasets.lgg import DataLayoutError, cases, load_case, read_pairs
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()

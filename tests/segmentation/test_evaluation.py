@@ -14,7 +14,7 @@ pytestmark = pytest.mark.data
 @pytest.fixture
 def one_patient(data_dir, tmp_path: Path) -> tuple[Path, str]:
     """An LGG-style folder without splits.json holding one test patient (paths point to the shared data)."""
-    from medviz.data.lgg import cases, read_pairs
+    from medviz.datasets.lgg import cases, read_pairs
 
     root = data_dir / "lgg_flair_mri_seg"
     case = cases(root, "test")[0]
@@ -25,7 +25,7 @@ def one_patient(data_dir, tmp_path: Path) -> tuple[Path, str]:
 
 
 def _run(args: list[str], capsys) -> dict:
-    from medviz.evaluate.__main__ import main
+    from medviz.evaluate import main
 
     assert main(args) == 0
     return json.loads(capsys.readouterr().out)
@@ -61,7 +61,7 @@ def test_shipped_model_reproduces_its_card_and_meets_the_bar(data_dir, capsys) -
     """The evaluate command, on the whole test split with the manifest's val-chosen TTA and post-processing,
     gives the registered test Dice, and that is the project's bar (mean per-patient Dice >= 0.80)."""
     from medviz.models.registry import list_models
-    from medviz.train.tasks.segmentation import QUALITY_BAR
+    from medviz.segmentation.card import QUALITY_BAR
 
     entries = {e.name: e for e in list_models(task="segmentation")}
     if "lgg_unet" not in entries:
@@ -75,7 +75,7 @@ def test_shipped_model_reproduces_its_card_and_meets_the_bar(data_dir, capsys) -
 
 
 def test_bootstrap_and_tuning_are_deterministic() -> None:
-    from medviz.evaluation.segmentation import bootstrap_ci, score, tune
+    from medviz.segmentation.evaluate import bootstrap_ci, score, tune
 
     lo, hi = bootstrap_ci([0.7, 0.8, 0.9], n=500)
     assert 0.7 <= lo <= 0.8 <= hi <= 0.9
@@ -97,10 +97,10 @@ def test_lgg_layout_export_chooses_tta_on_val_and_writes_it_into_the_card(data_d
     on val, test scored once with that choice, and the card states both (the shipped card's generator)."""
     import json as _json
 
-    from medviz.data.lgg import cases, read_pairs
+    from medviz.datasets.lgg import cases, read_pairs
     from medviz.train.cli import config_from_args, parse
     from medviz.train.engine import export_model, train
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     src = data_dir / "lgg_flair_mri_seg"
     split = {"train": cases(src, "train")[:2], "val": cases(src, "val")[:1], "test": cases(src, "test")[:1]}

@@ -8,7 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from medviz.export import csv_bytes, dicom_seg_bytes, nifti_bytes, png_bytes, read_reference_mask
+from medviz.segmentation.export import csv_bytes, dicom_seg_bytes, nifti_bytes, png_bytes
+from medviz.segmentation.reference import read_reference_mask
 from medviz.types import Volume
 
 
@@ -111,7 +112,7 @@ def test_png_and_csv_bytes() -> None:
 
 @pytest.mark.parametrize("shear", [0.0, 0.3])
 def test_resample_labels_matches_brute_force(rng: np.random.Generator, shear: float) -> None:
-    from medviz.export import resample_labels
+    from medviz.imaging.resample import resample_labels
 
     src = rng.integers(0, 3, (6, 7, 5)).astype(np.uint8)  # indexed (a, b, c)
     target = np.array([[0, shear, -2.0, 10], [0, 1.5, 0, -3], [3.0, 0, 0, 1], [0, 0, 0, 1]])  # permuted + flipped

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medviz.segment import gradcam_slice, postprocess, predict_probs, prepare_input, segment_volume, tta_uncertainty
+from medviz.segmentation.infer import gradcam_slice, postprocess, predict_probs, segment_volume, tta_uncertainty
+from medviz.segmentation.preprocess import prepare_input
 from medviz.types import Volume, affine_from_spacing
 
 
@@ -100,7 +101,8 @@ def test_out_of_memory_falls_back_to_smaller_batches(tiny_model, rng) -> None:
 
 
 def test_lr_flip_tta_is_the_mean_of_the_slice_and_its_mirror(tiny_model, rng) -> None:
-    from medviz.segment import SegmentationError, predict_tta
+    from medviz.segmentation.preprocess import SegmentationError
+    from medviz.segmentation.infer import predict_tta
 
     x = rng.random((3, 3, 32, 40)).astype(np.float32)
     plain, _, _ = predict_probs(tiny_model, x, "stack", batch_size=2)

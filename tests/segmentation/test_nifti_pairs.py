@@ -1,4 +1,4 @@
-"""NIfTI image/label pair folders as a segmentation training source (medviz.data.nifti_pairs)."""
+"""NIfTI image/label pair folders as a segmentation training source (medviz.segmentation.nifti_pairs)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from medviz.data import nifti_pairs
-from medviz.data.lgg import DataLayoutError
+from medviz.segmentation import nifti_pairs
+from medviz.datasets.lgg import DataLayoutError
 
 CASES = ("case_a", "case_b", "case_c", "case_d")
 
@@ -94,7 +94,7 @@ def test_unknown_layout_lists_accepted_layouts(tmp_path):
 def test_tiny_training_on_nifti_pairs_lowers_loss(tmp_path):
     from medviz.train.cli import config_from_args, parse
     from medviz.train.engine import train
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     root = _pair_folder(tmp_path / "d")
     args = parse(["--task", "segmentation", "--device", "cpu", "--scheduler", "none", "--data", str(root),
@@ -114,7 +114,7 @@ def test_tiny_training_on_nifti_pairs_lowers_loss(tmp_path):
 
 def test_lgg_layout_keeps_three_channels(tmp_path):
     from medviz.train.cli import parse
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     (tmp_path / "pairs.csv").write_text("case_id,slice,image,mask\n")
     task = get_task_class("segmentation")(parse(["--task", "segmentation", "--data", str(tmp_path)]))
@@ -141,13 +141,13 @@ def test_real_totalsegmentator_ct_pair(data_dir, tmp_path):
 def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys):
     """A run on single-channel NIfTI pairs goes the whole way: export + card + registry, the
     evaluate contract (default data = the training folder), and inference on a grey Volume."""
-    from medviz.evaluate.__main__ import main as evaluate_main
+    from medviz.evaluate import main as evaluate_main
     from medviz.io import load_path
     from medviz.models.weights import load_model
-    from medviz.segment import segment_volume
+    from medviz.segmentation.infer import segment_volume
     from medviz.train.cli import config_from_args, parse
     from medviz.train.engine import export_model, train
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     root = _pair_folder(tmp_path / "d")
     (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],
@@ -169,7 +169,7 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     assert entry["val_dice_patient"] == pytest.approx(max(entry["val_dice_by_tta"].values()), abs=1e-6)
     assert entry["val_dice_patient"] == pytest.approx(entry["val_dice_by_tta"][entry["tta"]], abs=1e-6)
     assert "Test-time augmentation chosen on val" in card
-    from medviz.train.report import evaluation_report
+    from medviz.evaluate import evaluation_report
 
     report = evaluation_report(task, result, tmp_path / "run", split="val")  # the Training page's report
     assert not report["note"] and [c for c, _ in report["per_case"]] == ["case_c"], report["note"]
@@ -214,7 +214,7 @@ def test_skip_test_export_and_init_from_weights(tmp_path):
     from medviz.models.weights import load_state_dict
     from medviz.train.cli import config_from_args, parse
     from medviz.train.engine import export_model, train
-    from medviz.train.tasks import get_task_class
+    from medviz.train.registry import get_task_class
 
     root = _pair_folder(tmp_path / "d")
     (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],

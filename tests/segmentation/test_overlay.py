@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from medviz.types import Volume, affine_from_spacing
-from medviz.viz_segment import fuse_overlay, overlay_figure, overlay_slice, surface_figure
+from medviz.imaging.overlay import fuse_overlay, overlay_slice
+from medviz.segmentation.viz import overlay_figure, surface_figure
 
 RED = {1: (255, 0, 0)}
 
@@ -17,8 +18,8 @@ def _changed(base: np.ndarray, fused: np.ndarray) -> np.ndarray:
 
 @pytest.mark.data
 def test_lgg_tumour_centroid_in_overlay_equals_mask_centroid(data_dir) -> None:
-    from medviz.data.lgg import cases, load_case
-    from medviz.viz_segment import windowed_rgb
+    from medviz.datasets.lgg import cases, load_case
+    from medviz.imaging.overlay import windowed_rgb
 
     root = data_dir / "lgg_flair_mri_seg"
     image, mask = load_case(root, cases(root, "test")[0])
@@ -42,7 +43,7 @@ def test_lgg_tumour_centroid_in_overlay_equals_mask_centroid(data_dir) -> None:
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_overlay_alignment_in_three_planes_on_real_ct(data_dir, plane: str) -> None:
     from medviz.io import load_path
-    from medviz.slicing import num_slices
+    from medviz.imaging.slicing import num_slices
 
     volume = load_path(data_dir / "dicom_ct_3slice_with_liver_seg").series[0].volume
     mask = np.zeros(volume.shape, np.uint8)

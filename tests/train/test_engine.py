@@ -10,7 +10,7 @@ import torch
 from medviz.train.checkpoint import LAST, CheckpointError, load_checkpoint
 from medviz.train.engine import BEST, TrainConfig, TrainingError, export_model, train
 from medviz.train.events import EventLog
-from medviz.train.tasks import get_task_class, task_names
+from medviz.train.registry import get_task_class, task_names
 from tests.train.toy_task import ToyTask
 
 CFG = dict(epochs=3, batch_size=8, lr=1e-2, device="cpu")

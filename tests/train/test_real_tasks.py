@@ -16,7 +16,7 @@ import torch
 from medviz.train.checkpoint import LAST, load_checkpoint
 from medviz.train.cli import config_from_args, parse
 from medviz.train.engine import train
-from medviz.train.tasks import available_tasks, get_task_class
+from medviz.train.registry import available_tasks, get_task_class
 
 pytestmark = pytest.mark.data
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medviz.train.tasks.base import TaskData, TrainTask
+from medviz.train.task import TaskData, TrainTask
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
                                    "strides": [2], "num_res_units": 0, "norm": None}}

@@ -1,0 +1,2 @@
+"""Image classification (MedMNIST-style 2D classifiers): preprocess, infer, calibration, metrics,
+viz, data, evaluate, train and card."""

@@ -1,1 +1,0 @@
-"""Readers for the public training/evaluation data sets (no Streamlit, no downloads)."""

@@ -1,1 +1,0 @@
-"""``python -m medviz.evaluate --model NAME [--json] [--data DIR] [--split test] ...``"""

@@ -1,0 +1,1 @@
+"""What every task draws on: slicing planes, windowing, measurements, figures, overlays, resampling."""

@@ -1,0 +1,266 @@
+"""Segmentation task: a 2D MONAI UNet for FLAIR-abnormality masks on LGG-style folders.
+
+Data, chosen by the folder layout (:func:`medviz.segmentation.nifti_pairs.detect_layout`): ``pairs.csv`` ->
+:mod:`medviz.datasets.lgg` (3-channel slices T1 / FLAIR / T1c, binary masks, patient-level
+``splits.json``); ``images/`` + ``labels/`` or ``imagesTr/`` + ``labelsTr/`` ->
+:mod:`medviz.segmentation.nifti_pairs` (3D NIfTI volumes cut into axial slices; foreground ``label > 0`` or
+``--label-value K``; the UNet's input channels follow the data, 1 for grey volumes). Both layouts
+export (weights, manifest entry with the data folder, model card). Each case stack is normalised per channel
+(:func:`normalise_stack`, 99th percentile), the same policy :mod:`medviz.segmentation.infer` applies at
+inference. Training samples are random 2D crops (``--crop``, tumour-centred with probability
+``pos/(pos+neg)`` via ``RandCropByPosNegLabeld``) with flips, small affine warps and intensity
+jitter; validation runs on whole slices (padded to a multiple of the UNet stride). The network is
+fully convolutional with batch norm, so crop training and whole-slice inference share statistics.
+
+Loss: ``DiceCELoss`` (sigmoid, batch Dice). Monitor: ``val_dice_patient``, the mean over
+validation patients of the Dice of each patient's whole stack (threshold 0.5, no post-processing).
+At export, the probability threshold and the minimum 3D component size are chosen on val, then the
+test split is evaluated once with that choice and written into the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+from medviz.datasets.lgg import CHANNELS, read_splits
+from medviz.models.nets import build_network
+from medviz.models.weights import load_state_dict, save_state_dict
+from medviz.segmentation import data as seg_folders
+from medviz.segmentation import evaluate as ev
+from medviz.segmentation.card import folder_card, lgg_card
+from medviz.segmentation.data import cases, default_data_dir, layout
+from medviz.segmentation.infer import TTA_FLIPS
+from medviz.segmentation.measure import dice_score
+from medviz.segmentation.nifti_pairs import split_source
+from medviz.segmentation.preprocess import normalise_stack
+from medviz.train.task import TaskData, TrainTask
+from medviz.types import MedvizError
+
+
+class SegmentationTask(TrainTask):
+    name = "segmentation"
+    monitor = "val_dice_patient"
+    mode = "max"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--crop", type=int, default=128, help="training crop size in pixels (default 128)")
+        parser.add_argument("--pos-neg", type=float, nargs=2, default=(2.0, 1.0), metavar=("POS", "NEG"),
+                            help="tumour-centred vs background crop ratio (default 2 1)")
+        parser.add_argument("--unet-channels", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+        parser.add_argument("--res-units", type=int, default=2)
+        parser.add_argument("--dropout", type=float, default=0.1)
+        parser.add_argument("--cache-rate", type=float, default=1.0)
+        parser.add_argument("--skip-test", action="store_true",
+                            help="export without touching the test split (candidate runs)")
+        cls.add_init_arguments(parser)
+        parser.add_argument("--label-value", type=int, default=None, metavar="K",
+                            help="NIfTI pairs: foreground is label == K (default: label > 0)")
+
+    # ------------------------------------------------------------------ data
+    def data_dir(self) -> Path:
+        return Path(self.args.data) if getattr(self.args, "data", None) else default_data_dir()
+
+    def layout(self) -> str:
+        """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
+        return layout(self.data_dir())
+
+    def _samples(self, split: str) -> list[dict[str, Any]]:
+        import numpy as np
+
+        root = self.data_dir()
+        out = []
+        for case in seg_folders.cases(root, split):
+            image, mask = seg_folders.load_case(root, case, getattr(self.args, "label_value", None))
+            x = normalise_stack(image)
+            for k in range(x.shape[0]):
+                out.append({"image": x[k], "label": mask[k][None].astype(np.float32), "case": case, "slice": k})
+        return out
+
+    def build_data(self) -> TaskData:
+        from monai.data import CacheDataset, Dataset
+        from monai.transforms import (
+            Compose,
+            DivisiblePadd,
+            EnsureTyped,
+            RandAdjustContrastd,
+            RandAffined,
+            RandCropByPosNegLabeld,
+            RandFlipd,
+            RandScaleIntensityd,
+            RandShiftIntensityd,
+            SpatialPadd,
+        )
+
+        logging.getLogger("monai").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message=".*Num foregrounds 0.*")
+        a = self.args
+        keys = ["image", "label"]
+        train, val = self._samples("train"), self._samples("val")
+        if not train or not val:
+            raise MedvizError(f"{self.data_dir()}: empty train ({len(train)}) or val ({len(val)}) split")
+        crop = (a.crop, a.crop)
+        train_tf = Compose([
+            EnsureTyped(keys=keys, track_meta=False),
+            SpatialPadd(keys=keys, spatial_size=crop),
+            RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=crop, pos=a.pos_neg[0],
+                                   neg=a.pos_neg[1], num_samples=1, allow_smaller=True),
+            RandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+            RandAffined(keys=keys, prob=0.5, rotate_range=0.26, scale_range=0.1, translate_range=8,
+                        mode=("bilinear", "nearest"), padding_mode="zeros"),
+            RandScaleIntensityd(keys="image", factors=0.25, prob=0.5, channel_wise=True),
+            RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5),
+            RandAdjustContrastd(keys="image", gamma=(0.7, 1.5), prob=0.3),
+        ])
+        self.in_channels = int(train[0]["image"].shape[0])
+        # Whole-slice validation: pad to the largest slice (cases may differ in size) and to a multiple
+        # of the UNet's total stride (no-op for the 256² LGG slices).
+        size = [max(s["image"].shape[d] for s in val) for d in (1, 2)]
+        val_tf = Compose([EnsureTyped(keys=keys, track_meta=False), SpatialPadd(keys=keys, spatial_size=size),
+                          DivisiblePadd(keys=keys, k=2 ** (len(a.unet_channels) - 1))])
+        train_ds = CacheDataset(train, transform=train_tf, cache_rate=a.cache_rate, progress=False)
+        val_ds = Dataset(val, transform=val_tf)
+        # RandCropByPosNegLabeld returns a list of num_samples dicts; unwrap for the default collate.
+        train_ds = _Unwrap(train_ds)
+        pos = lambda s: int(s["label"].max() > 0)  # noqa: E731
+        summary = {
+            "data": str(self.data_dir()),
+            "train_slices": len(train), "train_tumour_slices": sum(map(pos, train)),
+            "val_slices": len(val), "val_tumour_slices": sum(map(pos, val)),
+            "train_cases": len({s["case"] for s in train}), "val_cases": len({s["case"] for s in val}),
+            "crop": a.crop, "in_channels": self.in_channels,
+        }
+        if self.layout() == "nifti":
+            k = getattr(a, "label_value", None)
+            summary.update({"layout": "NIfTI image/label pairs (axial slices, LPS+)",
+                            "split": split_source(self.data_dir()),
+                            "foreground": "label > 0" if k is None else f"label == {k}",
+                            "normalisation": "per case and channel: (x - min) / p99(x > min), clip [0, 1.5]"})
+        return TaskData(train=train_ds, val=val_ds, summary=summary)
+
+    # ------------------------------------------------------------------ model
+    def arch(self) -> dict[str, Any]:
+        ch = list(self.args.unet_channels)
+        return {"name": "UNet", "kwargs": {
+            "spatial_dims": 2, "in_channels": getattr(self, "in_channels", 3), "out_channels": 1, "channels": ch,
+            "strides": [2] * (len(ch) - 1), "num_res_units": self.args.res_units, "norm": "batch",
+            "dropout": self.args.dropout}}
+
+    def build_model(self) -> Any:
+        model = build_network(self.arch())
+        self.load_init(model)
+        return model
+
+    def _loss(self) -> Any:
+        if not hasattr(self, "_loss_fn"):
+            from monai.losses import DiceCELoss
+
+            self._loss_fn = DiceCELoss(sigmoid=True, batch=True)
+        return self._loss_fn
+
+    def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
+        return self._loss()(model(batch["image"]), batch["label"])
+
+    def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
+        import numpy as np
+        import torch
+
+        probs: dict[str, list[np.ndarray]] = {}
+        labels: dict[str, list[np.ndarray]] = {}
+        loss_sum, n = 0.0, 0
+        for batch in loader:
+            x, y = batch["image"].to(device), batch["label"].to(device)
+            logits = model(x)
+            loss_sum += self._loss()(logits, y).item() * x.shape[0]
+            n += x.shape[0]
+            p = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
+            for case, pk, yk in zip(batch["case"], p, y[:, 0].cpu().numpy()):
+                probs.setdefault(case, []).append(pk)
+                labels.setdefault(case, []).append(yk)
+        dices = [dice_score(np.stack(probs[c]) > 0.5, np.stack(labels[c]) > 0) for c in probs]
+        return {"val_loss": loss_sum / max(n, 1), "val_dice_patient": float(np.mean(dices))}
+
+    # ------------------------------------------------------------------ export
+    def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
+        """Choose post-processing and fp16 on val, evaluate test once (when the folder has a test
+        split), write weights + card. Works for both folder layouts."""
+        import copy
+
+        root, lgg_layout = self.data_dir(), self.layout() == "lgg"
+        label_value = getattr(self.args, "label_value", None)
+        model = model.cpu().eval()
+        predict = lambda m, split, tta: ev.predict_cases(m, root, cases(root, split),  # noqa: E731
+                                                         label_value=label_value, tta=tta)
+        # Test-time augmentation and post-processing are chosen together on val (ties: no TTA).
+        val_by_tta = {tta: predict(model, "val", tta) for tta in TTA_FLIPS}
+        tuned = {tta: ev.tune(preds) for tta, preds in val_by_tta.items()}
+        tta = max(tuned, key=lambda t: (round(tuned[t][2], 9), t == "none"))
+        threshold, min_size, val_dice = tuned[tta]
+        # fp16 weights only if they keep the val score (within 0.002 Dice).
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{name}.safetensors"
+        save_state_dict(model, path, half=True)
+        half = copy.deepcopy(model)
+        half.load_state_dict(load_state_dict(path))
+        val16 = ev.score(predict(half, "val", tta), threshold, min_size, 0)
+        use_half = abs(val16["dice_mean_per_patient"] - val_dice) <= 0.002
+        if not use_half:
+            save_state_dict(model, path, half=False)
+        test = None
+        if (read_splits(root) or {}).get("test") and not getattr(self.args, "skip_test", False):
+            test = ev.score(predict(half if use_half else model, "test", tta), threshold, min_size)
+        val_raw = ev.score(val_by_tta["none"], 0.5, 0, 0)["dice_mean_per_patient"]
+        n_ch = int(self.arch()["kwargs"]["in_channels"])
+        if lgg_layout:
+            dataset, channels, classes = "LGG FLAIR abnormality (lgg_flair_mri_seg)", list(CHANNELS), \
+                ["background", "FLAIR abnormality"]
+            spec = {"modality": "MR", "slice_size": [256, 256]}
+        else:
+            fg = "label > 0" if label_value is None else f"label == {label_value}"
+            dataset, classes = f"NIfTI image/label pairs in {root.name}/ (foreground {fg})", ["background", "foreground"]
+            channels = ["R", "G", "B"] if n_ch == 3 else ["image"] * n_ch
+            spec = {}
+        entry = {
+            "name": name, "task": "segmentation", "dataset": dataset,
+            # the evaluate command's default folder; the shared LGG set is found through MEDVIZ_DATA_DIR instead
+            "data": None if root.resolve() == default_data_dir().resolve() else str(root.resolve()),
+            "layout": self.layout(), "label_value": label_value,
+            "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
+            "input": {"channels": channels, **spec,
+                      "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
+            "threshold": threshold, "min_size": min_size, "tta": tta,
+            "val_dice_by_tta": {t: float(v[2]) for t, v in tuned.items()},
+            "dtype": "float16" if use_half else "float32",
+            "val_dice_patient": val_dice,
+            "test_dice_patient": test["dice_mean_per_patient"] if test else None,
+        }
+        args = (name, entry, metrics, command, val_raw, val_dice, val16["dice_mean_per_patient"], test, self.args)
+        card = lgg_card(*args) if lgg_layout else folder_card(*args, split=self._split_text())
+        (out_dir / f"{name}.md").write_text(card)
+        return entry
+
+    def _split_text(self) -> str:
+        root = self.data_dir()
+        n = {s: len(cases(root, s)) for s in ("train", "val", "test")}
+        return f"{split_source(root)}: train {n['train']} / val {n['val']} / test {n['test']} cases"
+
+
+class _Unwrap:
+    """Dataset view returning the single dict of a ``num_samples=1`` crop list."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+        self.transform = getattr(ds, "transform", None)
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = self.ds[i]
+        return item[0] if isinstance(item, list) else item
+
+

@@ -1,0 +1,75 @@
+"""Overlays and figures for segmentations (no Streamlit).
+
+Alignment by construction: a mask (or confusion map, or probability map) on the volume grid is
+wrapped in a Volume with the *same* geometry and cut with :func:`medviz.imaging.slicing.extract_plane`,
+exactly like the image, so mask pixel ``(row, col)`` lies on image pixel ``(row, col)`` in every
+plane. The windowed image and the coloured mask are fused into one RGB slice, which
+:func:`medviz.imaging.viz.slice_figure` draws on the Viewer's physical axes with its orientation labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import plotly.graph_objects as go
+
+from medviz.constants import Plane, WindowPreset
+from medviz.imaging.overlay import LABEL_COLORS, as_volume, overlay_slice
+from medviz.imaging.slicing import extract_plane
+from medviz.imaging.viz import slice_figure
+from medviz.types import Volume
+
+CONFUSION_COLORS: dict[int, tuple[int, int, int]] = {1: (0, 220, 0), 2: (255, 40, 40), 3: (40, 120, 255)}
+CONFUSION_NAMES = {1: "true positive", 2: "false positive", 3: "false negative"}
+
+
+def overlay_figure(volume: Volume, labels: np.ndarray, plane: Plane | str, index: int,
+                   window: WindowPreset | None, colors: dict[int, tuple[int, int, int]] | None = None,
+                   opacity: float = 0.4, mode: str = "fill", height: int = 560) -> go.Figure:
+    """The overlay drawn by the Viewer's :func:`medviz.imaging.viz.slice_figure` (same axes and labels)."""
+    ps, rgb = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
+    return slice_figure(dataclasses.replace(ps, image=rgb), window=None, units="RGB",
+                        spacing_known=volume.spacing_known, height=height)
+
+
+def map_figure(volume: Volume, values: np.ndarray, plane: Plane | str, index: int, title: str,
+               height: int = 400) -> go.Figure:
+    """A scalar map (uncertainty, Grad-CAM) in [0, 1] on the volume grid, drawn for one plane."""
+    ps = extract_plane(as_volume(volume, np.asarray(values, dtype=np.float32)), plane, index)
+    fig = slice_figure(ps, window=WindowPreset(title, 1.0, 0.5), units="", spacing_known=volume.spacing_known,
+                       height=height)
+    fig.data[0].update(colorscale="Inferno", showscale=True, colorbar=dict(title=title))
+    return fig
+
+
+def surface_figure(labels: np.ndarray, spacing: tuple[float, float, float], max_faces: int = 200_000,
+                   colors: dict[int, tuple[int, int, int]] | None = None) -> go.Figure:
+    """3D surface of each label (``skimage.measure.marching_cubes`` with the voxel spacing, mm).
+
+    Coordinates are array-index based ``(x, y, z) * spacing``; large meshes are decimated by
+    stepping the marching cubes (``step_size``) until they have at most ``max_faces`` faces.
+    """
+    from skimage.measure import marching_cubes
+
+    fig = go.Figure()
+    lab = np.asarray(labels)
+    for value in (int(v) for v in np.unique(lab) if v != 0):
+        m = np.pad(lab == value, 1).astype(np.float32)
+        if min(m.shape) < 2 or m.sum() == 0:
+            continue
+        step = 1
+        while True:
+            verts, faces, _, _ = marching_cubes(m, level=0.5, spacing=tuple(float(s) for s in spacing), step_size=step)
+            if len(faces) <= max_faces or step >= 8:
+                break
+            step += 1
+        verts = verts - np.asarray(spacing, dtype=float)  # undo the one-voxel padding
+        z, y, x = verts[:, 0], verts[:, 1], verts[:, 2]
+        rgb = (colors or LABEL_COLORS).get(value, (255, 140, 0))
+        fig.add_trace(go.Mesh3d(x=x, y=y, z=z, i=faces[:, 0], j=faces[:, 1], k=faces[:, 2], opacity=0.6,
+                                color=f"rgb{tuple(rgb)}", name=f"label {value}", flatshading=True))
+    fig.update_layout(template="plotly_dark", height=480, margin=dict(l=0, r=0, t=0, b=0),
+                      scene=dict(aspectmode="data", xaxis_title="x (mm)", yaxis_title="y (mm)",
+                                 zaxis_title="z (mm)"))
+    return fig

@@ -1,0 +1,91 @@
+"""Streamlit side of the Classify and Evaluate pages: cached classifiers and their test-split runs.
+
+Models from :func:`cached_classifier` are the *same objects* in every browser session. Nothing
+here or in :mod:`medviz.classification.infer` / :mod:`medviz.explain` mutates them: inference and Grad-CAM hold
+the per-model lock and restore mode, ``requires_grad`` flags and hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from medviz.classification.evaluate import run_model
+from medviz.models.registry import list_models
+from medviz.models.weights import load_model
+from medviz.types import MedvizError, Volume, affine_from_spacing
+
+
+def classifier_entries() -> list[Any]:
+    """Registered classifiers (manifest entries), by name."""
+    return list_models(task="classification")
+
+
+def classifiers_or_stop() -> dict[str, Any]:
+    """``{name: entry}`` of the registered classifiers; shows why and stops the page when there are none."""
+    try:
+        entries = {e.name: e for e in classifier_entries()}
+    except MedvizError as e:  # unreadable manifest
+        st.error(str(e))
+        st.stop()
+    if not entries:
+        st.info("No classifier is registered (train one with `python -m medviz.train --task classification`).")
+        st.stop()
+    return entries
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading model…")
+def cached_classifier(name: str) -> tuple[Any, Any]:
+    """``load_model(name)`` on CPU once per server process (sha256-checked, eval mode)."""
+    return load_model(name, device="cpu")
+
+
+@st.cache_resource(max_entries=6, show_spinner="Evaluating on the test split…")
+def cached_evaluation(name: str, split: str = "test") -> Any:
+    """:func:`medviz.classification.evaluate.run_model` on the public split (no user data), once
+    per process; arrays are made read-only because every session shares them."""
+    model, entry = cached_classifier(name)
+    run = run_model(model, entry, split)
+    for a in (run.images, run.labels, run.logits, run.probs, run.probs_calibrated):
+        a.setflags(write=False)
+    return run
+
+
+def _network_text(arch: dict[str, Any], preset: str) -> str:
+    if arch["name"] == "Ensemble":
+        members = arch["kwargs"]["members"]
+        return f"ensemble of {len(members)} MONAI {members[0]['name']} ({preset})"
+    return f"MONAI {arch['name']} ({preset})"
+
+
+def card_summary(entry: Any) -> str:
+    """Short markdown summary of a classifier's model card."""
+    inp = entry.raw["input"]
+    test = (entry.raw.get("metrics") or {}).get("test") or {}
+    ref = next((r for r in entry.get("references", []) if r["method"].startswith("ResNet-18")), None)
+    lines = [f"**{entry.get('dataset')}** · {inp['modality_label']} ({inp['modality']})",
+             f"classes: {', '.join(entry.raw['classes'])}",
+             f"input: {inp['channels']} ch, {inp['size']}×{inp['size']} px, 8-bit",
+             f"network: {_network_text(entry.raw['arch'], entry.get('arch_preset', ''))}, "
+             f"T = {entry.get('temperature', 1.0):.2f}"]
+    if test:
+        lines.append(f"test AUC {test['auc']:.3f} · ACC {test['acc']:.3f} (n = {test['n']})")
+    if ref:
+        lines.append(f"ResNet-18 (28): AUC {ref['auc']:.3f} · ACC {ref['acc']:.3f}")
+    return "  \n".join(lines)
+
+
+def card_text(entry: Any) -> str:
+    """The full model card (markdown), or a note when it is missing."""
+    path = entry.card_path
+    return path.read_text() if path and path.exists() else f"No model card for {entry.name}."
+
+
+def volume_from_image(image: np.ndarray, name: str, modality: str) -> Volume:
+    """A one-slice Volume of a test image (for opening it in the Viewer)."""
+    arr = np.asarray(image)
+    arr = arr[None].astype(np.uint8 if arr.ndim == 3 else np.float32)
+    return Volume(array=arr, spacing=(1.0, 1.0, 1.0), affine=affine_from_spacing((1.0, 1.0, 1.0)),
+                  modality=modality, units="RGB" if arr.ndim == 4 else "a.u.", spacing_known=False, name=name)

@@ -1,0 +1,85 @@
+"""Streamlit side of the Reconstruct page: cached models (with a lock) and slice/upload helpers.
+
+Models come from ``st.cache_resource`` and are shared by every session: they are loaded in eval
+mode, never switched to train mode, and every forward pass holds :data:`MODEL_LOCK`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from medviz.models.registry import list_models
+from medviz.models.weights import load_model
+from medviz.reconstruction.infer import compare
+from medviz.types import MedvizError, Volume
+
+MODEL_LOCK = threading.Lock()
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_monai() -> None:
+    """Import MONAI completely, once, before any ``monai.apps`` submodule.
+
+    A script thread that imports ``monai.apps.reconstruction`` while another thread (an interrupted
+    rerun, another session) is still inside ``monai/__init__`` sees a half-initialised ``monai.apps``
+    and fails with a circular-import error; serialising the first import avoids that.
+    """
+    with _IMPORT_LOCK:
+        import monai  # noqa: F401
+        import monai.apps.reconstruction.networks.nets.complex_unet  # noqa: F401
+
+
+def recon_models() -> list[Any]:
+    """Registered reconstruction-family models (``task == "reconstruction"``), as manifest entries."""
+    return list_models(task="reconstruction")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading model…")
+def cached_model(name: str) -> tuple[Any, Any]:
+    """``medviz.models.weights.load_model(name)`` on CPU, once per process (sha256-checked)."""
+    _import_monai()
+    return load_model(name, device="cpu")
+
+
+def run_compare(name: str, image: np.ndarray, **kwargs: Any) -> dict[str, Any]:
+    """:func:`medviz.reconstruction.infer.compare` with the cached model, under the shared-model lock."""
+    _import_monai()
+    model, entry = cached_model(name)
+    with MODEL_LOCK:
+        return compare(model, entry.get("mode", "recon"), image, cascades=int(entry.get("cascades", 1)), **kwargs)
+
+
+def volume_slice(volume: Volume, index: int, channel: int = 1) -> np.ndarray:
+    """Slice ``index`` of a Volume as a 2D float array (RGB volumes: one colour ``channel``).
+
+    Raises:
+        MedvizError: index out of range.
+    """
+    if not 0 <= index < volume.shape[0]:
+        raise MedvizError(f"slice {index} is outside 0..{volume.shape[0] - 1}")
+    arr = volume.array[index]
+    return np.asarray(arr[..., channel] if volume.is_rgb else arr, dtype=np.float32)
+
+
+def slider_key(volume: Volume) -> str:
+    """A widget key that changes with the study's shape, so the slice slider resets on a new study."""
+    return "recon.slice." + "x".join(str(s) for s in volume.array.shape)
+
+
+def distribution_note(volume: Volume, image: np.ndarray, name: str) -> str | None:
+    """A warning when the slice is unlike the training data (256x256 FLAIR MR magnitude), else None."""
+    _, entry = cached_model(name)
+    size = tuple(entry.get("input", {}).get("size", (256, 256)))
+    problems = []
+    if volume.modality not in ("MR", "OT"):
+        problems.append(f"modality {volume.modality}")
+    if tuple(image.shape) != size:
+        problems.append(f"size {image.shape[0]}x{image.shape[1]}")
+    if not problems:
+        return None
+    return (f"{name} was trained on {size[0]}x{size[1]} FLAIR MR slices; this image ({', '.join(problems)}) "
+            "is out of distribution, so expect it to do worse than on the test patients (compare with the baselines).")
