@@ -115,6 +115,55 @@ def slice_figure(
         A ``go.Figure`` whose first trace is the image (``Heatmap`` or ``Image``).
     """
     rows_ax, cols_ax, lps_text = _axes(ps, spacing_known)
+    grid = _display_grid(ps, rows_ax, cols_ax, lps_text, spacing_known, max_display_px)
+    if height is None:
+        n_rows, n_cols = ps.shape
+        aspect = (n_rows * abs(rows_ax.step)) / max(n_cols * abs(cols_ax.step), 1e-9)
+        height = int(np.clip(700 * aspect, 240, 700)) + 60
+    fig = go.Figure(_image_trace(grid, window, units))
+    _style(fig, rows_ax, cols_ax, flip_y=grid.y_step > 0, flip_x=grid.x_step < 0, height=height, uirevision=uirevision)
+    _orientation_labels(fig, ps)
+    _corner_text(fig, ps, window if grid.img.ndim == 2 else None, grid.stride)
+    if selectable:
+        x1, y1 = grid.x0 + grid.dx * (grid.img.shape[1] - 1), grid.y0 + grid.dy * (grid.img.shape[0] - 1)
+        fig.add_trace(
+            go.Scatter(
+                x=[grid.x0, x1], y=[grid.y0, y1], mode="markers",
+                marker=dict(opacity=0, size=1), hoverinfo="skip", name="selection-layer",
+            )  # fmt: skip
+        )
+    unit = "mm" if spacing_known else "px"
+    if distance is not None:
+        _draw_distance(fig, ps, rows_ax, cols_ax, distance, unit)
+    if roi is not None:
+        _draw_roi(fig, rows_ax, cols_ax, roi, roi_stats, units, unit)
+    return fig
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The displayed (decimated, flipped to increasing coordinates) pixels of a plane.
+
+    ``img`` is ``(r, c)`` or ``(r, c, 3)``; ``custom`` holds each pixel's source ``(row, col)`` (and LPS mm
+    for oblique planes) for the hover probe ``pos``; ``x0``/``y0`` (mm or px) and ``dx``/``dy`` place the
+    pixels; ``x_step``/``y_step`` are the signed steps before flipping; ``stride`` the decimation."""
+
+    img: np.ndarray
+    custom: np.ndarray
+    pos: str
+    x0: float
+    y0: float
+    dx: float
+    dy: float
+    x_step: float
+    y_step: float
+    stride: int
+
+
+def _display_grid(ps: PlaneSlice, rows_ax: _Axis, cols_ax: _Axis, lps_text: Callable[[], str] | None,
+                  spacing_known: bool, max_display_px: int) -> _Grid:
+    """Decimate the plane to at most ``max_display_px`` per side and flip it where a physical step is
+    negative, so that display row 0 stays at the top and column 0 at the left."""
     n_rows, n_cols = ps.shape
     stride = max(1, int(np.ceil(max(n_rows, n_cols) / max_display_px)))
     img = ps.image[::stride, ::stride]
@@ -126,8 +175,6 @@ def slice_figure(
     else:
         custom = np.stack([r_idx, c_idx], -1).astype(np.int16 if max(n_rows, n_cols) < 32768 else np.int32)
         pos = lps_text() if lps_text else ("x %{x:.1f}, y %{y:.1f} mm" if spacing_known else "")
-    # Plot with increasing coordinates; flip the data where a step is negative so that display
-    # row 0 stays at the top and column 0 at the left.
     y_step, x_step = rows_ax.step * stride, cols_ax.step * stride
     if y_step < 0:
         img, custom = img[::-1], custom[::-1]
@@ -136,39 +183,22 @@ def slice_figure(
     n_dr, n_dc = img.shape[:2]
     y0 = rows_ax.start + min(0.0, y_step * (n_dr - 1))
     x0 = cols_ax.start + min(0.0, x_step * (n_dc - 1))
-    geometry = dict(x0=x0, dx=abs(x_step), y0=y0, dy=abs(y_step), customdata=custom)
-    probe = (f"{pos}<br>" if pos else "") + "row %{customdata[0]}, col %{customdata[1]}<br>"
-    if img.ndim == 3:
-        trace: go.Heatmap | go.Image = go.Image(
-            z=np.ascontiguousarray(img), hovertemplate=probe + "<b>RGB %{z}</b><extra></extra>", **geometry
-        )
-    else:
-        z = _compact(np.ascontiguousarray(img))
-        zmin, zmax = (window.low, window.high) if window is not None else (None, None)
-        trace = go.Heatmap(
-            z=z, colorscale="gray", zmin=zmin, zmax=zmax, showscale=False, zsmooth=False,
-            hovertemplate=probe + f"<b>{_value_format(z, units)}</b><extra></extra>", **geometry,
-        )  # fmt: skip
-    if height is None:
-        aspect = (n_rows * abs(rows_ax.step)) / max(n_cols * abs(cols_ax.step), 1e-9)
-        height = int(np.clip(700 * aspect, 240, 700)) + 60
-    fig = go.Figure(trace)
-    _style(fig, rows_ax, cols_ax, flip_y=y_step > 0, flip_x=x_step < 0, height=height, uirevision=uirevision)
-    _orientation_labels(fig, ps)
-    _corner_text(fig, ps, window if img.ndim == 2 else None, stride)
-    if selectable:
-        fig.add_trace(
-            go.Scatter(
-                x=[x0, x0 + abs(x_step) * (n_dc - 1)], y=[y0, y0 + abs(y_step) * (n_dr - 1)], mode="markers",
-                marker=dict(opacity=0, size=1), hoverinfo="skip", name="selection-layer",
-            )  # fmt: skip
-        )
-    unit = "mm" if spacing_known else "px"
-    if distance is not None:
-        _draw_distance(fig, ps, rows_ax, cols_ax, distance, unit)
-    if roi is not None:
-        _draw_roi(fig, rows_ax, cols_ax, roi, roi_stats, units, unit)
-    return fig
+    return _Grid(img, custom, pos, x0, y0, abs(x_step), abs(y_step), x_step, y_step, stride)
+
+
+def _image_trace(grid: _Grid, window: WindowPreset | None, units: str) -> go.Heatmap | go.Image:
+    """The image trace: ``go.Image`` for RGB, else a grey ``go.Heatmap`` windowed to ``window``."""
+    geometry = dict(x0=grid.x0, dx=grid.dx, y0=grid.y0, dy=grid.dy, customdata=grid.custom)
+    probe = (f"{grid.pos}<br>" if grid.pos else "") + "row %{customdata[0]}, col %{customdata[1]}<br>"
+    if grid.img.ndim == 3:
+        return go.Image(z=np.ascontiguousarray(grid.img), hovertemplate=probe + "<b>RGB %{z}</b><extra></extra>",
+                        **geometry)
+    z = _compact(np.ascontiguousarray(grid.img))
+    zmin, zmax = (window.low, window.high) if window is not None else (None, None)
+    return go.Heatmap(
+        z=z, colorscale="gray", zmin=zmin, zmax=zmax, showscale=False, zsmooth=False,
+        hovertemplate=probe + f"<b>{_value_format(z, units)}</b><extra></extra>", **geometry,
+    )  # fmt: skip
 
 
 def _style(fig: go.Figure, rows: _Axis, cols: _Axis, *, flip_y: bool, flip_x: bool, height: int, uirevision: str | None) -> None:

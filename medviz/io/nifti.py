@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -40,14 +41,45 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
     import nibabel as nib
 
     raw, header_cls = _raw_bytes(data)
+    hdr, shape, dtype, pixdim = _checked_header(raw, header_cls)
+    img = (nib.Nifti2Image if header_cls is nib.Nifti2Header else nib.Nifti1Image).from_bytes(raw)
+    affine, warnings = _affine(img, hdr, pixdim, shape)
+    values, rgb, value_warnings = _first_volume(img, shape, dtype)
+    r = reorient_to_lps(values, RAS_TO_LPS @ affine)
+    meta = {
+        "Format": "NIfTI-2" if header_cls is nib.Nifti2Header else "NIfTI-1",
+        "DataType": str(dtype),
+        "Shape": list(shape),
+        "Modality": modality,
+    }
+    return Volume(
+        array=r.array if r.array.dtype == np.uint8 else r.array.astype(np.float32, copy=False),
+        spacing=r.spacing,
+        affine=r.affine,
+        modality=modality,
+        units="RGB" if rgb else units,
+        orientation=r.orientation,
+        spacing_known=True,
+        name=source.replace("\\", "/").rsplit("/", 1)[-1],
+        meta=meta,
+        warnings=tuple(warnings + value_warnings),
+    )
+
+
+def _checked_header(raw: bytes, header_cls: type) -> tuple[Any, tuple[int, ...], np.dtype, list[float]]:
+    """The header of ``raw`` after the checks made before any voxel is allocated: at least 2 dimensions,
+    voxel count within the limits, enough bytes for the declared data, a real data type.
+
+    Returns:
+        ``(header, shape, dtype, pixdim[1:4])``.
+    """
     pixdim = [float(z) for z in _header(raw, header_cls, check=False)["pixdim"][1:4]]
     hdr = _header(raw, header_cls)
     shape = tuple(int(s) for s in hdr.get_data_shape())
     dtype = hdr.get_data_dtype()
     if len(shape) < 2:
         raise ValueError(f"NIfTI image has {len(shape)} dimension(s) {shape}; at least 2 are needed")
-    spatial = (shape + (1,))[:3]
-    _lim.check_voxels(spatial, "NIfTI image")
+    _lim.check_voxels((shape + (1,))[:3], "NIfTI image")
     needed = int(hdr.get_data_offset()) + math.prod(shape) * dtype.itemsize
     if len(raw) < needed:
         raise ValueError(
@@ -56,8 +88,13 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
         )
     if dtype.kind == "c":
         raise ValueError(f"complex-valued NIfTI ({dtype}) is not supported")
+    return hdr, shape, dtype, pixdim
+
+
+def _affine(img: Any, hdr: Any, pixdim: list[float], shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """The RAS affine nibabel chose (sform, else qform, else pixdim only), checked, with warnings about
+    non-positive pixdim, a qform that disagrees with the sform, or no orientation at all."""
     warnings: list[str] = []
-    img = (nib.Nifti2Image if header_cls is nib.Nifti2Header else nib.Nifti1Image).from_bytes(raw)
     affine = np.asarray(img.affine, dtype=np.float64)
     qcode, scode = int(hdr["qform_code"]), int(hdr["sform_code"])
     bad_pixdim = any(not (z > 0) or not math.isfinite(z) for z in pixdim[: len(shape)])
@@ -74,8 +111,18 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
         warnings.append(
             "the header has no qform/sform orientation: nibabel's default (pixdim only) was used; check left/right"
         )
+    return affine, warnings
 
-    index = (slice(None),) * len(spatial[: len(shape)]) + (0,) * max(0, len(shape) - 3)
+
+def _first_volume(img: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, bool, list[str]]:
+    """The first 3D volume of the image as ``(i, j, k)`` float32 (NaN/Inf replaced by the minimum finite
+    value) or ``(i, j, k, 3)`` uint8 for RGB voxels.
+
+    Returns:
+        ``(values, is_rgb, warnings)``.
+    """
+    warnings: list[str] = []
+    index = (slice(None),) * min(len(shape), 3) + (0,) * max(0, len(shape) - 3)
     if len(shape) > 3:
         extra = "×".join(str(s) for s in shape[3:])
         warnings.append(f"{len(shape)}D NIfTI ({extra} volumes): only the first volume is shown")
@@ -83,35 +130,15 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
     if values.ndim == 2:
         values = values[:, :, np.newaxis]
     if dtype.names:  # RGB24 / RGBA32 structured voxels
-        values = np.stack([values[n] for n in dtype.names[:3]], axis=-1).astype(np.uint8)
-        units = "RGB"
-    else:
-        values = values.astype(np.float32, copy=False)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            n_bad = int(bad.sum())
-            fill = float(values[~bad].min()) if (~bad).any() else 0.0
-            values = np.where(bad, np.float32(fill), values)
-            warnings.append(f"{n_bad:,} NaN/Inf voxel(s) replaced by {fill:g} (the minimum finite value)")
-    r = reorient_to_lps(values, RAS_TO_LPS @ affine)
-    meta = {
-        "Format": "NIfTI-2" if header_cls is nib.Nifti2Header else "NIfTI-1",
-        "DataType": str(dtype),
-        "Shape": list(shape),
-        "Modality": modality,
-    }
-    return Volume(
-        array=r.array if r.array.dtype == np.uint8 else r.array.astype(np.float32, copy=False),
-        spacing=r.spacing,
-        affine=r.affine,
-        modality=modality,
-        units=units,
-        orientation=r.orientation,
-        spacing_known=True,
-        name=source.replace("\\", "/").rsplit("/", 1)[-1],
-        meta=meta,
-        warnings=tuple(warnings),
-    )
+        return np.stack([values[n] for n in dtype.names[:3]], axis=-1).astype(np.uint8), True, warnings
+    values = values.astype(np.float32, copy=False)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        n_bad = int(bad.sum())
+        fill = float(values[~bad].min()) if (~bad).any() else 0.0
+        values = np.where(bad, np.float32(fill), values)
+        warnings.append(f"{n_bad:,} NaN/Inf voxel(s) replaced by {fill:g} (the minimum finite value)")
+    return values, False, warnings
 
 
 def _raw_bytes(data: bytes) -> tuple[bytes, type]:

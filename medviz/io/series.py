@@ -206,66 +206,112 @@ def _phases(slices: list[_Slice], out: Assembly) -> list[tuple[list[_Slice], tup
     return [([slices[p[0]] for p in positions], None)]
 
 
+@dataclass
+class _Placed:
+    """A decoded stack laid out under the Volume contract: ``array`` (Z, Y, X[, 3]) in LPS+ order when the
+    files carry patient geometry, its ``affine``/``spacing``/``orientation``, which array axis was the
+    acquisition's slice axis (and whether it was reversed), and the source slice order for the headers."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+    orientation: str
+    slice_axis: int
+    slice_flipped: bool
+    headers_order: list[int]
+
+
 def _build(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None], out: Assembly) -> Volume | None:
+    """One Volume from the slices of one stack (None when no slice could be decoded)."""
+    kept, warnings = _decode_stack(stack, cache, out)
+    if not kept:
+        return None
+    first = kept[0][0].inst
+    slices = [s for s, _, _ in kept]
+    dec0 = kept[0][2]
+    spacing_known = slices[0].frame.pixel_spacing is not None
+    if first.spacing_source == "ImagerPixelSpacing":
+        warnings.append("pixel spacing from ImagerPixelSpacing (detector plane, not corrected for magnification)")
+    placed = _place(np.stack([a for _, a, _ in kept]), slices, first, spacing_known, warnings)
+    return Volume(
+        array=placed.array,
+        spacing=placed.spacing,
+        affine=placed.affine,
+        modality=first.modality,
+        units=dec0.units,
+        orientation=placed.orientation,
+        spacing_known=spacing_known,
+        name=_display_name(slices),
+        meta=_volume_meta(first, len(slices), placed, dec0),
+        warnings=tuple(dict.fromkeys(warnings)),
+        dicom_headers=tuple(_source_headers(slices, placed.headers_order)),
+    )
+
+
+def _decode_stack(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None],
+                  out: Assembly) -> tuple[list[tuple[_Slice, np.ndarray, _pixels.Decoded]], list[str]]:
+    """Decode every slice (each file once, through ``cache``); returns the decoded ``(slice, 2D array,
+    decoded file)`` triples and the warnings of their files and decoders, plus a count of lost slices."""
     kept: list[tuple[_Slice, np.ndarray, _pixels.Decoded]] = []
     for s in stack:
         dec = _decode_cached(s.inst, cache, out)
         if dec is not None:
             kept.append((s, dec.array[s.frame.index], dec))
-    if not kept:
-        return None
-    first = kept[0][0].inst
     warnings: list[str] = []
     for inst in _unique(s.inst for s, _, _ in kept):
         warnings += [f"{inst.source}: {w}" for w in inst.warnings] if len(stack) > 1 else inst.warnings
     for dec in _unique(d for _, _, d in kept):
         warnings += list(dec.notes)
     lost = len(stack) - len(kept)
-    if lost:
+    if kept and lost:
         warnings.append(f"{lost} slice(s) could not be decoded and are missing from the volume")
-    array = np.stack([a for _, a, _ in kept])
-    dec0 = kept[0][2]
-    slices = [s for s, _, _ in kept]
-    spacing_known = slices[0].frame.pixel_spacing is not None
-    if first.spacing_source == "ImagerPixelSpacing":
-        warnings.append("pixel spacing from ImagerPixelSpacing (detector plane, not corrected for magnification)")
+    return kept, warnings
+
+
+def _place(array: np.ndarray, slices: list[_Slice], first: _dicom.Instance, spacing_known: bool,
+           warnings: list[str]) -> _Placed:
+    """Lay the stacked ``(n, rows, cols[, 3])`` array out in patient space (reoriented to LPS+) when the
+    files have geometry, else as a plain stack with the spacing the files give; appends to ``warnings``."""
     headers_order = list(range(len(slices)))
     if first.has_geometry:
         affine, geo_warn = _affine(slices, first)
         warnings += geo_warn
         xyz = np.transpose(array, (2, 1, 0, 3) if array.ndim == 4 else (2, 1, 0))
         r = reorient_to_lps(xyz, affine)
-        array, affine, spacing, orientation = r.array, r.affine, r.spacing, r.orientation
         if r.source_slice_axis == 0 and r.source_slice_flipped:
             headers_order.reverse()
-        slice_axis = r.source_slice_axis
-        slice_flipped = r.source_slice_flipped
-    else:
-        ps = slices[0].frame.pixel_spacing or (1.0, 1.0)
-        spacing = (first.slice_spacing_hint or 1.0, ps[0], ps[1])
-        affine = affine_from_spacing(spacing)
-        orientation = "unknown"
-        slice_axis, slice_flipped = 0, False
-        if not spacing_known and not any("PixelSpacing" in w for w in warnings):
-            warnings.append("no pixel spacing in the file: 1 mm assumed")
-        if len(slices) > 1:
-            how = (
-                "frame order" if first.n_frames > 1 and len(_unique(s.inst for s in slices)) == 1 else "InstanceNumber"
-            )
-            warnings.append(
-                f"no patient geometry (ImagePositionPatient/ImageOrientationPatient missing): {len(slices)} images "
-                f"stacked by {how}; 3D geometry is unknown"
-            )
+        return _Placed(r.array, r.affine, r.spacing, r.orientation, r.source_slice_axis, r.source_slice_flipped,
+                       headers_order)
+    ps = slices[0].frame.pixel_spacing or (1.0, 1.0)
+    spacing = (first.slice_spacing_hint or 1.0, ps[0], ps[1])
+    if not spacing_known and not any("PixelSpacing" in w for w in warnings):
+        warnings.append("no pixel spacing in the file: 1 mm assumed")
+    if len(slices) > 1:
+        how = "frame order" if first.n_frames > 1 and len(_unique(s.inst for s in slices)) == 1 else "InstanceNumber"
+        warnings.append(
+            f"no patient geometry (ImagePositionPatient/ImageOrientationPatient missing): {len(slices)} images "
+            f"stacked by {how}; 3D geometry is unknown"
+        )
+    return _Placed(array, affine_from_spacing(spacing), spacing, "unknown", 0, False, headers_order)
+
+
+def _volume_meta(first: _dicom.Instance, n_slices: int, placed: _Placed, dec0: _pixels.Decoded) -> dict:
+    """The Volume's non-identifying metadata (see :func:`medviz.io.dicom.safe_meta`) plus the slice layout."""
     meta = _dicom.safe_meta(first)
-    meta["NumberOfSlices"] = len(slices)
-    meta["SourceSliceAxis"] = slice_axis
-    meta["SourceSliceFlipped"] = slice_flipped
+    meta["NumberOfSlices"] = n_slices
+    meta["SourceSliceAxis"] = placed.slice_axis
+    meta["SourceSliceFlipped"] = placed.slice_flipped
     if dec0.inverted:
         meta["MONOCHROME1Inverted"] = True
         if "WindowCenter" in meta and dec0.invert_sum is not None:
             meta["WindowCenter"] = dec0.invert_sum - float(meta["WindowCenter"])
+    return meta
+
+
+def _source_headers(slices: list[_Slice], order: list[int]) -> list:
+    """One source dataset per instance in final slice order, with pixel data removed (exports only)."""
     headers = []
-    for i in headers_order:
+    for i in order:
         ds = slices[i].inst.ds
         if not headers or headers[-1] is not ds:
             headers.append(ds)
@@ -273,19 +319,7 @@ def _build(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None], out: A
         for kw in _dicom.PIXEL_KEYWORDS:
             if kw in ds:
                 del ds[kw]
-    return Volume(
-        array=array,
-        spacing=spacing,
-        affine=affine,
-        modality=first.modality,
-        units=dec0.units,
-        orientation=orientation,
-        spacing_known=spacing_known,
-        name=_display_name(slices),
-        meta=meta,
-        warnings=tuple(dict.fromkeys(warnings)),
-        dicom_headers=tuple(headers),
-    )
+    return headers
 
 
 def _decode_cached(
