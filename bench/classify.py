@@ -26,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.classification.infer import predict, predict_tta
-from medviz.classification.preprocess import prepare_input
-from medviz.config import get_settings
-from medviz.explain import CamMethod, explain
-from medviz.models.weights import load_model
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from medviz.classification.infer import predict, predict_tta  # noqa: E402
+from medviz.classification.preprocess import prepare_input  # noqa: E402
+from medviz.config import get_settings  # noqa: E402
+from medviz.explain import CamMethod, classifier_target, explain  # noqa: E402
+from medviz.models.weights import load_model  # noqa: E402
+
 
 
 def _image() -> tuple[np.ndarray, str]:
@@ -58,11 +59,11 @@ def _median_ms(fn, repeats: int) -> float:
 COLD_SNIPPET = """
 import time; t = time.perf_counter()
 import numpy as np, torch; torch.set_num_threads({threads})
-from medviz.models.weights import load_model
-from medviz.classification.infer import prepare_input, predict
+from medviz.models.weights import load_model  # noqa: E402
+from medviz.classification.infer import prepare_input, predict  # noqa: E402
 model, entry = load_model({name!r})
 img = np.random.default_rng(0).integers(0, 256, (512, 512), dtype=np.uint8)
-predict(model, entry.raw, prepare_input(img, entry.raw).x)
+predict(model, entry.spec, prepare_input(img, entry.spec).x)
 print((time.perf_counter() - t) * 1000)
 """
 
@@ -81,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     model, entry = load_model(args.model)
+    spec = entry.spec
     img, what = _image()
-    predict(model, entry.raw, prepare_input(img, entry.raw).x)
+    predict(model, spec, prepare_input(img, spec).x)
     cold_in_process = (time.perf_counter() - t) * 1000
-    x = prepare_input(img, entry.raw).x
+    x = prepare_input(img, spec).x
     xt = torch.from_numpy(x[None])
 
     def forward():
@@ -92,13 +94,14 @@ def main(argv: list[str] | None = None) -> int:
             model(xt)
 
     def classify():
-        return predict(model, entry.raw, prepare_input(img, entry.raw).x)
+        return predict(model, spec, prepare_input(img, spec).x)
 
     rows = {"forward": _median_ms(forward, args.repeats), "classify": _median_ms(classify, args.repeats),
-            "classify + TTA": _median_ms(lambda: (classify(), predict_tta(model, entry.raw, x)), args.repeats)}
+            "classify + TTA": _median_ms(lambda: (classify(), predict_tta(model, spec, x)), args.repeats)}
     for m in CamMethod:
         rows[f"classify + {m.value}"] = _median_ms(
-            lambda m=m: explain(model, prepare_input(img, entry.raw).x, entry.raw["cam_layer"], classify().top, m.value),
+            lambda m=m: explain(model, prepare_input(img, spec).x, spec.cam_layer,
+                                classifier_target(classify().top), m.value),
             args.repeats)
     cold = subprocess.run([sys.executable, "-c", COLD_SNIPPET.format(threads=args.threads, name=args.model)],
                           cwd=ROOT, capture_output=True, text=True, check=True)

@@ -22,21 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.models.nets import build_network
-from medviz.models.registry import RegistryError
-from medviz.models.weights import load_model, load_state_dict
-from medviz.reconstruction import kspace as R
-from medviz.reconstruction.data import load_flair_slices
-from medviz.reconstruction.kspace import scale_slice
-from medviz.reconstruction.metrics import is_brain_slice
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from medviz.models.nets import build_network  # noqa: E402
+from medviz.models.registry import RegistryError  # noqa: E402
+from medviz.models.weights import load_model, load_state_dict  # noqa: E402
+from medviz.reconstruction import baselines, infer, kspace, metrics  # noqa: E402
+from medviz.reconstruction.data import load_flair_slices  # noqa: E402
+from medviz.reconstruction.kspace import scale_slice  # noqa: E402
+from medviz.reconstruction.metrics import is_brain_slice  # noqa: E402
+
 
 
 def _slices(n: int) -> list[np.ndarray]:
     try:
-        from medviz.reconstruction.data import load_flair_slices
-
         d = load_flair_slices(split="test")
         keep = [x for x in d.images if is_brain_slice(x)]
         step = max(len(keep) // n, 1)
@@ -61,7 +60,7 @@ def _median_time(fn, inputs: list) -> float:
 def tune_cs(n: int = 12) -> None:
     """Print mean PSNR/SSIM of CS-TV on ``n`` validation brain slices (4x and 8x random masks) per setting."""
     d = load_flair_slices(split="val")
-    keep = [x for x in d.images if R.is_brain_slice(x)]
+    keep = [x for x in d.images if metrics.is_brain_slice(x)]
     xs = keep[:: max(len(keep) // n, 1)][:n]
     print("| acc | lambda | iterations | PSNR | SSIM | zero-filled PSNR | s/slice |\n|---|---|---|---|---|---|---|")
     for acc in (4, 8):
@@ -69,14 +68,14 @@ def tune_cs(n: int = 12) -> None:
             for it in (100, 200):
                 ps, ss, zs, ts = [], [], [], []
                 for i, x in enumerate(xs):
-                    m = R.make_mask(256, "random", acc, seed=i)
-                    sim = R.simulate_undersampling(x, m)
+                    m = kspace.make_mask(256, "random", acc, seed=i)
+                    sim = kspace.simulate_undersampling(x, m)
                     t = time.perf_counter()
-                    c = R.cs_tv(sim["kspace_us"], m, lamda=lam, max_iter=it)
+                    c = baselines.cs_tv(sim["kspace_us"], m, lamda=lam, max_iter=it)
                     ts.append(time.perf_counter() - t)
-                    ps.append(R.psnr(x, c))
-                    ss.append(R.ssim(x, c))
-                    zs.append(R.psnr(x, sim["zero_filled"]))
+                    ps.append(metrics.psnr(x, c))
+                    ss.append(metrics.ssim(x, c))
+                    zs.append(metrics.psnr(x, sim["zero_filled"]))
                 print(f"| {acc} | {lam:g} | {it} | {np.mean(ps):.2f} | {np.mean(ss):.4f} | {np.mean(zs):.2f} | "
                       f"{np.median(ts):.2f} |", flush=True)
 
@@ -84,18 +83,19 @@ def tune_cs(n: int = 12) -> None:
 def fp16_check(name: str, fp32_path: str, n: int) -> None:
     """PSNR of the shipped (fp16-stored) model vs the fp32 training weights on ``n`` test slices."""
     model16, entry = load_model(name)
-    model32 = build_network(entry.raw["arch"])
+    spec = entry.spec
+    model32 = build_network(spec.arch.to_dict())
     model32.load_state_dict(load_state_dict(Path(fp32_path)), strict=True)
     model32.eval()
     diffs = []
     for i, x in enumerate(_slices(n)):
-        if entry.get("mode", "recon") == "recon":
-            m, c = R.make_mask(256, "random", 4, seed=i), int(entry.get("cascades", 1))
-            outs = [R.reconstruct(mm, x, m, cascades=c)["reconstruction"] for mm in (model16, model32)]
+        if spec.is_recon:
+            m, c = kspace.make_mask(256, "random", 4, seed=i), spec.cascades
+            outs = [infer.reconstruct(mm, x, m, cascades=c)["reconstruction"] for mm in (model16, model32)]
         else:
-            y = R.add_rician_noise(x, 0.05, seed=i)
-            outs = [R.denoise(mm, y) for mm in (model16, model32)]
-        diffs.append(R.psnr(x, outs[0]) - R.psnr(x, outs[1]))
+            y = kspace.add_rician_noise(x, 0.05, seed=i)
+            outs = [infer.denoise(mm, y) for mm in (model16, model32)]
+        diffs.append(metrics.psnr(x, outs[0]) - metrics.psnr(x, outs[1]))
     print(f"{name}: PSNR(fp16 weights) - PSNR(fp32 weights) over {len(diffs)} test slices: "
           f"mean {np.mean(diffs):+.4f} dB, max |diff| {np.max(np.abs(diffs)):.4f} dB")
 
@@ -122,26 +122,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     images = _slices(a.n)
     rows: list[tuple[str, str, float]] = []
-    mask = R.make_mask(256, "random", a.acceleration, seed=0)
-    sims = [R.simulate_undersampling(x, mask) for x in images]
-    rows.append(("recon", "zero-filled (FFT, mask, IFFT)", _median_time(lambda x: R.simulate_undersampling(x, mask), images)))
+    mask = kspace.make_mask(256, "random", a.acceleration, seed=0)
+    sims = [kspace.simulate_undersampling(x, mask) for x in images]
+    rows.append(("recon", "zero-filled (FFT, mask, IFFT)", _median_time(lambda x: kspace.simulate_undersampling(x, mask), images)))
     try:
         model, entry = load_model(a.recon)
-        c = int(entry.get("cascades", 1))
+        c = entry.spec.cascades
         rows.append(("recon", f"{a.recon} (ComplexUnet x{c} + DC, incl. simulation)",
-                     _median_time(lambda x: R.reconstruct(model, x, mask, cascades=c), images)))
+                     _median_time(lambda x: infer.reconstruct(model, x, mask, cascades=c), images)))
     except RegistryError as e:
         rows.append(("recon", f"{a.recon}: {e}", float("nan")))
-    rows.append(("recon", f"CS-TV (sigpy, {R.CS_MAX_ITER} it, lambda {R.CS_TV_LAMBDA:g})",
-                 _median_time(lambda s: R.cs_tv(s["kspace_us"], mask), sims)))
-    noisy = [R.add_rician_noise(x, a.sigma, seed=i) for i, x in enumerate(images)]
+    rows.append(("recon", f"CS-TV (sigpy, {baselines.CS_MAX_ITER} it, lambda {baselines.CS_TV_LAMBDA:g})",
+                 _median_time(lambda s: baselines.cs_tv(s["kspace_us"], mask), sims)))
+    noisy = [kspace.add_rician_noise(x, a.sigma, seed=i) for i, x in enumerate(images)]
     try:
         dmodel, _ = load_model(a.denoise)
-        rows.append(("denoise", f"{a.denoise} (BasicUNet)", _median_time(lambda y: R.denoise(dmodel, y), noisy)))
+        rows.append(("denoise", f"{a.denoise} (BasicUNet)", _median_time(lambda y: infer.denoise(dmodel, y), noisy)))
     except RegistryError as e:
         rows.append(("denoise", f"{a.denoise}: {e}", float("nan")))
-    rows.append(("denoise", "NLM (scikit-image, fast mode)", _median_time(R.nlm, noisy)))
-    rows.append(("denoise", "BM3D (bm3d package)", _median_time(R.bm3d_denoise, noisy[: max(3, a.n // 2)])))
+    rows.append(("denoise", "NLM (scikit-image, fast mode)", _median_time(baselines.nlm, noisy)))
+    rows.append(("denoise", "BM3D (bm3d package)", _median_time(baselines.bm3d_denoise, noisy[: max(3, a.n // 2)])))
     print(f"CPU, torch threads = {a.threads}, {len(images)} slices of 256x256, acceleration {a.acceleration:g}x, "
           f"sigma {a.sigma:g}")
     print("| task | method | median s / slice |\n|---|---|---|")

@@ -3,8 +3,9 @@
 Cases: one 256×256 slice (2D path), a 256×256×40 stack (slice-wise batches) and a 256×256×128
 volume through ``sliding_window_inference``. Prints a Markdown table with the median wall time over
 ``--repeats`` runs and the peak resident memory above the pre-run level (sampled every 5 ms).
-Uses the registered ``lgg_unet`` when present, with its manifest test-time augmentation (as the Segment
-page runs it), else the same untrained architecture without TTA (timing only).
+Uses the registered ``lgg_unet`` when present, with its spec's test-time augmentation and post-processing
+(as the Segment page runs it), else the same untrained architecture with the default spec: no TTA,
+threshold 0.5, no component filter (timing only).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import threading
 import time
 from pathlib import Path
 
-from medviz.models.nets import build_network
-from medviz.models.registry import RegistryError
-from medviz.models.weights import load_model
-from medviz.segmentation.infer import segment_volume
-from medviz.types import Volume, affine_from_spacing
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from medviz.models.nets import build_network  # noqa: E402
+from medviz.models.registry import RegistryError  # noqa: E402
+from medviz.models.specs import parse_spec  # noqa: E402
+from medviz.models.weights import load_model  # noqa: E402
+from medviz.segmentation.infer import segment_volume  # noqa: E402
+from medviz.types import Volume, affine_from_spacing  # noqa: E402
+
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1,
                                    "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
@@ -68,9 +71,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     try:
         model, entry = load_model("lgg_unet")
-        which = f"lgg_unet (test-time augmentation: {entry.get('tta', 'none')}, as the Segment page runs it)"
+        spec = entry.spec
+        which = (f"lgg_unet (test-time augmentation: {spec.tta}, threshold {spec.threshold:g}, min size "
+                 f"{spec.min_size}, as the Segment page runs it)")
     except RegistryError:
-        model, entry, which = build_network(ARCH).eval(), None, "untrained UNet (same architecture)"
+        spec = parse_spec({"name": "untrained", "task": "segmentation", "file": "-", "arch": ARCH})
+        model, which = build_network(ARCH).eval(), "untrained UNet (same architecture)"
     rng = np.random.default_rng(0)
     cases = [("one slice 256×256", 1, "auto"), ("stack 256×256×40", 40, "stack"),
              ("volume 256×256×128, sliding window", 128, "sliding_window")]
@@ -80,12 +86,12 @@ def main() -> None:
     for label, z, path in cases:
         vol = Volume(array=rng.integers(0, 255, (z, 256, 256, 3), dtype=np.uint8), spacing=(1.0, 1.0, 1.0),
                      affine=affine_from_spacing((1.0, 1.0, 1.0)), modality="MR", units="RGB")
-        segment_volume(model, vol, path=path, batch_size=args.batch_size, entry=entry)  # warm-up
+        segment_volume(model, vol, spec, path=path, batch_size=args.batch_size)  # warm-up
         times, peak = [], 0.0
         for _ in range(args.repeats):
             with PeakRSS() as mem:
                 t0 = time.perf_counter()
-                res = segment_volume(model, vol, path=path, batch_size=args.batch_size, entry=entry)
+                res = segment_volume(model, vol, spec, path=path, batch_size=args.batch_size)
                 times.append(time.perf_counter() - t0)
             peak = max(peak, mem.mib)
         med = statistics.median(times)

@@ -81,6 +81,10 @@ class BenchTask(TrainTask):
     monitor = "val_loss"
     mode = "min"
 
+    def __init__(self, a: argparse.Namespace) -> None:
+        super().__init__()
+        self.args = a  # the bench's own command line (no task options)
+
     def build_data(self) -> TaskData:
         from monai.data import CacheDataset
         from monai.transforms import Compose

@@ -30,7 +30,7 @@ from medviz.constants import CT_PRESETS, Plane  # noqa: E402
 from medviz.imaging.slicing import extract_plane  # noqa: E402
 from medviz.imaging.viz import slice_figure  # noqa: E402
 from medviz.imaging.windowing import window_presets  # noqa: E402
-from medviz.io import load_files
+from medviz.io import load_files  # noqa: E402
 from medviz.types import Volume  # noqa: E402
 
 SERIES = "dicom_series_ct_totalsegmentator"

@@ -16,6 +16,7 @@ class Task(StrEnum):
     CLASSIFICATION = "classification"
     SEGMENTATION = "segmentation"
     RECONSTRUCTION = "reconstruction"
+    SEQUENCE = "sequence"
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 Prints one JSON object with ``--json``, else a table. The work is done by the model's task package,
 ``medviz.<task>.evaluate``, which provides::
 
-    add_arguments(parser)                      # extra options, e.g. --acceleration
-    evaluate(entry, args) -> dict              # one JSON-able result object (model, task, split, n, ...)
+    OPTIONS                                    # its EvalOptions dataclass (medviz.options), e.g. acceleration
+    evaluate(entry, options) -> dict           # one JSON-able result object (model, task, split, n, ...)
     format_table(result) -> str                # the human-readable table printed without --json
+
+The command line derives its flags from the ``OPTIONS`` fields (:func:`medviz.train.cli.add_options`).
 
 :func:`evaluation_report` does the same for a finished training run (the Training page): the run's best
 weights are exported into a private registry inside the run folder and handed to the task's evaluator,
@@ -18,6 +20,7 @@ This module sits above the task packages (it may import each of them); nothing b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,16 +28,21 @@ from types import ModuleType
 from typing import Any
 
 from medviz.classification import evaluate as classification_evaluate
+from medviz.constants import Task
 from medviz.models.registry import get_entry
+from medviz.options import EvalOptions
 from medviz.reconstruction import evaluate as reconstruction_evaluate
 from medviz.segmentation import evaluate as segmentation_evaluate
+from medviz.sequence import evaluate as sequence_evaluate
+from medviz.train.cli import add_options, options_from
 from medviz.train.engine import export_model
 from medviz.types import MedvizError
 
 EVALUATORS: dict[str, ModuleType] = {
-    "classification": classification_evaluate,
-    "segmentation": segmentation_evaluate,
-    "reconstruction": reconstruction_evaluate,
+    Task.CLASSIFICATION: classification_evaluate,
+    Task.SEGMENTATION: segmentation_evaluate,
+    Task.RECONSTRUCTION: reconstruction_evaluate,
+    Task.SEQUENCE: sequence_evaluate,
 }
 
 
@@ -46,22 +54,6 @@ def evaluator_for(task: str) -> ModuleType:
 
 
 PRIVATE = "run"  # model name inside <run_dir>/eval
-
-
-def _evaluator_args(module: Any, split: str, data: Path | None, device: str, fast: bool) -> argparse.Namespace:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--split", default="test")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
-    module.add_arguments(p)
-    argv = ["--split", split, "--device", device] + (["--data", str(data)] if data else [])
-    args = p.parse_args(argv)
-    if fast:  # fewer bootstrap resamples: the page wants an answer in seconds
-        for key in ("n_boot", "bootstrap"):
-            if hasattr(args, key):
-                setattr(args, key, 200)
-    return args
 
 
 def evaluation_report(task: Any, result: Any, run_dir: Path, split: str = "val", device: str = "cpu",
@@ -85,15 +77,17 @@ def evaluation_report(task: Any, result: Any, run_dir: Path, split: str = "val",
         eval_dir = Path(run_dir) / "eval"
         export_model(task, result, eval_dir, PRIVATE, "(Training page run; not registered)", register=True)
         entry = get_entry(PRIVATE, weights_dir=eval_dir)
-        args = _evaluator_args(module, split, getattr(task.args, "data", None), device, fast)
-        out = module.evaluate(entry, args)
+        options = module.OPTIONS(split=split, device=device, data=task.data_path)
+        if fast:  # fewer bootstrap resamples: the page wants an answer in seconds
+            options = options.quick()
+        out = module.evaluate(entry, options)
     except (ImportError, NotImplementedError, AttributeError, KeyError, TypeError, ValueError, MedvizError) as e:
         report["note"] = f"detailed {task.name} evaluation unavailable ({type(e).__name__}: {e}); showing validation metrics"
         return report
     report["evaluator"] = {k: v for k, v in out.items() if isinstance(v, (int, float, str))}
     details = getattr(module, "report_details", None)
     if details is not None:
-        report.update(details(entry, args, out, device))
+        report.update(details(entry, options, out, device))
     return report
 
 
@@ -106,16 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m medviz.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="registered model name (python -m medviz.models list)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--data", type=Path, default=None, help="data folder/file (default: the model's data set)")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     try:
         entry = get_entry(known.model) if known.model else None
         module = evaluator_for(entry.task) if entry else None
+        add_options(p, EvalOptions, "common.")
         if module is not None:
-            module.add_arguments(p.add_argument_group(f"{entry.task} options"))
+            add_options(p.add_argument_group(f"{entry.task} options"), module.OPTIONS, "task.",
+                        skip=[f.name for f in dataclasses.fields(EvalOptions)])
         args = p.parse_args(argv)
-        result = module.evaluate(entry, args)
+        common = options_from(args, EvalOptions, "common.")
+        given = {f.name: getattr(common, f.name) for f in dataclasses.fields(EvalOptions)}
+        result = module.evaluate(entry, options_from(args, module.OPTIONS, "task.", **given))
     except MedvizError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,11 +4,14 @@ Safety rules (the model may be shared by every browser session through ``st.cach
 
 * the CAM object is always used as ``with Method(model=..., target_layers=[...]) as cam:`` so its
   hooks are removed even on errors;
-* the call holds the model's lock (:func:`medviz.classification.infer.model_lock`), shared with inference;
-* gradients flow to the *input* only: every parameter's ``requires_grad`` is switched off for the
-  call and restored afterwards, so no ``.grad`` is written into the weights; the model's
-  train/eval mode is restored too (pytorch-grad-cam calls ``model.eval()``);
-* the target layer is found by name with ``model.get_submodule`` (never ``eval``).
+* the call runs inside :func:`medviz.models.runtime.using` with ``grad=True`` (the runtime every
+  task's inference uses): it holds the model's lock, flows gradients to the *input* only (every
+  parameter's ``requires_grad`` is off for the call, so no ``.grad`` is written into the weights) and
+  restores every module's train/eval mode (pytorch-grad-cam calls ``model.eval()``), every
+  ``requires_grad`` flag and every ``.grad``;
+* the target layer is found by name with ``model.get_submodule`` (never ``eval``);
+* one entry for every task: :func:`explain` takes a pytorch-grad-cam target, built by
+  :func:`classifier_target` (classifiers) or :func:`segmentation_target` (segmenters).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from medviz.classification.infer import model_lock
+from medviz.models.runtime import model_device, using
 from medviz.types import MedvizError
 
 
@@ -75,66 +78,99 @@ def describe_layers(names: str) -> str:
     return "Grad-CAM layers " + ", ".join(f"`{p}`" for p in parts) + " (maps averaged)"
 
 
-def explain(model: Any, x: np.ndarray, layer: str, target_class: int, method: str = "GradCAM") -> np.ndarray:
-    """Class activation map of one preprocessed image.
+def classifier_target(k: int) -> Any:
+    """The pytorch-grad-cam target of class ``k`` of a classifier (its logit ``k``).
+
+    Example:
+        >>> cam = explain(model, x, "layer3", classifier_target(1))   # doctest: +SKIP
+    """
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    return ClassifierOutputTarget(int(k))
+
+
+def segmentation_target(mask: np.ndarray, category: int = 0) -> Any:
+    """The pytorch-grad-cam target of a segmentation: the sum of channel ``category``'s logits inside
+    ``mask``, or over the whole image when ``mask`` is empty (so an empty prediction still explains).
 
     Args:
-        model: a classifier ``(1, C, S, S) -> (1, K)`` logits; left unchanged (weights, grads,
-            mode, ``requires_grad`` flags, hooks).
-        x: ``(C, S, S)`` float32, as from :func:`medviz.classification.preprocess.prepare_input`.
-        layer: name of the target layer, or comma-joined names (the manifest's ``cam_layer``).
-        target_class: class index to explain (EigenCAM ignores it: it shows the first principal
-            component of the layer's activations).
+        mask: ``(H, W)`` mask of the image being explained (e.g. the predicted mask of one slice).
+        category: output channel (0 for a one-channel foreground network).
+
+    Example:
+        >>> cam = explain(model, x[z], CAM_LAYER, segmentation_target(mask[z]))   # doctest: +SKIP
+    """
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    m = np.asarray(mask, dtype=np.float32)
+    if not m.any():
+        m = np.ones_like(m)
+    return SemanticSegmentationTarget(int(category), m)
+
+
+def explain(model: Any, x: np.ndarray, layers: str, target: Any, method: str = "GradCAM") -> np.ndarray:
+    """Class activation map of one preprocessed image, for any task (the one Grad-CAM entry).
+
+    Runs ``with Method(model=..., target_layers=[...]) as cam:`` inside
+    :func:`medviz.models.runtime.using` with ``grad=True``: the model's lock is held, gradients reach
+    the input only, and the model's weights, ``.grad``, modes, ``requires_grad`` flags and hooks are
+    as before on return (also on errors).
+
+    Args:
+        model: a network taking ``(1, C, H, W)``: a classifier (``(1, K)`` logits) or a segmenter
+            (``(1, K, H, W)`` logits); left unchanged.
+        x: ``(C, H, W)`` float32, e.g. from :func:`medviz.classification.preprocess.prepare_input` or one
+            slice of :func:`medviz.segmentation.preprocess.prepare_input`.
+        layers: name of the target layer, or comma-joined names (the manifest's ``cam_layer``).
+        target: a pytorch-grad-cam target: :func:`classifier_target` (``ClassifierOutputTarget(k)``) or
+            :func:`segmentation_target` (``SemanticSegmentationTarget(0, mask)``). EigenCAM ignores it (it
+            shows the first principal component of the layer's activations).
         method: a :class:`CamMethod` value.
 
     Returns:
-        ``(S, S)`` float32 map in [0, 1] (all zeros when there is no positive evidence).
+        ``(H, W)`` float32 map in [0, 1] (all zeros when there is no positive evidence).
+
+    Raises:
+        ExplainError: unknown method or layer, a target that is not callable, a class or channel outside
+            the model's output, or no map computed.
     """
     import torch
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     cls = _cam_class(method)
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
-        raise ExplainError(f"expected one (C, S, S) image, not {x.shape}")
-    with model_lock(model):
-        params = list(model.parameters())
-        device = params[0].device if params else torch.device("cpu")
-        flags = [p.requires_grad for p in params]
-        was_training = model.training
-        layer_modules = target_layers(model, layer)
-        result = None
-        try:
-            for p in params:
-                p.requires_grad_(False)
-            inp = torch.from_numpy(x[None].copy()).to(device)
-            k = _n_classes(model, inp)
-            if not 0 <= int(target_class) < k:
-                raise ExplainError(f"class {target_class} outside 0..{k - 1}")
-            inp.requires_grad_(True)
-            with torch.enable_grad():
-                with cls(model=model, target_layers=layer_modules) as cam:
-                    result = cam(input_tensor=inp, targets=[ClassifierOutputTarget(int(target_class))])
-        finally:
-            for p, f in zip(params, flags):
-                p.requires_grad_(f)
-            model.train(was_training)
+        raise ExplainError(f"expected one (C, H, W) image, not {x.shape}")
+    if not callable(target):
+        raise ExplainError(f"target must be a pytorch-grad-cam target such as classifier_target(k) or "
+                           f"segmentation_target(mask), not {target!r}")
+    result = None
+    with using(model, grad=True) as m:
+        layer_modules = target_layers(m, layers)
+        inp = torch.from_numpy(x[None].copy()).to(model_device(m))
+        _check_category(m, inp, target)
+        inp.requires_grad_(True)
+        with cls(model=m, target_layers=layer_modules) as cam:
+            result = cam(input_tensor=inp, targets=[target])
     if result is None:
-        raise ExplainError(f"{method} failed on layer {layer!r} (no map computed)")
+        raise ExplainError(f"{method} failed on layer {layers!r} (no map computed)")
     out = np.nan_to_num(np.asarray(result[0], dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
     return np.clip(out, 0.0, 1.0)
 
 
-def _n_classes(model: Any, inp: Any) -> int:
+def _check_category(model: Any, inp: Any, target: Any) -> None:
+    """ExplainError when the target's class/channel is outside the output (pytorch-grad-cam's ``__exit__``
+    would swallow the IndexError and return no map)."""
     import torch
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            return int(model(inp.detach()).shape[-1])
-    finally:
-        model.train(was_training)
+    category = getattr(target, "category", None)
+    if not isinstance(category, int):
+        return
+    with torch.no_grad():
+        out = model(inp.detach())
+    k = int(out.shape[1]) if out.ndim > 1 else int(out.shape[-1])
+    if not 0 <= category < k:
+        what = "class" if out.ndim == 2 else "output channel"
+        raise ExplainError(f"{what} {category} outside 0..{k - 1}")
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, opacity: float = 0.5, colormap: str = "jet") -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from medviz.reconstruction.kspace import DEFAULT_CENTER_FRACTION
+from medviz.reconstruction.kspace import default_center_fraction
 from medviz.reconstruction.viz import comparison_figure, mask_figure, metrics_bar, metrics_rows
 from medviz.types import MedvizError
 from medviz.ui import reconstruction as ui
@@ -29,20 +29,21 @@ if not models:
 ctrl, view = st.columns([1, 3], gap="medium")
 with ctrl:
     name = st.selectbox("model", list(models), key="recon.model",
-                        format_func=lambda n: f"{n} ({models[n].get('mode', 'recon')})")
-    mode = models[name].get("mode", "recon")
+                        format_func=lambda n: f"{n} ({models[n].spec.mode})")
+    mode = models[name].spec.mode
     volume, token = widgets.image_source("recon", "one image (DICOM, NIfTI, PNG/JPEG)", "reconstruct one of its slices")
     if volume is None:
         st.stop()
     z = volume.shape[0]
     index = st.slider("slice", 0, z - 1, z // 2, key=ui.slider_key(volume)) if z > 1 else 0
     channel = st.selectbox("colour channel (LGG PNG: 1 = FLAIR)", [0, 1, 2], index=1, key="recon.channel") \
-        if volume.is_rgb else 1
+        if volume.is_rgb else None
     if mode == "recon":
         kind = st.selectbox("mask", ["random", "equispaced"], key="recon.mask")
         acc = st.select_slider("acceleration", [2, 4, 6, 8, 10, 12], value=4, key="recon.acc")
-        cf = st.slider("centre fraction", 0.02, round(1 / acc, 2), min(DEFAULT_CENTER_FRACTION.get(acc, 0.32 / acc),
-                       round(1 / acc, 2)), 0.01, key=f"recon.cf.{acc}")
+        top = round(1 / acc, 2)
+        cf = st.slider("centre fraction", 0.02, top, min(round(default_center_fraction(acc), 2), top), 0.01,
+                       key=f"recon.cf.{acc}")
         params = {"kind": kind, "acceleration": acc, "center_fraction": cf}
     else:
         params = {"sigma": st.select_slider("Rician noise σ (fraction of max)", [0.02, 0.05, 0.08, 0.1, 0.15],

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from medviz.imaging.overlay import overlay_slice
-from medviz.segmentation.measure import confusion_map, dice_score, label_measurements
-from medviz.segmentation.reference import read_reference_mask
-from medviz.segmentation.viz import CONFUSION_COLORS, map_figure, overlay_figure, surface_figure
+from medviz.segmentation.measure import label_measurements
+from medviz.segmentation.viz import CONFUSION_COLORS, fused_figure, map_figure, surface_figure
 from medviz.types import MedvizError
 from medviz.ui import segmentation as ui
+from medviz.ui import sequence as seq_ui
 from medviz.ui import widgets
 from medviz.ui.state import get_volume, get_volume_source, set_volume
 
@@ -55,23 +54,37 @@ for note in res.notes:
 
 measured = ui.spacing_inputs(volume, token)
 img_col, side_col = st.columns([3, 1], gap="medium")
+seq_names = seq_ui.model_names() if volume.is_3d else []
+if seq_names:
+    seq_ui.jump_to_clicked_slice(token, widgets.slice_key(token, "axial"))
 with side_col:
     plane, index = widgets.plane_and_slice(volume, token)
     window = widgets.window_picker(volume, token)
     opacity, mode, rgb = ui.overlay_controls(token)
     ref_file = st.file_uploader("Reference mask (NIfTI or DICOM SEG)", key=f"seg.{token}.ref")
-labels, colors = res.mask, {1: rgb}
+labels, colors, cmp = res.mask, {1: rgb}, None
 if ref_file is not None:
     try:
-        ref, ref_notes = read_reference_mask(ref_file.name, ref_file.getvalue(), volume)
-        st.metric("Dice vs reference", f"{dice_score(res.mask, ref > 0):.3f}")
-        st.caption("green: agreement · red: false positive · blue: false negative · " + "; ".join(ref_notes))
-        labels, colors = confusion_map(res.mask, ref), CONFUSION_COLORS
+        cmp = ui.reference_comparison(store, ref_file.file_id, ref_file.name, ref_file.getvalue(), volume, res.mask)
+        st.metric("Dice vs reference", f"{cmp.dice:.3f}")
+        st.caption("green: agreement · red: false positive · blue: false negative · " + "; ".join(cmp.notes))
+        labels, colors = cmp.confusion, CONFUSION_COLORS
     except MedvizError as e:
         st.error(str(e))
+ps, fused = ui.fused_overlay(store, volume, labels, plane, index, window, colors, opacity, mode)
 with img_col:
-    st.plotly_chart(overlay_figure(volume, labels, plane, index, window, colors, opacity, mode),
-                    width="stretch", key="seg.overlay")
+    st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", key="seg.overlay")
+if seq_names:
+    with st.expander("Tumour slices (sequence model)", expanded="sequence" in store):
+        seq_name = st.selectbox("Sequence model", seq_names, key="seg.seq.model")
+        if st.button("Read the whole stack", key="seg.seq.run"):
+            try:
+                store["sequence"] = seq_ui.run(seq_name, volume)
+            except MedvizError as e:
+                st.error(str(e))
+        if "sequence" in store:
+            seq_ui.strip(store["sequence"], token, index if plane == "axial" else 0,
+                         cmp.reference_slices if cmp is not None else None)
 rows = label_measurements(res.mask, measured.spacing, index if plane == "axial" else None,
                           {1: ui.label_name(entry)})
 st.subheader("Measurements")
@@ -93,5 +106,4 @@ with tabs[2]:
     if "cam" in store:
         st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch")
 with tabs[3]:
-    _, fused = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
     ui.downloads(volume, res.mask, fused, rows, store, ui.label_name(entry))

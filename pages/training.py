@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from medviz.config import get_settings
-from medviz.train.cli import config_from_args, parse
+from medviz.evaluate import evaluation_report
+from medviz.models.registry import ModelEntry
+from medviz.train.cli import command_line, to_argv
+from medviz.train.command import RunOptions, TrainCommand
 from medviz.train.estimate import estimate
 from medviz.train.jobs import JobError
-from medviz.train.registry import available_tasks, get_task_class
-from medviz.evaluate import evaluation_report
+from medviz.train.registry import available_tasks
 from medviz.types import MedvizError
 from medviz.ui import training as ui
 
@@ -27,27 +31,28 @@ with st.expander("New run", expanded=not manager.jobs(owner)):
                               "LGG folder (pairs.csv) or NIfTI images/ + labels/ (imagesTr/ + labelsTr/) pairs; "
                               "reconstruction: LGG folder (FLAIR channel).")
     data = ui.uploaded_data_source(owner) or data.strip()
-    argv = ["--task", task, *ui.common_options(), *(["--data", data] if data else [])]
+    config, problems = ui.common_options()
     with st.popover(f"{task} options"):
-        argv += ui.task_options(task)
-    st.code("python -m medviz.train " + " ".join(argv), language="bash")
+        options, task_problems = ui.task_options(task)
+    problems += task_problems
+    command = TrainCommand(task, run=RunOptions(data=Path(data) if data else None), config=config, options=options)
+    st.code(command_line(to_argv(command)), language="bash")
+    for problem in problems:
+        st.error(problem)
     c1, c2 = st.columns(2)
-    if c1.button("Estimate memory and time per epoch", key="train.estimate"):
+    if c1.button("Estimate memory and time per epoch", key="train.estimate", disabled=bool(problems)):
         try:
             with st.spinner("Measuring two training steps…"):
-                args = parse(argv)
-                st.session_state["train.est"] = estimate(get_task_class(task)(args), config_from_args(args))
+                st.session_state["train.est"] = estimate(command.build_task(), command.config)
         except (MedvizError, ValueError, RuntimeError) as e:
             st.error(f"Estimate failed: {e}")
-        except SystemExit:  # argparse rejected an option value
-            st.error("Estimate failed: invalid training options (see the command above)")
     if est := st.session_state.get("train.est"):
         st.info(f"{est['params'] / 1e6:.2f} M parameters; ~{est['peak_mb']:.0f} MB; ~{est['step_s']:.2f} s/step × "
                 f"{est['steps_per_epoch']} steps ≈ {est['epoch_s']:.0f} s per epoch on {est['device']}. "
                 f"({est['method']})")
-    if c2.button("Start training", type="primary", key="train.start"):
+    if c2.button("Start training", type="primary", key="train.start", disabled=bool(problems)):
         try:
-            st.session_state[ui.JOB_KEY] = manager.start(owner, argv).id
+            st.session_state[ui.JOB_KEY] = manager.start(owner, command).id
         except (JobError, MedvizError, ValueError) as e:
             st.error(str(e))
 
@@ -98,12 +103,13 @@ if not job.running and job.result is not None and job.result.best_epoch > 0:
         name = st.text_input("model name", value=f"{job.task_name}-{job.id}", key="train.name")
         if st.button("Promote", key="train.promote"):
             try:
-                entry = manager.promote(job.id, owner, name)
-                st.success(f"Registered {entry['name']} ({entry['task']}); it now appears on the model pages.")
+                promoted = ModelEntry(raw=manager.promote(job.id, owner, name), weights_dir=get_settings().weights_dir)
+                st.success(f"Registered {promoted.name} ({promoted.task}); it now appears on the model pages.")
             except (JobError, MedvizError, NotImplementedError) as e:
                 st.error(str(e))
         if job.promoted:
-            card = get_settings().weights_dir / job.promoted.get("card", "")
-            if card.is_file():
-                with st.expander(f"Model card of {job.promoted['name']}"):
+            promoted = ModelEntry(raw=job.promoted, weights_dir=get_settings().weights_dir)
+            card = promoted.card_path
+            if card is not None and card.is_file():
+                with st.expander(f"Model card of {promoted.name}"):
                     st.markdown(card.read_text())

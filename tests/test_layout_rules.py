@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("medviz", "pages", "bench") for p in (ROOT / d).rglob("*.py")] + [ROOT / "app.py"]
@@ -98,9 +101,88 @@ def test_each_task_package_has_its_parts():
         "segmentation": {"preprocess", "infer", "measure", "viz", "export", "reference", "data", "evaluate", "train",
                          "card"},
         "reconstruction": {"kspace", "infer", "baselines", "metrics", "viz", "data", "evaluate", "train", "card"},
+        "sequence": {"encoder", "infer", "baselines", "metrics", "viz", "data", "evaluate", "train", "card"},
     }
     for task, wanted in parts.items():
         missing = wanted - {p.stem for p in (ROOT / "medviz" / task).glob("*.py")}
         assert not missing, f"medviz/{task} lacks {sorted(missing)}"
     flat = sorted(p.name for p in (ROOT / "medviz").glob("*.py"))
-    assert flat == ["__init__.py", "config.py", "constants.py", "evaluate.py", "explain.py", "types.py"], flat
+    assert flat == ["__init__.py", "config.py", "constants.py", "evaluate.py", "explain.py", "options.py", "types.py"], flat
+
+
+#: Writers that finish the manifest dict they build (hashing the files it names) may read it back.
+MANIFEST_WRITERS = {("medviz/train/engine.py", "export_model")}
+_ENTRY_NAME = re.compile(r"(^|_)entry$")
+_ENTRIES_NAME = re.compile(r"(^|_)(entries|models)$")  # {name: entry} mappings
+_ENTRY_TEXT = re.compile(r"\bentry\.get\(|\.raw\[|\.raw\.get\(|\bentry\.raw\b")
+
+
+def _is_entry(node: ast.AST) -> bool:
+    """``entry`` / ``*_entry`` names, ``entries[...]`` / ``models[...]`` and ``job.promoted``: manifest dicts or
+    registry entries."""
+    if isinstance(node, ast.Name):
+        return bool(_ENTRY_NAME.search(node.id))
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.value, ast.Name) and bool(_ENTRIES_NAME.search(node.value.id))
+    return isinstance(node, ast.Attribute) and node.attr == "promoted"
+
+
+def manifest_dict_reads(source: str, path: str = "<string>") -> list[str]:
+    """Reads of a manifest dict in ``source``: ``entry[...]``, ``entry.get(...)``, ``entries[name].get(...)``,
+    any ``.raw`` (the registry's raw dict) and such text inside strings (code snippets). Code outside
+    ``medviz/models`` reads the typed spec (``entry.spec``) instead; subscript assignments (writers) pass."""
+    tree = ast.parse(source)
+    exempt = [range(f.lineno, f.end_lineno + 1) for f in ast.walk(tree)
+              if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and (path, f.name) in MANIFEST_WRITERS]
+    found = []
+    for node in ast.walk(tree):
+        what = None
+        if isinstance(node, ast.Attribute) and node.attr == "raw":
+            what = ".raw"
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and _is_entry(node.value) \
+                and not isinstance(node.value, ast.Subscript):
+            what = "entry[...]"
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and isinstance(node.value, ast.Subscript) \
+                and _is_entry(node.value) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            what = "entries[...][...]"
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and _is_entry(node.func.value):
+            what = ".get(...) on an entry"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _ENTRY_TEXT.search(node.value):
+            what = "manifest read in a string"
+        if what and not any(node.lineno in r for r in exempt):
+            found.append(f"{path}:{node.lineno} {what}: {ast.get_source_segment(source, node) or ''}"[:160])
+    return found
+
+
+def test_no_manifest_dict_reads_outside_medviz_models():
+    """Configuration is parsed into a typed spec once, at the registry (STYLE.md section 4, habit 2)."""
+    offenders = []
+    for path in SOURCES:
+        rel = path.relative_to(ROOT).as_posix()
+        if not rel.startswith("medviz/models/"):
+            offenders += manifest_dict_reads(path.read_text(), rel)
+    assert not offenders, "read the typed spec (entry.spec / medviz.models.specs) instead:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("code", [
+    'threshold = float(entry.get("threshold", 0.5))',
+    'x = prepare_input(image, entry.raw)',
+    'layer = entry.raw["cam_layer"]',
+    'test = (entry.raw.get("metrics") or {}).get("test")',
+    'size = entry["input"]["size"]',
+    'refs = entries[name].get("references", [])',
+    'mode = models[name].get("mode", "recon")',
+    'classes = entries[name]["classes"]',
+    'card = job.promoted.get("card", "")',
+    'SNIPPET = "predict(model, entry.raw, x)"',
+])
+def test_the_scan_finds_manifest_dict_reads(code):
+    assert manifest_dict_reads(code), code
+
+
+def test_the_scan_passes_spec_reads_and_writers():
+    code = ('spec = entry.spec\nt = spec.threshold\nentry["sha256"] = "0"\nx = entries[name].spec.tta\n'
+            'zips = entries[0][0]\ndef export_model(entry):\n    return entry["file"]\n')
+    assert len(manifest_dict_reads(code, "medviz/x.py")) == 1  # only the read in export_model, not a listed writer
+    assert manifest_dict_reads(code, "medviz/train/engine.py") == []

@@ -5,21 +5,31 @@
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medviz.classification.calibration import expected_calibration_error, nll, softmax
+from medviz.classification.calibration import expected_calibration_error, nll, reliability, softmax
 from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
 from medviz.classification.infer import batch_logits
-from medviz.classification.metrics import bootstrap_ci, classification_metrics, confusion, format_ci, roc
+from medviz.classification.metrics import (
+    bootstrap_ci,
+    classification_metrics,
+    confident_errors,
+    confusion,
+    format_ci,
+    operating_point,
+    roc,
+    thresholded_predictions,
+)
 from medviz.classification.preprocess import preprocess_batch
 from medviz.config import select_device
 from medviz.models.registry import ModelEntry
+from medviz.models.specs import ClassifierSpec
 from medviz.models.weights import load_model
+from medviz.options import EvalOptions, option
 
 
 @dataclass(frozen=True)
@@ -45,12 +55,22 @@ class EvalRun:
     classes: list[str]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images of the split")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+@dataclass(frozen=True)
+class ClassificationEvalOptions(EvalOptions):
+    """``python -m medviz.evaluate --model NAME`` options for a classifier."""
+
+    limit: int | None = option(None, label="Images to evaluate (empty: all)", min=1,
+                               help="evaluate only the first N images of the split")
+    n_boot: int = option(1000, label="Bootstrap resamples", min=0, help="bootstrap resamples for the 95% intervals")
+
+    def quick(self) -> ClassificationEvalOptions:
+        return replace(self, n_boot=200)
 
 
-def run_model(model: Any, entry: ModelEntry, split: str = "test", data: Path | None = None,
+OPTIONS = ClassificationEvalOptions
+
+
+def run_model(model: Any, spec: ClassifierSpec, split: str = "test", data: Path | None = None,
               limit: int | None = None, device: str = "cpu") -> EvalRun:
     """Predict one split of the model's data set with ``model`` (not modified).
 
@@ -58,17 +78,15 @@ def run_model(model: Any, entry: ModelEntry, split: str = "test", data: Path | N
         data: ``.npz`` file or a folder holding it (default: the data directory).
         limit: keep only the first ``limit`` images.
     """
-    key = entry.get("dataset_key")
-    if not key or key == "folder":
-        raise DataError(f"{entry.name!r} was trained on a folder set; evaluate it with its own split folders")
-    images, labels = load_npz_split(resolve_npz(look_up_dataset(key), data), split)
+    if spec.from_folder:
+        raise DataError(f"{spec.name!r} was trained on a folder set; evaluate it with its own split folders")
+    images, labels = load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    spec = entry.raw["input"]
-    x = preprocess_batch(images, spec["channels"], spec["size"])
+    x = preprocess_batch(images, spec.input.channels, spec.input.size)
     logits = batch_logits(model, x, device)
-    t = float(entry.get("temperature", 1.0))
-    return EvalRun(images, labels, logits, softmax(logits), softmax(logits, t), t, list(entry.raw["classes"]))
+    t = spec.temperature
+    return EvalRun(images, labels, logits, softmax(logits), softmax(logits, t), t, list(spec.classes))
 
 
 def summarise(run: EvalRun, n_boot: int = 1000) -> dict[str, Any]:
@@ -83,18 +101,19 @@ def summarise(run: EvalRun, n_boot: int = 1000) -> dict[str, Any]:
             "class_counts": np.bincount(run.labels, minlength=len(run.classes)).tolist()}
 
 
-def evaluate(entry: ModelEntry, args: argparse.Namespace) -> dict[str, Any]:
+def evaluate(entry: ModelEntry, options: ClassificationEvalOptions) -> dict[str, Any]:
     """The ``python -m medviz.evaluate`` result object for a classifier."""
-    device = select_device(getattr(args, "device", "auto"))
+    device = select_device(options.device)
     model, entry = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
-    run = run_model(model, entry, args.split, args.data, getattr(args, "limit", None), device)
-    s = summarise(run, getattr(args, "n_boot", 1000))
-    refs = entry.get("references", [])
+    spec = entry.spec
+    run = run_model(model, spec, options.split, options.data, options.limit, device)
+    s = summarise(run, options.n_boot)
+    refs = spec.references
     base = next((r for r in refs if r["method"].startswith("ResNet-18 (28)")), None)
-    beats = None if base is None or args.split != "test" or args.limit else bool(s["auc"] > base["auc"] and s["acc"] > base["acc"])
-    return {"model": entry.name, "task": entry.task, "dataset": entry.get("dataset"), "split": args.split,
+    beats = None if base is None or options.split != "test" or options.limit else bool(s["auc"] > base["auc"] and s["acc"] > base["acc"])
+    return {"model": entry.name, "task": entry.task, "dataset": spec.dataset, "split": options.split,
             "n": int(len(run.labels)), **s, "beats_resnet18_28": beats, "references": refs,
-            "sha256": entry.raw["sha256"]}
+            "sha256": spec.sha256}
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -112,14 +131,54 @@ def format_table(result: dict[str, Any]) -> str:
 
 
 
-def report_details(entry: ModelEntry, args: argparse.Namespace, result: dict[str, Any], device: str) -> dict[str, Any]:
+def report_details(entry: ModelEntry, options: ClassificationEvalOptions, result: dict[str, Any], device: str) -> dict[str, Any]:
     """Extra pieces of a training run's report (:func:`medviz.evaluate.evaluation_report`): ``classes``,
     ``confusion`` (K, K) counts at arg-max and ``roc`` (``{class: {"fpr": [...], "tpr": [...]}}``)."""
     model, entry = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
-    run = run_model(model, entry, args.split, args.data, getattr(args, "limit", None), device)
+    run = run_model(model, entry.spec, options.split, options.data, options.limit, device)
     k = len(run.classes)
     curves = {}
     for positive in range(1 if k == 2 else 0, k):
         r = roc(run.probs, run.labels, positive)
         curves[run.classes[positive]] = {"fpr": np.asarray(r["fpr"]).tolist(), "tpr": np.asarray(r["tpr"]).tolist()}
     return {"classes": run.classes, "confusion": confusion(run.labels, run.probs.argmax(1), k).tolist(), "roc": curves}
+
+
+@dataclass(frozen=True)
+class OperatingView:
+    """Everything the Model evaluation page shows for one positive class and threshold of an
+    :class:`EvalRun` (calibrated probabilities throughout).
+
+    Attributes:
+        point: sensitivity, specificity and threshold at the operating point.
+        ece_raw, ece_calibrated: top-label expected calibration error before / after temperature scaling.
+        auc, acc: the model's test AUC and arg-max accuracy.
+        roc: the ROC curve of the positive class (``fpr``, ``tpr``, ``auc``).
+        confusion: ``(K, K)`` counts, rows true; binary: predictions at the threshold, else arg-max.
+        reliability_raw, reliability_calibrated: reliability tables (see ``calibration.reliability``).
+        errors: the most confident errors, most confident first.
+    """
+
+    point: dict[str, float]
+    ece_raw: float
+    ece_calibrated: float
+    auc: float
+    acc: float
+    roc: dict[str, Any]
+    confusion: np.ndarray
+    reliability_raw: dict[str, np.ndarray]
+    reliability_calibrated: dict[str, np.ndarray]
+    errors: list[dict[str, Any]]
+
+
+def operating_view(run: EvalRun, positive: int, threshold: float, n_errors: int = 12) -> OperatingView:
+    """The page's numbers for positive class ``positive`` at calibrated-probability ``threshold``."""
+    p, y = run.probs_calibrated, run.labels
+    ours = classification_metrics(p, y)
+    return OperatingView(
+        point=operating_point(p, y, positive, threshold),
+        ece_raw=expected_calibration_error(run.probs, y), ece_calibrated=expected_calibration_error(p, y),
+        auc=ours["auc"], acc=ours["acc"], roc=roc(p, y, positive),
+        confusion=confusion(y, thresholded_predictions(p, positive, threshold), len(run.classes)),
+        reliability_raw=reliability(run.probs, y), reliability_calibrated=reliability(p, y),
+        errors=confident_errors(p, y, n_errors))

@@ -1,19 +1,18 @@
 """Classifier inference on one image: preprocessing, input guardrails, calibrated prediction and TTA.
 
 The model may be shared by every browser session (``st.cache_resource``): nothing here changes its
-weights, mode or hooks, and every call holds the model's lock (:func:`model_lock`), which
-:mod:`medviz.explain` uses too.
+weights, mode or hooks; every forward pass runs inside :func:`medviz.models.runtime.using` (the
+model's lock, eval mode, ``torch.inference_mode``), as Grad-CAM in :mod:`medviz.explain` does.
 
 Example:
     >>> model, entry = load_model("breast_resnet")                       # doctest: +SKIP
-    >>> prep = prepare_input(volume.array[0], entry.raw)                  # doctest: +SKIP
-    >>> predict(model, entry.raw, prep.x).probs.sum()                     # doctest: +SKIP
+    >>> prep = prepare_input(volume.array[0], entry.spec)                 # doctest: +SKIP
+    >>> predict(model, entry.spec, prep.x).probs.sum()                    # doctest: +SKIP
     1.0
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,15 +20,8 @@ import numpy as np
 
 from medviz.classification.calibration import softmax
 from medviz.classification.preprocess import ClassifyError
-
-_LOCKS: dict[int, threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def model_lock(model: Any) -> threading.RLock:
-    """The re-entrant lock of one model object (shared models: one call at a time)."""
-    with _LOCKS_GUARD:
-        return _LOCKS.setdefault(id(model), threading.RLock())
+from medviz.models.runtime import model_device, using
+from medviz.models.specs import ClassifierSpec
 
 
 @dataclass(frozen=True)
@@ -65,42 +57,32 @@ class TTAResult:
 
 
 def batch_logits(model: Any, x: np.ndarray, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
-    """Logits of a preprocessed stack ``(N, C, S, S)`` -> ``(N, K)`` float64, in eval and inference
-    mode under the model's lock; the model's train/eval mode is restored."""
+    """Logits of a preprocessed stack ``(N, C, S, S)`` -> ``(N, K)`` float64, inside
+    :func:`medviz.models.runtime.using` (lock, eval and inference mode; every module's mode restored)."""
     import torch
 
-    with model_lock(model):
-        was_training = model.training
-        model.eval()
-        out = []
-        try:
-            with torch.inference_mode():
-                for i in range(0, len(x), batch_size):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size]), dtype=torch.float32, device=device)
-                    out.append(model(xb).float().cpu().numpy())
-        finally:
-            model.train(was_training)
+    out = []
+    with using(model) as m:
+        for i in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.ascontiguousarray(x[i:i + batch_size]), dtype=torch.float32, device=device)
+            out.append(m(xb).float().cpu().numpy())
     if not out:
         raise ClassifyError("no images to classify")
     return np.concatenate(out).astype(np.float64)
 
 
-def _device(model: Any) -> str:
-    return str(next(model.parameters()).device)
-
-
-def predict(model: Any, entry: dict[str, Any], x: np.ndarray) -> Prediction:
+def predict(model: Any, spec: ClassifierSpec, x: np.ndarray) -> Prediction:
     """Calibrated probabilities of one preprocessed image ``(C, S, S)`` (deterministic).
 
     Returns:
-        :class:`Prediction` with ``softmax(logits / T)``, ``T`` = the manifest's temperature.
+        :class:`Prediction` with ``softmax(logits / T)``, ``T`` = the spec's temperature.
     """
     x = np.asarray(x, dtype=np.float32)
-    if x.shape != (entry["input"]["channels"], entry["input"]["size"], entry["input"]["size"]):
-        raise ClassifyError(f"input must be preprocessed to {(entry['input']['channels'], entry['input']['size'], entry['input']['size'])}, not {x.shape}")
-    z = batch_logits(model, x[None], _device(model))[0]
-    t = float(entry.get("temperature", 1.0))
-    return Prediction(list(entry["classes"]), z, softmax(z, t), softmax(z), t)
+    if x.shape != spec.input.shape:
+        raise ClassifyError(f"input must be preprocessed to {spec.input.shape}, not {x.shape}")
+    z = batch_logits(model, x[None], model_device(model))[0]
+    t = spec.temperature
+    return Prediction(list(spec.classes), z, softmax(z, t), softmax(z), t)
 
 
 def _tta_views(x: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -122,8 +104,8 @@ def _tta_views(x: np.ndarray) -> tuple[list[str], np.ndarray]:
     return names, np.stack(views).astype(np.float32)
 
 
-def predict_tta(model: Any, entry: dict[str, Any], x: np.ndarray) -> TTAResult:
+def predict_tta(model: Any, spec: ClassifierSpec, x: np.ndarray) -> TTAResult:
     """Calibrated probabilities under :func:`_tta_views`; their spread is an uncertainty cue."""
     names, views = _tta_views(np.asarray(x, dtype=np.float32))
-    p = softmax(batch_logits(model, views, _device(model)), float(entry.get("temperature", 1.0)))
+    p = softmax(batch_logits(model, views, model_device(model)), spec.temperature)
     return TTAResult(names, p, p.mean(axis=0), p.std(axis=0))

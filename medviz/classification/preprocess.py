@@ -4,13 +4,13 @@ input guardrails that say how an image differs from the model card's input spec.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from medviz.classification.data import DataError
 from medviz.constants import WindowPreset
-from medviz.imaging.windowing import window_to_uint8
+from medviz.imaging.windowing import window_presets, window_to_uint8
+from medviz.models.specs import ClassifierSpec, InputSpec
 from medviz.types import MedvizError, Volume
 
 #: Largest side of the display copy of the input.
@@ -62,13 +62,13 @@ def is_8bit(image: np.ndarray) -> bool:
     return bool(finite.size and finite.min() >= 0 and finite.max() <= 255 and np.all(finite == np.round(finite)))
 
 
-def check_input(image: np.ndarray, spec: dict[str, Any], modality: str | None = None,
+def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
                 n_slices: int = 1) -> list[str]:
     """Guardrails: how the image differs from the model card's ``input`` spec.
 
     Args:
         image: ``(H, W)`` or ``(H, W, 3)`` as loaded (before any window).
-        spec: manifest ``input`` block (channels, size, native_size, modality, intensity_range, aspect).
+        spec: the classifier's input spec (channels, size, native_size, modality, intensity_range, aspect).
         modality: the image's modality code (``None``/``OT``: unknown).
         n_slices: number of slices of the source volume.
 
@@ -77,30 +77,30 @@ def check_input(image: np.ndarray, spec: dict[str, Any], modality: str | None = 
     """
     img = np.asarray(image)
     out = []
-    want = str(spec.get("modality", "OT")).upper()
+    want = spec.modality.upper()
     have = (modality or "OT").upper()
-    label = spec.get("modality_label", want)
+    label = spec.label
     if have in {"OT", ""}:
         out.append(f"Modality unknown: this model expects {label} ({want}).")
     elif have != want and not ({have, want} <= {"CR", "DX"}):
         out.append(f"Modality {have} does not match the model's {label} ({want}); the result is not meaningful.")
     rgb = img.ndim == 3 and img.shape[-1] == 3
-    if spec.get("channels", 1) == 1 and rgb:
+    if spec.channels == 1 and rgb:
         out.append("Colour image given to a grey-scale model: converted to grey.")
-    if spec.get("channels", 1) == 3 and not rgb:
+    if spec.channels == 3 and not rgb:
         out.append("Grey image given to a colour model: the grey channel is repeated, colour cues are missing.")
     h, w = img.shape[:2]
-    native = spec.get("native_size") or spec.get("size", 28)
+    native = spec.training_size
     if min(h, w) < native:
         out.append(f"Image {h}x{w} is smaller than the {native}x{native} training images: it is enlarged.")
     elif min(h, w) > 4 * native:
-        out.append(f"Image {h}x{w} is reduced to {spec.get('size')}x{spec.get('size')} px: fine detail is lost "
+        out.append(f"Image {h}x{w} is reduced to {spec.size}x{spec.size} px: fine detail is lost "
                    f"(the model was trained on {native}x{native} thumbnails).")
     aspect = max(h, w) / max(min(h, w), 1)
-    if aspect > 1.2 * float(spec.get("aspect", 1.0)):
+    if aspect > 1.2 * spec.aspect:
         out.append(f"Aspect ratio {aspect:.2f}:1 differs from the square training images: centre-cropped.")
     finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
-    lo, hi = spec.get("intensity_range", [0, 255])
+    lo, hi = spec.intensity_range
     if finite.size == 0 or float(finite.max()) - float(finite.min()) < 1e-6:
         out.append("The image is blank (constant intensity).")
     elif img.dtype != np.uint8 and (float(finite.min()) < lo or float(finite.max()) > hi):
@@ -111,13 +111,13 @@ def check_input(image: np.ndarray, spec: dict[str, Any], modality: str | None = 
     return out
 
 
-def prepare_input(image: np.ndarray, entry: dict[str, Any], window: WindowPreset | None = None,
+def prepare_input(image: np.ndarray, spec: ClassifierSpec, window: WindowPreset | None = None,
                   modality: str | None = None, n_slices: int = 1) -> PreparedInput:
     """Preprocess one 2D image exactly as in training (see :func:`medviz.classification.preprocess.preprocess_image`).
 
     Args:
         image: ``(H, W)`` or ``(H, W, 3)``; not modified.
-        entry: the model's manifest entry (``input`` block).
+        spec: the classifier's spec (its :attr:`~medviz.models.specs.ClassifierSpec.input`).
         window: for grey data that is not 8-bit (CT in HU, 16-bit X-ray), map through this window
             to 0..255 first (the viewer's window); ``None``: min-max.
         modality, n_slices: for the guardrails (:func:`check_input`).
@@ -125,13 +125,13 @@ def prepare_input(image: np.ndarray, entry: dict[str, Any], window: WindowPreset
     img = np.asarray(image)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] != 3) or min(img.shape[:2]) < 1:
         raise ClassifyError(f"expected one (H, W) or (H, W, 3) image, not {img.shape}")
-    spec = entry["input"]
-    warnings = check_input(img, spec, modality, n_slices)
+    inp = spec.input
+    warnings = check_input(img, inp, modality, n_slices)
     steps = []
     if window is not None and img.ndim == 2:
         img = window_to_uint8(img, window)
         steps.append(f"window {window.name} (W {window.width:.4g} / L {window.level:.4g}) -> 0..255")
-    x, more = preprocess_image(img, int(spec["channels"]), int(spec["size"]))
+    x, more = preprocess_image(img, inp.channels, inp.size)
     side = min(min(img.shape[:2]), DISPLAY_MAX)
     display, _ = preprocess_image(img, 3 if img.ndim == 3 else 1, side)
     display = display[0] if display.shape[0] == 1 else np.moveaxis(display, 0, -1)
@@ -208,3 +208,9 @@ def preprocess_batch(images: np.ndarray | list, channels: int, size: int) -> np.
             x = np.repeat(x, 3, axis=1)
         return np.ascontiguousarray(x, dtype=np.float32)
     return np.stack([preprocess_image(im, channels, size)[0] for im in images])
+
+
+def window_choices(volume: Volume, image: np.ndarray) -> dict[str, WindowPreset]:
+    """The windows a user may apply before the model: none for RGB or 8-bit images (the model divides
+    those by 255 as in training), else the study's presets (CT in HU, automatic for MR/X-ray)."""
+    return {} if volume.is_rgb or is_8bit(image) else window_presets(volume)

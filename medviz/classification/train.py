@@ -7,9 +7,9 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,11 @@ from medviz.classification.data import (
 from medviz.classification.infer import batch_logits
 from medviz.classification.metrics import bootstrap_ci, classification_metrics
 from medviz.classification.preprocess import preprocess_batch
+from medviz.constants import Task
 from medviz.models.nets import build_network
+from medviz.models.specs import ClassifierSpec
 from medviz.models.weights import load_state_dict, save_weights
+from medviz.options import option
 from medviz.train.engine import TrainResult
 from medviz.train.task import TaskData, TrainTask
 
@@ -58,6 +61,36 @@ def arch_spec(arch: str, channels: int, n_classes: int) -> dict[str, Any]:
     return {"name": p["name"], "kwargs": kwargs}
 
 
+@dataclass(frozen=True)
+class ClassificationTrainOptions:
+    """Options of the classification task (``python -m medviz.train --task classification ...``)."""
+
+    dataset: str = option("pneumoniamnist", label="Data set", choices=[*DATASETS, "folder"],
+                          help="MedMNIST set, or 'folder' for <data>/<class>/*.png (folder or zip)")
+    arch: str = option("resnet18-half", label="Network", choices=list(ARCHS))
+    image_size: int = option(28, label="Input size (pixels)", min=8, max=1024, help="model input side in pixels")
+    class_weights: str = option("balanced", label="Class weights", choices=["balanced", "sqrt", "none"],
+                                help="cross-entropy class weights from training counts")
+    label_smoothing: float = option(0.0, label="Label smoothing", min=0.0, max=1.0)
+    rotate: float = option(10.0, label="Max rotation (degrees)", min=0.0, max=180.0,
+                           help="max random rotation in degrees")
+    flip: str = option("h", label="Random flips", choices=["none", "h", "hv"], help="random flips")
+    modality: str = option("OT", label="Modality code (folder sets)", help="folder sets: modality code of the input spec")
+    download: bool = option(False, label="Download a missing MedMNIST set",
+                            help="MedMNIST sets not found locally: fetch the official .npz with the optional "
+                                 "medmnist package (needs internet) into MEDVIZ_MEDMNIST_DIR or ~/.medmnist")
+    skip_test: bool = option(False, label="Skip the test split",
+                             help="export without touching the test split (candidate runs)")
+    members: list[Path] | None = option(
+        None, label="Ensemble members (run folders)", metavar="RUN",
+        help="no training: assemble a probability-averaging ensemble from these finished runs "
+             "(run folders holding best.safetensors, same --arch and data), validate and export it; "
+             "give the members' recipe flags too (e.g. --class-weights, --label-smoothing) so "
+             "the model card describes how they were trained")
+    members_note: str = option("", label="How the members were trained",
+                               help="--members: the commands that trained the members, written into the model card")
+
+
 class ClassificationTask(TrainTask):
     """MONAI classifier with weighted cross-entropy, selected on validation AUC.
 
@@ -65,39 +98,16 @@ class ClassificationTask(TrainTask):
     ties (e.g. several epochs at AUC 1.0), preferring the better-fitted epoch.
     """
 
-    name = "classification"
+    name = Task.CLASSIFICATION
     monitor = "val_select"
     mode = "max"
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--dataset", default="pneumoniamnist", choices=[*DATASETS, "folder"],
-                            help="MedMNIST set, or 'folder' for <data>/<class>/*.png (folder or zip)")
-        parser.add_argument("--arch", default="resnet18-half", choices=list(ARCHS))
-        parser.add_argument("--image-size", type=int, default=28, help="model input side in pixels")
-        parser.add_argument("--class-weights", default="balanced", choices=["balanced", "sqrt", "none"],
-                            help="cross-entropy class weights from training counts")
-        parser.add_argument("--label-smoothing", type=float, default=0.0)
-        parser.add_argument("--rotate", type=float, default=10.0, help="max random rotation in degrees")
-        parser.add_argument("--flip", default="h", choices=["none", "h", "hv"], help="random flips")
-        parser.add_argument("--modality", default="OT", help="folder sets: modality code of the input spec")
-        parser.add_argument("--download", action="store_true",
-                            help="MedMNIST sets not found locally: fetch the official .npz with the optional "
-                                 "medmnist package (needs internet) into MEDVIZ_MEDMNIST_DIR or ~/.medmnist")
-        parser.add_argument("--skip-test", action="store_true",
-                            help="export without touching the test split (candidate runs)")
-        parser.add_argument("--members", type=Path, nargs="+", default=None, metavar="RUN",
-                            help="no training: assemble a probability-averaging ensemble from these finished runs "
-                                 "(run folders holding best.safetensors, same --arch and data), validate and export it; "
-                                 "give the members' recipe flags too (e.g. --class-weights, --label-smoothing) so "
-                                 "the model card describes how they were trained")
-        parser.add_argument("--members-note", default="",
-                            help="--members: the commands that trained the members, written into the model card")
+    Options = ClassificationTrainOptions
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        super().__init__(args)
-        self.size = int(getattr(args, "image_size", 28))
-        self.arch_name = getattr(args, "arch", "resnet18-half")
+    def __init__(self, options: ClassificationTrainOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self.size = int(self.options.image_size)
+        self.arch_name = self.options.arch
         self.info: DatasetInfo | None = None
         self.classes: list[str] = []
         self.channels = 1
@@ -107,22 +117,22 @@ class ClassificationTask(TrainTask):
 
     # ---- data -------------------------------------------------------------------------------
     def _load(self) -> None:
-        a = self.args
+        a = self.options
         if a.dataset == "folder":
-            if a.data is None:
+            if self.data_path is None:
                 raise DataError("--dataset folder needs --data <folder or zip of class folders>")
             self.channels = 3 if a.modality.upper() in {"OP", "XC", "SM", "ES"} else 1
-            splits, self.classes = load_image_folder(Path(a.data), self.channels, seed=getattr(a, "seed", 0))
+            splits, self.classes = load_image_folder(self.data_path, self.channels, seed=self.seed)
             self.arrays = {s: (preprocess_batch(im, self.channels, self.size), y) for s, (im, y) in splits.items()}
-            self.source = f"class folders at {Path(a.data).name}"
+            self.source = f"class folders at {self.data_path.name}"
             return
         self.info = look_up_dataset(a.dataset)
         self.classes, self.channels = list(self.info.classes), self.info.channels
         try:
-            path = resolve_npz(self.info, a.data)
+            path = resolve_npz(self.info, self.data_path)
             self.source = str(self.info.relpath)
         except DataError as e:
-            if not getattr(a, "download", False):
+            if not a.download:
                 raise DataError(f"{e}; or pass --download to fetch it with the medmnist package") from e
             path = download_npz(self.info)
             self.source = f"{path.name} (official file, downloaded by the medmnist package)"
@@ -150,7 +160,7 @@ class ClassificationTask(TrainTask):
         import torch
         from monai.networks.layers import AffineTransform
 
-        a, b, dev = self.args, x.shape[0], x.device
+        a, b, dev = self.options, x.shape[0], x.device
         u = lambda *shape: torch.rand(*shape, device=dev) * 2 - 1  # noqa: E731
         on = (torch.rand(b, device=dev) < 0.8).float()
         ang = u(b) * np.deg2rad(a.rotate) * on
@@ -179,13 +189,13 @@ class ClassificationTask(TrainTask):
         if yt.min() < 0 or yt.max() >= k or yv.min() < 0 or yv.max() >= k:
             raise DataError(f"labels outside 0..{k - 1}")
         counts = np.bincount(yt, minlength=k).astype(np.float64)
-        if self.args.class_weights == "none" or (counts == 0).any():
+        if self.options.class_weights == "none" or (counts == 0).any():
             w = np.ones(k)
         else:
             w = counts.sum() / (k * counts)
-            w = np.sqrt(w) if self.args.class_weights == "sqrt" else w
+            w = np.sqrt(w) if self.options.class_weights == "sqrt" else w
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(w, dtype=torch.float32),
-                                                 label_smoothing=self.args.label_smoothing)
+                                                 label_smoothing=self.options.label_smoothing)
         train = Dataset([{"image": x, "label": int(y)} for x, y in zip(xt, yt)])
         val = Dataset([{"image": x, "label": int(y)} for x, y in zip(xv, yv)])
         summary = {"dataset": self.info.title if self.info else self.source, "classes": self.classes,
@@ -197,12 +207,12 @@ class ClassificationTask(TrainTask):
     # ---- model ------------------------------------------------------------------------------
     def arch(self) -> dict[str, Any]:
         single = arch_spec(self.arch_name, self.channels, len(self.classes))
-        members = getattr(self.args, "members", None)
+        members = self.options.members
         return {"name": "Ensemble", "kwargs": {"members": [single] * len(members)}} if members else single
 
     def cam_layer(self) -> str:
         cam = ARCHS[self.arch_name]["cam"]
-        members = getattr(self.args, "members", None)
+        members = self.options.members
         return ",".join(f"members.{i}.{cam}" for i in range(len(members))) if members else cam
 
     def build_model(self) -> Any:
@@ -211,7 +221,7 @@ class ClassificationTask(TrainTask):
     def assembled_result(self) -> Any:
         """``--members``: the ensemble of the members' selected weights, validated once on val, as a
         :class:`~medviz.train.engine.TrainResult` for export (None without ``--members``)."""
-        members = getattr(self.args, "members", None)
+        members = self.options.members
         if not members:
             return None
         import torch
@@ -248,32 +258,55 @@ class ClassificationTask(TrainTask):
 
     # ---- export -----------------------------------------------------------------------------
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
+        """Decide fp16 on val, fit the temperature on val, evaluate test once, write the weights, build the
+        manifest entry and write the card: one step each."""
         model = model.cpu().eval()
-        xv, yv = self.arrays["val"]
-        zv = batch_logits(model, xv)
-        # fp16 weights when they give the same validation result (checked, not assumed).
-        half = copy.deepcopy(model).half().float().eval()
-        zh = batch_logits(half, xv)
-        m32, m16 = classification_metrics(softmax(zv), yv), classification_metrics(softmax(zh), yv)
-        use_half = bool(abs(m32["auc"] - m16["auc"]) <= 2e-3 and abs(m32["acc"] - m16["acc"]) <= 1e-9)
-        shipped = half if use_half else model
-        zv = zh if use_half else zv
+        shipped, use_half, fp16_check, zv = self._choose_precision(model)
+        yv = self.arrays["val"][1]
         temperature = fit_temperature(zv, yv)
         val = {**classification_metrics(softmax(zv, temperature), yv), "n": int(len(yv)),
                "nll": nll(zv, yv), "nll_calibrated": nll(zv, yv, temperature),
                "ece": expected_calibration_error(softmax(zv), yv),
                "ece_calibrated": expected_calibration_error(softmax(zv, temperature), yv)}
-        test = None
-        if not getattr(self.args, "skip_test", False) and (self.info is not None or "test" in self.arrays):
-            xt, yt = self.split("test")
-            if len(yt):
-                zt = batch_logits(shipped, xt)
-                p = softmax(zt, temperature)
-                test = {**classification_metrics(p, yt), "n": int(len(yt)), "ci95": bootstrap_ci(p, yt),
-                        "ece": expected_calibration_error(softmax(zt), yt),
-                        "ece_calibrated": expected_calibration_error(p, yt)}
+        test = self._score_test(shipped, temperature)
         out_dir = Path(out_dir)
         files = save_weights(shipped, out_dir, name, half=use_half)
+        entry = self._manifest_entry(name, files, temperature, use_half, fp16_check,
+                                     {"val": val, "test": test, "selection": metrics}, command)
+        # the card is rendered from the parsed spec, so an entry that would not parse is never written
+        (out_dir / f"{name}.md").write_text(model_card(ClassifierSpec.from_entry(entry)))
+        return entry
+
+    def _choose_precision(self, model: Any) -> tuple[Any, bool, dict[str, float], np.ndarray]:
+        """fp16 weights when they give the same validation result (checked, not assumed).
+
+        Returns:
+            ``(the model as shipped, fp16 used, the fp16 check record, val logits of the shipped model)``.
+        """
+        xv, yv = self.arrays["val"]
+        zv = batch_logits(model, xv)
+        half = copy.deepcopy(model).half().float().eval()
+        zh = batch_logits(half, xv)
+        m32, m16 = classification_metrics(softmax(zv), yv), classification_metrics(softmax(zh), yv)
+        use_half = bool(abs(m32["auc"] - m16["auc"]) <= 2e-3 and abs(m32["acc"] - m16["acc"]) <= 1e-9)
+        check = {"val_auc_fp32": m32["auc"], "val_auc_fp16": m16["auc"], "val_acc_fp32": m32["acc"],
+                 "val_acc_fp16": m16["acc"]}
+        return (half, True, check, zh) if use_half else (model, False, check, zv)
+
+    def _score_test(self, shipped: Any, temperature: float) -> dict[str, Any] | None:
+        """The one test evaluation (None with ``skip_test`` or without a test split)."""
+        if self.options.skip_test or not (self.info is not None or "test" in self.arrays):
+            return None
+        xt, yt = self.split("test")
+        if not len(yt):
+            return None
+        zt = batch_logits(shipped, xt)
+        p = softmax(zt, temperature)
+        return {**classification_metrics(p, yt), "n": int(len(yt)), "ci95": bootstrap_ci(p, yt),
+                "ece": expected_calibration_error(softmax(zt), yt), "ece_calibrated": expected_calibration_error(p, yt)}
+
+    def _manifest_entry(self, name: str, files: list[str], temperature: float, use_half: bool,
+                        fp16_check: dict[str, float], metrics: dict[str, Any], command: str) -> dict[str, Any]:
         info = self.info
         entry: dict[str, Any] = {
             "name": name, "task": self.name, "file": files[0], **({"shards": [{"file": f} for f in files]} if len(files) > 1 else {}),
@@ -281,25 +314,23 @@ class ClassificationTask(TrainTask):
             "dataset": info.title if info else self.source, "dataset_key": info.key if info else "folder",
             "arch": self.arch(), "arch_preset": self.arch_name, "classes": self.classes,
             "input": {"channels": self.channels, "size": self.size, "native_size": 28 if info else None,
-                      "modality": info.modality if info else self.args.modality.upper(),
-                      "modality_label": info.modality_label if info else self.args.modality.upper(),
+                      "modality": info.modality if info else self.options.modality.upper(),
+                      "modality_label": info.modality_label if info else self.options.modality.upper(),
                       "intensity_range": [0, 255], "bit_depth": 8, "aspect": 1.0},
             "preprocessing": {"function": "medviz.classification.preprocess.preprocess_image",
                               "steps": ["8-bit intensities / 255 -> [0, 1] (other data: window or min-max first)",
                                         "colour <-> grey to match channels", "centre crop to square",
                                         f"resize to {self.size}x{self.size} (area / bilinear)"]},
-            "loss": {"class_weights": self.args.class_weights, "label_smoothing": self.args.label_smoothing},
+            "loss": {"class_weights": self.options.class_weights, "label_smoothing": self.options.label_smoothing},
             "cam_layer": self.cam_layer(), "temperature": temperature,
-            **({"members": [str(m) for m in self.args.members], "members_note": self.args.members_note}
-               if getattr(self.args, "members", None) else {}),
+            **({"members": [str(m) for m in self.options.members], "members_note": self.options.members_note}
+               if self.options.members else {}),
             "weights_dtype": "float16" if use_half else "float32",
-            "fp16_check": {"val_auc_fp32": m32["auc"], "val_auc_fp16": m16["auc"],
-                           "val_acc_fp32": m32["acc"], "val_acc_fp16": m16["acc"]},
-            "metrics": {"val": val, "test": test, "selection": metrics},
+            "fp16_check": fp16_check,
+            "metrics": metrics,
             "references": [dict(r) for r in info.references] if info else [],
             "data": {"source": info.source if info else self.source, "file": self.source,
                      "license": info.license if info else "see data set"},
             "command": command, "created": dt.date.today().isoformat(),
         }
-        (out_dir / f"{name}.md").write_text(model_card(entry))
         return entry

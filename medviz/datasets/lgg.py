@@ -11,7 +11,7 @@ Without ``splits.json`` every case belongs to every split (so ``--split test`` e
 A case's slices are stacked in the order of the integer ``slice`` column (file names are not
 zero-padded, so never sort by name).
 
-Intensity policy (shared by training and inference, see :func:`normalise_stack`): each channel of a
+Intensity policy (shared by training and inference, see :func:`medviz.imaging.intensity.normalise_stack`): each channel of a
 whole stack is scaled by its 99th percentile above the minimum and clipped to ``[0, 1.5]``.
 """
 

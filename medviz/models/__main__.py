@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--task", default=None)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     rows = [
-        {"name": e.name, "task": e.task, "dataset": e.get("dataset"), "weights": e.raw["file"], "sha256": e.raw["sha256"],
-         **({"shards": e.raw["shards"]} if e.get("shards") else {})}
+        {"name": e.name, "task": e.task, "dataset": e.raw.get("dataset"), "weights": e.raw["file"], "sha256": e.raw["sha256"],
+         **({"shards": e.raw["shards"]} if e.raw.get("shards") else {})}
         for e in list_models(task=args.task)
     ]
     if args.json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from medviz.models.ensemble import ProbabilityEnsemble
+from medviz.models.recurrent import SequenceModel
 from medviz.models.registry import RegistryError
 
 
@@ -47,6 +48,7 @@ NETWORKS: dict[str, Callable[..., Any]] = {
     "AttentionUnet": _monai("AttentionUnet"),
     "AutoEncoder": _monai("AutoEncoder"),
     "ComplexUnet": _complex_unet,
+    "SliceSequenceModel": SequenceModel,  # medviz.models.recurrent: features -> bidirectional GRU
     "Ensemble": _ensemble,  # members built through this same allowlist (medviz.models.ensemble)
 }
 

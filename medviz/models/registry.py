@@ -30,22 +30,27 @@ import os
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
 from medviz.config import get_settings
-from medviz.types import MedvizError
+from medviz.models.errors import RegistryError
+from medviz.models.specs import ModelSpec, parse_spec
+
+__all__ = ["MANIFEST_NAME", "ModelEntry", "RegistryError", "get_entry", "get_spec", "list_models", "manifest_path",
+           "read_manifest", "sha256_file", "upsert_entry", "verify_weights"]
 
 MANIFEST_NAME = "manifest.json"
 
 
-class RegistryError(MedvizError):
-    """Unknown model, bad manifest, or a weights file that fails its checksum."""
-
-
 @dataclass(frozen=True)
 class ModelEntry:
-    """A manifest entry with convenient typed access; ``raw`` holds every field."""
+    """A manifest entry and where its files live.
+
+    ``raw`` is the manifest dict, read only inside :mod:`medviz.models`; everything else reads
+    :attr:`spec`, the typed, read-only view parsed (and checked) once.
+    """
 
     raw: dict[str, Any]
     weights_dir: Path
@@ -76,8 +81,14 @@ class ModelEntry:
         card = self.raw.get("card")
         return self.weights_dir / card if card else None
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.raw.get(key, default)
+    @cached_property
+    def spec(self) -> ModelSpec:
+        """The typed spec of this entry (:func:`medviz.models.specs.parse_spec`), parsed on first use.
+
+        Raises:
+            RegistryError: unknown task, unknown key or missing required key (named in the message).
+        """
+        return parse_spec(self.raw)
 
 
 def manifest_path(weights_dir: Path | None = None) -> Path:
@@ -112,6 +123,11 @@ def get_entry(name: str, weights_dir: Path | None = None) -> ModelEntry:
     close = difflib.get_close_matches(name, names, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise RegistryError(f"No model named {name!r} in the registry (known: {', '.join(names) or 'none'}).{hint}")
+
+
+def get_spec(name: str, weights_dir: Path | None = None) -> ModelSpec:
+    """The typed spec of the registered model ``name`` (see :attr:`ModelEntry.spec`)."""
+    return get_entry(name, weights_dir).spec
 
 
 def sha256_file(path: Path) -> str:

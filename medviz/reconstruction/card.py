@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medviz.models.specs import ReconSpec
+
 
 def read_results(path: Path) -> dict[str, Any]:
     import json
@@ -26,7 +28,7 @@ def store_result(entry: Any, result: dict[str, Any], command: str) -> None:
         results = read_results(path)
         results[key] = {"command": command, "result": result}
         path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        (entry.weights_dir / f"{entry.name}.md").write_text(render_card(entry.raw, results))
+        (entry.weights_dir / f"{entry.name}.md").write_text(render_card(entry.spec, results))
 
 
 def _row(name: str, r: dict[str, Any]) -> str:
@@ -47,7 +49,7 @@ def _target_sentence(results: dict[str, Any]) -> str:
             f"{'met' if met else 'NOT met'} on the test patients ({text}).")
 
 
-def _accelerations_text(accelerations: list[float]) -> str:
+def _accelerations_text(accelerations: tuple[float, ...]) -> str:
     """``[4, 4, 4, 8]`` -> ``"4x, 8x (drawn per sample with weights 3 : 1)"``."""
     from collections import Counter
 
@@ -58,11 +60,12 @@ def _accelerations_text(accelerations: list[float]) -> str:
     return text
 
 
-def render_card(entry: dict[str, Any], results: dict[str, Any]) -> str:
-    """Markdown model card from the manifest entry and stored evaluation results (no typed numbers)."""
-    recon = entry.get("mode", "recon") == "recon"
-    t = entry.get("training", {})
-    lines = [f"# {entry['name']}", "",
+def render_card(spec: ReconSpec, results: dict[str, Any]) -> str:
+    """Markdown model card from the model's spec and stored evaluation results (no typed numbers)."""
+    recon = spec.is_recon
+    t = spec.training
+    crop = list(spec.crop) if spec.crop else None  # printed as in the manifest, ``[64, 256]``
+    lines = [f"# {spec.name}", "",
              ("Accelerated single-coil MRI reconstruction (MONAI ComplexUnet, residual, with data consistency)."
               if recon else "Rician denoising of MR magnitude slices (MONAI BasicUNet, residual)."), "",
              "## Data and licence",
@@ -73,13 +76,13 @@ def render_card(entry: dict[str, Any], results: dict[str, Any]) -> str:
              "Each 2D slice divided by its maximum (range [0, 1]). "
              + ("Single-coil Cartesian k-space = MONAI centred orthonormal FFT of the magnitude slice; "
                 "undersampled along the phase-encoding (column) axis with MONAI RandomKspaceMask / "
-                "EquispacedKspaceMask, accelerations " + _accelerations_text(entry.get("accelerations", []))
+                "EquispacedKspaceMask, accelerations " + _accelerations_text(spec.accelerations)
                 + " (centre fraction 0.08 at 4x, 0.04 at 8x). Training on brain slices, random crops of "
-                f"{entry.get('crop') or 'the --crop size of the command'} (all 256 columns kept), horizontal flips."
+                f"{crop or 'the --crop size of the command'} (all 256 columns kept), horizontal flips."
                 if recon else "Rician noise (MONAI RandRicianNoise) with sigma drawn uniformly in "
-                f"[0, {entry.get('noise', {}).get('max_sigma')}] of the slice maximum; random crops ({entry.get('crop') or '--crop of the command'}), flips."),
-             "", "## Architecture", f"`{entry['arch']['name']}` with `{entry['arch']['kwargs']}`; "
-             + (f"x <- DC(x + f(x)) {entry.get('cascades', 1)} time(s) from x = z (shared weights), output |x|; "
+                f"[0, {spec.noise.max_sigma if spec.noise else None}] of the slice maximum; random crops ({crop or '--crop of the command'}), flips."),
+             "", "## Architecture", f"`{spec.arch.name}` with `{spec.arch.kwargs}`; "
+             + (f"x <- DC(x + f(x)) {spec.cascades} time(s) from x = z (shared weights), output |x|; "
                "z the complex zero-filled image." if recon else "output = y + f(y)."),
              "Weights stored as fp16 safetensors (loaded as float32).", "",
              "## Training", f"`{t.get('command', '?')}`", "",

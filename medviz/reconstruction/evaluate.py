@@ -13,15 +13,16 @@ patient-level bootstrap of the mean (1000 resamples of cases).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from medviz.config import select_device
 from medviz.models.weights import load_model
+from medviz.options import EvalOptions, option
 from medviz.reconstruction.baselines import bm3d_denoise, cs_tv, nlm
 from medviz.reconstruction.card import store_result
 from medviz.reconstruction.data import load_flair_slices
@@ -32,16 +33,25 @@ from medviz.reconstruction.metrics import image_metrics, is_brain_slice
 METRICS = ("psnr", "ssim", "nmse")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--acceleration", type=float, default=4, help="recon: undersampling factor (4 or 8)")
-    parser.add_argument("--mask", choices=["random", "equispaced"], default="random", help="recon: mask type")
-    parser.add_argument("--center-fraction", type=float, default=None, help="recon: fully sampled centre fraction")
-    parser.add_argument("--noise", type=float, default=0.05, help="denoise: Rician sigma (fraction of slice max)")
-    parser.add_argument("--baseline-every", type=int, default=4,
-                        help="run the slow baseline (CS-TV / BM3D) on every k-th scored slice")
-    parser.add_argument("--max-slices", type=int, default=0, help="score at most N evenly spaced slices (0: all)")
-    parser.add_argument("--update-card", action="store_true",
-                        help="store the result beside the weights and rewrite the model card")
+@dataclass(frozen=True)
+class ReconstructionEvalOptions(EvalOptions):
+    """``python -m medviz.evaluate --model NAME`` options for a reconstruction or denoising model."""
+
+    acceleration: float = option(4.0, label="Acceleration (recon)", min=1.0, help="recon: undersampling factor (4 or 8)")
+    mask: str = option("random", label="Mask type (recon)", choices=["random", "equispaced"], help="recon: mask type")
+    center_fraction: float | None = option(None, label="Centre fraction (recon; empty: default)", min=0.0, max=1.0,
+                                           help="recon: fully sampled centre fraction")
+    noise: float = option(0.05, label="Noise sigma (denoise)", min=0.0, max=1.0,
+                          help="denoise: Rician sigma (fraction of slice max)")
+    baseline_every: int = option(4, label="Slow baseline on every k-th slice", min=1,
+                                 help="run the slow baseline (CS-TV / BM3D) on every k-th scored slice")
+    max_slices: int = option(0, label="Max scored slices (0: all)", min=0,
+                             help="score at most N evenly spaced slices (0: all)")
+    update_card: bool = option(False, label="Update the model card",
+                               help="store the result beside the weights and rewrite the model card")
+
+
+OPTIONS = ReconstructionEvalOptions
 
 
 def bootstrap_mean_ci(values: np.ndarray, groups: np.ndarray, n_boot: int = 1000, seed: int = 0,
@@ -80,45 +90,46 @@ def _timed(fn: Callable[[], np.ndarray], ref: np.ndarray) -> dict[str, float]:
     return {**image_metrics(ref, est), "seconds": time.perf_counter() - t}
 
 
-def evaluate(entry: Any, args: argparse.Namespace) -> dict[str, Any]:
-    mode = entry.get("mode", "recon")
-    data = load_flair_slices(args.data, args.split)
+def evaluate(entry: Any, options: ReconstructionEvalOptions) -> dict[str, Any]:
+    spec = entry.spec
+    mode = spec.mode
+    data = load_flair_slices(options.data, options.split)
     idx = [i for i, x in enumerate(data.images) if is_brain_slice(x)]
-    if args.max_slices and len(idx) > args.max_slices:
-        idx = [idx[int(j)] for j in np.linspace(0, len(idx) - 1, args.max_slices).round()]
-    device = select_device(args.device)
-    args.cascades = int(entry.get("cascades", 1))
+    if options.max_slices and len(idx) > options.max_slices:
+        idx = [idx[int(j)] for j in np.linspace(0, len(idx) - 1, options.max_slices).round()]
+    device = select_device(options.device)
+    cascades = spec.cascades
     model, _ = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
     slow = "cs_tv" if mode == "recon" else "bm3d"
     rows: dict[str, list] = {"model": [], "zero_filled" if mode == "recon" else "noisy": [], "nlm": [], slow: []}
     rows = {k: v for k, v in rows.items() if not (mode == "recon" and k == "nlm")}
     groups: dict[str, list] = {k: [] for k in rows}
-    subset = set(idx[:: max(args.baseline_every, 1)])
+    subset = set(idx[:: max(options.baseline_every, 1)])
     for i in idx:
         ref = data.images[i]
-        res = _score_recon(model, ref, i, args, device, i in subset) if mode == "recon" else \
-            _score_denoise(model, ref, i, args, device, i in subset)
+        res = _score_recon(model, ref, i, options, device, i in subset, cascades) if mode == "recon" else \
+            _score_denoise(model, ref, i, options, device, i in subset)
         for k, r in res.items():
             rows[k].append((i, r))
             groups[k].append(data.case_ids[i])
-    result: dict[str, Any] = {"model": entry.name, "task": entry.task, "mode": mode, "split": args.split,
+    result: dict[str, Any] = {"model": entry.name, "task": entry.task, "mode": mode, "split": options.split,
                               "scored_slices": "brain slices (>= 10 % of pixels above 0.1 of the slice max)"}
-    result.update({"acceleration": args.acceleration, "mask": args.mask, "center_fraction": args.center_fraction}
-                  if mode == "recon" else {"noise_sigma": args.noise, "noise": "rician"})
+    result.update({"acceleration": options.acceleration, "mask": options.mask, "center_fraction": options.center_fraction}
+                  if mode == "recon" else {"noise_sigma": options.noise, "noise": "rician"})
     result.update(summarise([r for _, r in rows["model"]], groups["model"]))
     result["baselines"] = {k: summarise([r for _, r in rows[k]], groups[k]) for k in rows if k != "model"}
     sub = {k: [(r, g) for (i, r), g in zip(rows[k], groups[k]) if i in subset] for k in rows}
     result["paired_subset"] = {k: summarise([r for r, _ in v], [g for _, g in v]) for k, v in sub.items()}
-    if args.update_card:
+    if options.update_card:
         store_result(entry, result, "python -m medviz.evaluate " + " ".join(sys.argv[1:]))
     return result
 
 
-def _score_recon(model: Any, ref: np.ndarray, i: int, args: argparse.Namespace, device: str,
-                 slow: bool) -> dict[str, dict[str, float]]:
-    mask = make_mask(ref.shape[-1], args.mask, args.acceleration, args.center_fraction, seed=20_000 + i)
+def _score_recon(model: Any, ref: np.ndarray, i: int, options: ReconstructionEvalOptions, device: str,
+                 slow: bool, cascades: int = 1) -> dict[str, dict[str, float]]:
+    mask = make_mask(ref.shape[-1], options.mask, options.acceleration, options.center_fraction, seed=20_000 + i)
     t = time.perf_counter()
-    out = reconstruct(model, ref, mask, device=device, cascades=args.cascades)
+    out = reconstruct(model, ref, mask, device=device, cascades=cascades)
     res = {"model": {**image_metrics(ref, out["reconstruction"]), "seconds": time.perf_counter() - t},
            "zero_filled": image_metrics(ref, out["zero_filled"])}
     if slow:
@@ -126,9 +137,9 @@ def _score_recon(model: Any, ref: np.ndarray, i: int, args: argparse.Namespace, 
     return res
 
 
-def _score_denoise(model: Any, ref: np.ndarray, i: int, args: argparse.Namespace, device: str,
+def _score_denoise(model: Any, ref: np.ndarray, i: int, options: ReconstructionEvalOptions, device: str,
                    slow: bool) -> dict[str, dict[str, float]]:
-    noisy = add_rician_noise(ref, args.noise, seed=30_000 + i)
+    noisy = add_rician_noise(ref, options.noise, seed=30_000 + i)
     res = {"model": _timed(lambda: denoise(model, noisy, device=device), ref),
            "noisy": image_metrics(ref, noisy), "nlm": _timed(lambda: nlm(noisy), ref)}
     if slow:

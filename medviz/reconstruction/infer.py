@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from medviz.models.runtime import using
 from medviz.reconstruction.baselines import bm3d_denoise, cs_tv, nlm
 from medviz.reconstruction.kspace import (
     ReconError,
@@ -58,7 +59,10 @@ def _safe_forward(model: Any, x: Any):
 
 def reconstruct(model: Any, image: np.ndarray, mask: np.ndarray, device: str = "cpu",
                 cascades: int = 1) -> dict[str, np.ndarray]:
-    """Simulate undersampling of ``image`` with ``mask`` and reconstruct it with ``model`` (eval mode).
+    """Simulate undersampling of ``image`` with ``mask`` and reconstruct it with ``model``.
+
+    The model may be shared by every session: the forward pass runs inside
+    :func:`medviz.models.runtime.using` (its lock, eval mode, ``torch.inference_mode``; modes restored).
 
     Returns:
         :func:`simulate_undersampling`'s dict plus ``"reconstruction"`` ``(H, W)`` float32.
@@ -66,27 +70,32 @@ def reconstruct(model: Any, image: np.ndarray, mask: np.ndarray, device: str = "
     import torch
 
     sim = simulate_undersampling(image, mask)
-    with torch.inference_mode():
+    with using(model) as net:
         z = torch.as_tensor(sim["zero_filled_complex"])[None, None].to(device)
         k = torch.as_tensor(sim["kspace_us"])[None, None].to(device)
         m = torch.as_tensor(np.asarray(mask, dtype=np.float32))[None, None, None, :, None].to(device)
-        sim["reconstruction"] = recon_forward(model, z, k, m, cascades)[0, 0].cpu().numpy()
+        sim["reconstruction"] = recon_forward(net, z, k, m, cascades)[0, 0].cpu().numpy()
     return sim
 
 
 def denoise(model: Any, noisy: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Learned denoising ``y + model(y)`` of one ``(H, W)`` slice (model in eval mode)."""
+    """Learned denoising ``y + model(y)`` of one ``(H, W)`` slice, inside :func:`medviz.models.runtime.using`
+    (the shared model's lock, eval mode, ``torch.inference_mode``; modes restored)."""
     import torch
 
-    with torch.inference_mode():
+    with using(model) as net:
         y = torch.as_tensor(np.asarray(noisy, dtype=np.float32))[None, None].to(device)
-        return (y + model(y))[0, 0].cpu().numpy()
+        return (y + net(y))[0, 0].cpu().numpy()
 
 
 def compare(model: Any, mode: str, image: np.ndarray, *, kind: str = "random", acceleration: float = 4,
             center_fraction: float | None = None, sigma: float = 0.05, seed: int = 0, slow_baseline: bool = True,
             device: str = "cpu", cascades: int = 1) -> dict[str, Any]:
     """Degrade one slice, restore it with ``model`` and the baselines, and score everything.
+
+    Safe with a model shared by every session: the model runs through :func:`reconstruct` /
+    :func:`denoise` (each inside :func:`medviz.models.runtime.using`); the classical baselines run
+    outside the model's lock, so other sessions are not kept waiting for them.
 
     Args:
         model: a loaded reconstruction (``mode="recon"``) or denoising (``mode="denoise"``) network.

@@ -75,6 +75,12 @@ def magnitude(x: Any):
     return complex_abs_t(x)
 
 
+def default_center_fraction(acceleration: float) -> float:
+    """The fully sampled centre fraction used when none is given: the fastMRI convention (0.08 at 4x,
+    0.04 at 8x), else ``0.32 / acceleration``; never more than the budget ``1 / acceleration``."""
+    return min(DEFAULT_CENTER_FRACTION.get(int(acceleration), 0.32 / acceleration), 1.0 / acceleration)
+
+
 def make_mask(width: int, kind: str = "random", acceleration: float = 4, center_fraction: float | None = None,
               seed: int = 0) -> np.ndarray:
     """A 1D Cartesian sampling mask over the ``width`` phase-encoding columns (MONAI k-space masks).
@@ -102,7 +108,7 @@ def make_mask(width: int, kind: str = "random", acceleration: float = 4, center_
         raise ReconError(f"mask kind must be one of {MASK_TYPES}, not {kind!r}")
     if not acceleration >= 1:
         raise ReconError(f"acceleration must be >= 1, not {acceleration}")
-    cf = DEFAULT_CENTER_FRACTION.get(int(acceleration), 0.32 / acceleration) if center_fraction is None else center_fraction
+    cf = default_center_fraction(acceleration) if center_fraction is None else center_fraction
     if not 0 < cf <= 1 / acceleration:
         raise ReconError(f"centre fraction {cf} must lie in (0, 1/acceleration = {1 / acceleration:.3f}]")
     if acceleration == 1:

@@ -10,20 +10,23 @@ Both select on validation PSNR (val patients, brain slices, fixed masks / noise 
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medviz.constants import Task
 from medviz.models.nets import build_network
+from medviz.models.specs import ReconSpec
 from medviz.models.weights import save_state_dict
+from medviz.options import option
 from medviz.reconstruction.card import read_results, render_card
 from medviz.reconstruction.data import load_flair_slices
 from medviz.reconstruction.infer import recon_forward
 from medviz.reconstruction.kspace import MASK_TYPES, add_rician_noise, make_mask, to_image, to_kspace, undersample
 from medviz.reconstruction.metrics import is_brain_slice, nmse, psnr, ssim
-from medviz.train.task import TaskData, TrainTask
+from medviz.train.task import TaskData, TrainTask, init_note_option, init_option
 
 VAL_NOISE_LEVELS = (0.02, 0.05, 0.10)
 
@@ -53,27 +56,36 @@ def _mask_transform():
     return RandKspaceMaskd
 
 
+@dataclass(frozen=True)
+class ReconstructionTrainOptions:
+    """Options of the reconstruction task (``python -m medviz.train --task reconstruction ...``)."""
+
+    mode: str = option("recon", label="Mode", choices=["recon", "denoise"],
+                       help="recon: accelerated k-space reconstruction; denoise: Rician denoising")
+    accelerations: list[float] = option(default_factory=lambda: [4.0, 8.0], label="Accelerations (recon)", min=1.0,
+                                        help="recon: accelerations drawn per training sample")
+    max_sigma: float = option(0.12, label="Max noise sigma (denoise)", min=0.0, max=1.0,
+                              help="denoise: Rician sigma drawn in [0, max] (fraction of the slice maximum)")
+    crop: tuple[int, int] | None = option(None, label="Training crop H W (pixels)", min=8, metavar=("H", "W"),
+                                          help="random training crop (recon: keep W whole so the aliasing geometry "
+                                               "is kept)")
+    features: list[int] | None = option(None, label="Network widths", min=1,
+                                        help="network widths (6 values: ComplexUnet / BasicUNet features)")
+    cascades: int = option(1, label="Unrolled cascades (recon)", min=1, max=64,
+                           help="recon: unrolled iterations x <- DC(x + f(x)) with one shared network")
+    init: Path | None = init_option()
+    init_note: str = init_note_option()
+    val_limit: int = option(0, label="Max validation slices (0: all)", min=0,
+                            help="use every k-th val slice so at most N remain (0: all)")
+
+
 class ReconstructionTask(TrainTask):
-    name = "reconstruction"
+    name = Task.RECONSTRUCTION
     monitor = "val_psnr"
     mode = "max"
     channels_last = False
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--mode", choices=["recon", "denoise"], default="recon")
-        parser.add_argument("--accelerations", type=float, nargs="+", default=[4.0, 8.0],
-                            help="recon: accelerations drawn per training sample")
-        parser.add_argument("--max-sigma", type=float, default=0.12,
-                            help="denoise: Rician sigma drawn in [0, max] (fraction of the slice maximum)")
-        parser.add_argument("--crop", type=int, nargs=2, default=None, metavar=("H", "W"),
-                            help="random training crop (recon: keep W whole so the aliasing geometry is kept)")
-        parser.add_argument("--features", type=int, nargs="+", default=None,
-                            help="network widths (6 values: ComplexUnet / BasicUNet features)")
-        parser.add_argument("--cascades", type=int, default=1,
-                            help="recon: unrolled iterations x <- DC(x + f(x)) with one shared network")
-        cls.add_init_arguments(parser)
-        parser.add_argument("--val-limit", type=int, default=0, help="use every k-th val slice so at most N remain (0: all)")
+    Options = ReconstructionTrainOptions
 
     # --- data ------------------------------------------------------------------------------------
     def build_data(self) -> TaskData:
@@ -86,8 +98,8 @@ class ReconstructionTask(TrainTask):
             RandSpatialCropd,
         )
 
-        a = self.args
-        root = Path(a.data) if a.data else None
+        a = self.options
+        root = self.data_path
         train = load_flair_slices(root, "train")
         val = load_flair_slices(root, "val")
         # recon trains on brain slices only (the evaluation rule); the denoiser also sees background
@@ -119,8 +131,8 @@ class ReconstructionTask(TrainTask):
 
     # --- model -----------------------------------------------------------------------------------
     def arch(self) -> dict[str, Any]:
-        f = self.args.features
-        if self.args.mode == "recon":
+        f = self.options.features
+        if self.options.mode == "recon":
             feats = list(f) if f else [16, 32, 64, 128, 256, 16]
             return {"name": "ComplexUnet", "kwargs": {"spatial_dims": 2, "features": feats}}
         feats = list(f) if f else [16, 32, 64, 128, 256, 16]
@@ -131,19 +143,19 @@ class ReconstructionTask(TrainTask):
         import torch
 
         model = build_network(self.arch())
-        if not self.load_init(model) and self.args.mode == "denoise":  # residual y + f(y): start from the identity (f = 0)
+        if not self.load_init(model) and self.options.mode == "denoise":  # residual y + f(y): start from the identity (f = 0)
             torch.nn.init.zeros_(model.final_conv.weight)
             torch.nn.init.zeros_(model.final_conv.bias)
         return model
 
     def _predict(self, model: Any, batch: dict[str, Any]) -> Any:
-        if self.args.mode == "denoise":
+        if self.options.mode == "denoise":
             y = batch["noisy"]
             return y + model(y)
         x = batch["image"][:, 0]  # (B, H, W)
         m = batch["mask"]  # (B, 1, 1, W, 1)
         k_us = undersample(to_kspace(x)[:, None], m)
-        return recon_forward(model, to_image(k_us), k_us, m, getattr(self.args, "cascades", 1))
+        return recon_forward(model, to_image(k_us), k_us, m, self.options.cascades)
 
     def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
         import torch.nn.functional as F
@@ -167,21 +179,22 @@ class ReconstructionTask(TrainTask):
 
     # --- export ----------------------------------------------------------------------------------
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
-        half = getattr(self.args, "half", True)
-        save_state_dict(model, out_dir / f"{name}.safetensors", half=half)
-        a = self.args
+        save_state_dict(model, out_dir / f"{name}.safetensors", half=True)
+        a = self.options
         entry = {"name": name, "task": self.name, "mode": a.mode, "dataset": "lgg_flair_mri_seg (FLAIR channel)",
                  "file": f"{name}.safetensors", "card": f"{name}.md", "arch": self.arch(),
                  "input": {"size": [256, 256], "intensity": "slice / slice max, [0, 1]"},
                  "residual": True, "crop": list(a.crop) if a.crop else None,
-                 "training": {"command": command, "init_note": getattr(a, "init_note", ""), **metrics}}
+                 "training": {"command": command, "init_note": a.init_note, **metrics}}
         if a.mode == "recon":
             entry["accelerations"] = list(a.accelerations)
             entry["data_consistency"] = True
-            entry["cascades"] = int(getattr(a, "cascades", 1))
+            entry["cascades"] = int(a.cascades)
         else:
             entry["noise"] = {"type": "rician", "max_sigma": a.max_sigma}
-        (out_dir / f"{name}.md").write_text(render_card(entry, read_results(out_dir / f"{name}.results.json")))
+        # the card is rendered from the parsed spec, so an entry that would not parse is never written
+        (out_dir / f"{name}.md").write_text(render_card(ReconSpec.from_entry(entry),
+                                                        read_results(out_dir / f"{name}.results.json")))
         return entry
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medviz.models.specs import SegmenterSpec
 from medviz.segmentation.evaluate import PUBLISHED
 
 QUALITY_BAR = 0.80  # the project's bar: mean per-patient Dice on the LGG test patients
@@ -44,18 +45,18 @@ Project quality bar (mean per-patient test Dice >= {QUALITY_BAR:.2f}): **{'met' 
 Reproduce: `python -m medviz.evaluate --model {name} --json --split test`"""
 
 
-def _tta_text(entry: dict[str, Any]) -> str:
+def _tta_text(spec: SegmenterSpec) -> str:
     """The card's line on test-time augmentation, chosen on val together with the post-processing."""
-    scores = entry.get("val_dice_by_tta") or {}
+    scores = spec.val_dice_by_tta
     what = {"none": "none", "lr_flip": "mean of the slice and its left-right mirror"}
     compared = ", ".join(f"{t} {v:.4f}" for t, v in scores.items())
-    return (f"Test-time augmentation chosen on val: {what.get(entry.get('tta', 'none'), entry.get('tta'))} "
+    return (f"Test-time augmentation chosen on val: {what.get(spec.tta, spec.tta)} "
             f"(val mean Dice after tuned post-processing: {compared}).")
 
 
-def lgg_card(name: str, entry: dict[str, Any], metrics: dict[str, Any], command: str, val_raw: float,
+def lgg_card(name: str, spec: SegmenterSpec, metrics: dict[str, Any], command: str, val_raw: float,
           val_dice: float, val16: float, test: dict[str, Any] | None, args: Any) -> str:
-    a = entry["arch"]["kwargs"]
+    a = spec.arch.kwargs
     return f"""# {name}: LGG FLAIR-abnormality segmentation (2D MONAI UNet)
 
 ## Data and licence
@@ -69,12 +70,12 @@ Input 3 channels (pre-contrast T1, FLAIR, post-contrast T1), each divided by its
 (of voxels above the minimum) over the patient's whole stack and clipped to [0, 1.5]. Training: random {args.crop}² crops (tumour-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}),
 left-right flips, affine (±15°, ±10 % scale, ±8 px), per-channel intensity scale ±25 %, shift ±0.05,
 gamma 0.7-1.5.
-Inference on whole 256² slices{' averaged with their left-right mirror (test-time augmentation, below)' if entry.get('tta') == 'lr_flip' else ''}.
+Inference on whole 256² slices{' averaged with their left-right mirror (test-time augmentation, below)' if spec.tta == 'lr_flip' else ''}.
 
 ## Architecture
 MONAI `UNet` 2D, channels {a['channels']}, strides {a['strides']}, {a['num_res_units']} residual units,
 batch norm, dropout {a['dropout']}; 1 output channel (sigmoid). Loss DiceCELoss (batch Dice + BCE).
-Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
+Weights stored as {spec.provenance['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
 
 ## Training command
 ```
@@ -83,9 +84,9 @@ Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:
 {('Initialisation (`--init`): ' + args.init_note + chr(10)) if getattr(args, 'init_note', '') else ''}Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
 validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.get('best_val', float('nan')):.4f}
 (re-computed at export: {val_raw:.4f}).
-Post-processing chosen on val: threshold {entry['threshold']}, remove 3D components smaller than
-{entry['min_size']} voxels -> val mean per-patient Dice {val_dice:.4f}.
-{_tta_text(entry)}
+Post-processing chosen on val: threshold {spec.threshold}, remove 3D components smaller than
+{spec.min_size} voxels -> val mean per-patient Dice {val_dice:.4f}.
+{_tta_text(spec)}
 
 {_test_section(name, test, args, True)}
 
@@ -101,18 +102,18 @@ Small test set (6 patients): wide confidence interval.
 """
 
 
-def folder_card(name: str, entry: dict[str, Any], metrics: dict[str, Any], command: str, val_raw: float,
+def folder_card(name: str, spec: SegmenterSpec, metrics: dict[str, Any], command: str, val_raw: float,
                  val_dice: float, val16: float, test: dict[str, Any] | None, args: Any, split: str) -> str:
     """Model card of a model trained on a user's NIfTI pair folder (no published reference)."""
-    a = entry["arch"]["kwargs"]
-    return f"""# {name}: 2D MONAI UNet segmentation trained on {Path(entry['data']).name}/
+    a = spec.arch.kwargs
+    return f"""# {name}: 2D MONAI UNet segmentation trained on {Path(spec.data).name}/
 
 ## Data
-{entry['dataset']}; folder `{entry['data']}` ({entry['layout']} layout).
+{spec.dataset}; folder `{spec.data}` ({spec.layout} layout).
 Split: {split}. Licence and provenance: those of the user's data.
 
 ## Preprocessing
-{len(entry['input']['channels'])} input channel(s), each scaled over the case's whole stack: (x - min) / p99(x > min),
+{len(spec.input.channels)} input channel(s), each scaled over the case's whole stack: (x - min) / p99(x > min),
 clipped to [0, 1.5]. Axial slices of the LPS+-reoriented volumes. Training: random {args.crop}² crops
 (foreground-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}), flips, small affine warps,
 intensity jitter. Inference on whole slices.
@@ -120,7 +121,7 @@ intensity jitter. Inference on whole slices.
 ## Architecture
 MONAI `UNet` 2D, channels {a['channels']}, strides {a['strides']}, {a['num_res_units']} residual units,
 batch norm, dropout {a['dropout']}; 1 output channel (sigmoid). Loss DiceCELoss.
-Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
+Weights stored as {spec.provenance['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:.4f}).
 
 ## Training command
 ```
@@ -128,14 +129,14 @@ Weights stored as {entry['dtype']} (fp16 val Dice {val16:.4f} vs fp32 {val_dice:
 ```
 Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
 validation mean per-case Dice (threshold 0.5): {metrics.get('best_val', float('nan')):.4f} (re-computed at export:
-{val_raw:.4f}). Post-processing chosen on val: threshold {entry['threshold']}, 3D components smaller than
-{entry['min_size']} voxels removed -> val Dice {val_dice:.4f}.
-{_tta_text(entry)}
+{val_raw:.4f}). Post-processing chosen on val: threshold {spec.threshold}, 3D components smaller than
+{spec.min_size} voxels removed -> val Dice {val_dice:.4f}.
+{_tta_text(spec)}
 
 {_test_section(name, test, args, False)}
 
 ## Intended use and limits
 Trained from the MedViz Training page or command line on the user's own data; not validated beyond the
 numbers above and not a medical device. Inputs should look like the training data (same modality,
-{len(entry['input']['channels'])} channel(s), similar field of view and intensity range).
+{len(spec.input.channels)} channel(s), similar field of view and intensity range).
 """

@@ -11,18 +11,21 @@ test-time augmentation come from the manifest entry, where training chose them o
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medviz.config import select_device
+from medviz.constants import Task
+from medviz.imaging.intensity import normalise_stack
+from medviz.models.specs import SegmenterSpec
 from medviz.models.weights import load_model
+from medviz.options import EvalOptions, option
 from medviz.segmentation.data import default_data_dir, evaluation_cases, load_case
 from medviz.segmentation.infer import TTA_FLIPS, postprocess, predict_tta
 from medviz.segmentation.measure import dice_score
-from medviz.segmentation.preprocess import normalise_stack
 
 PUBLISHED = {
     "source": "Buda, Saha, Mazurowski, Comput Biol Med 109:218-225 (2019), arXiv 1906.03720",
@@ -33,13 +36,24 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 MIN_SIZES = (0, 20, 50, 100, 200, 400, 800)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, default=None, help="override the manifest threshold")
-    parser.add_argument("--min-size", type=int, default=None, help="override the manifest minimum component size")
-    parser.add_argument("--tta", choices=tuple(TTA_FLIPS), default=None,
-                        help="override the manifest test-time augmentation")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% CI")
+@dataclass(frozen=True)
+class SegmentationEvalOptions(EvalOptions):
+    """``python -m medviz.evaluate --model NAME`` options for a segmenter (None: the manifest's choice)."""
+
+    threshold: float | None = option(None, label="Probability threshold (empty: the model's)", min=0.0, max=1.0,
+                                     help="override the manifest threshold")
+    min_size: int | None = option(None, label="Minimum component size (empty: the model's)", min=0,
+                                  help="override the manifest minimum component size")
+    tta: str | None = option(None, label="Test-time augmentation (empty: the model's)", choices=tuple(TTA_FLIPS),
+                             help="override the manifest test-time augmentation")
+    batch_size: int = option(16, label="Batch size (slices)", min=1)
+    bootstrap: int = option(2000, label="Bootstrap resamples", min=0, help="bootstrap resamples for the 95% CI")
+
+    def quick(self) -> SegmentationEvalOptions:
+        return replace(self, bootstrap=200)
+
+
+OPTIONS = SegmentationEvalOptions
 
 
 def predict_cases(model: Any, root: Path, case_ids: list[str], batch_size: int = 16,
@@ -109,28 +123,29 @@ def tune(preds: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[float, int, f
     return best[1], best[2], best[0]
 
 
-def data_folder(entry: Any, data: Any = None) -> Path:
-    """``--data`` when given, else the folder the model was trained on (manifest ``data``, when it
+def data_folder(spec: SegmenterSpec, data: Any = None) -> Path:
+    """``--data`` when given, else the folder the model was trained on (``spec.data``, when it
     still exists), else the shared LGG folder."""
     if data:
         return Path(data)
-    trained_on = entry.get("data")
+    trained_on = spec.data
     if trained_on and Path(trained_on).is_dir():
         return Path(trained_on)
     return default_data_dir()
 
 
-def evaluate(entry: Any, args: argparse.Namespace) -> dict[str, Any]:
-    root = data_folder(entry, args.data)
-    model, entry = load_model(entry.name, device=select_device(getattr(args, "device", None)),
+def evaluate(entry: Any, options: SegmentationEvalOptions) -> dict[str, Any]:
+    spec = entry.spec
+    root = data_folder(spec, options.data)
+    model, entry = load_model(entry.name, device=select_device(options.device),
                               weights_dir=entry.weights_dir)
-    threshold = args.threshold if args.threshold is not None else float(entry.get("threshold", 0.5))
-    min_size = args.min_size if args.min_size is not None else int(entry.get("min_size", 0))
-    tta = getattr(args, "tta", None) or str(entry.get("tta", "none"))
-    case_ids, split = evaluation_cases(root, args.split)
-    preds = predict_cases(model, root, case_ids, args.batch_size, label_value=entry.get("label_value"), tta=tta)
-    result = {"model": entry.name, "task": "segmentation", "data": str(root), "split": split, "tta": tta}
-    result.update(score(preds, threshold, min_size, args.bootstrap))
+    threshold = options.threshold if options.threshold is not None else spec.threshold
+    min_size = options.min_size if options.min_size is not None else spec.min_size
+    tta = options.tta or spec.tta
+    case_ids, split = evaluation_cases(root, options.split)
+    preds = predict_cases(model, root, case_ids, options.batch_size, label_value=spec.label_value, tta=tta)
+    result = {"model": entry.name, "task": Task.SEGMENTATION, "data": str(root), "split": split, "tta": tta}
+    result.update(score(preds, threshold, min_size, options.bootstrap))
     result["published_reference"] = PUBLISHED
     return result
 
@@ -149,7 +164,7 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def report_details(entry: Any, args: argparse.Namespace, result: dict[str, Any], device: str) -> dict[str, Any]:
+def report_details(entry: Any, options: SegmentationEvalOptions, result: dict[str, Any], device: str) -> dict[str, Any]:
     """Extra pieces of a training run's report: ``per_case`` ``[(case, Dice), ...]``, worst first."""
     per_patient = result.get("per_patient")
     return {"per_case": sorted(per_patient.items(), key=lambda kv: kv[1])} if isinstance(per_patient, dict) else {}

@@ -11,7 +11,7 @@ post-contrast T1, each channel scaled by its 99th percentile over the whole stac
 * Every channel is scaled over the whole volume (:func:`medviz.segmentation.preprocess.normalise_stack`).
 
 Models trained on single-channel NIfTI pairs take grey volumes as they are (colour is averaged to
-grey, with a note); their manifest entry says how many channels they take (:func:`input_spec`).
+grey, with a note); their spec says how many channels they take (:attr:`medviz.models.specs.SegmenterSpec.in_channels`).
 
 3D path: the 2D model runs through ``monai.inferers.sliding_window_inference`` on the volume laid
 out as ``(1, C, Y, X, Z)`` with windows ``(min(Y, 256), min(X, 256), 1)``: every window is one
@@ -26,24 +26,27 @@ uses all four in-plane flips to show where the model is unsure.
 
 Devices: the model runs where its parameters are; on CUDA under AMP (float16 autocast). A CUDA
 out-of-memory error halves the batch, then stitches on the CPU (``device="cpu"``), then runs on a
-CPU copy of the model; each step adds a note to the result. Shared (cached) models are never
-mutated: inference runs under ``monai.networks.utils.eval_mode`` and a module lock.
+CPU copy of the model; each step adds a note to the result
+(:func:`medviz.models.runtime.run_with_oom_fallback`). Shared (cached) models are never mutated:
+every forward pass runs inside :func:`medviz.models.runtime.using` (the model's lock, eval mode,
+``torch.inference_mode``). Grad-CAM of a slice is :func:`medviz.explain.explain` with
+:func:`medviz.explain.segmentation_target` on the layer :data:`CAM_LAYER`.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from medviz.models.runtime import run_with_oom_fallback
+from medviz.models.specs import DEFAULT_SEG_CAM_LAYER, SegmenterSpec
 from medviz.segmentation.preprocess import SegmentationError, prepare_input
 from medviz.types import Volume
 
-_LOCK = threading.Lock()
 TILE = 256
+CAM_LAYER = DEFAULT_SEG_CAM_LAYER  # UNet decoder block at 1/4 resolution (LGG Grad-CAM layer)
 
 
 @dataclass
@@ -63,11 +66,6 @@ class SegResult:
     path: str
     device: str
     notes: list[str] = field(default_factory=list)
-
-
-def _model_device(model: Any) -> str:
-    p = next(iter(model.parameters()), None)
-    return str(p.device) if p is not None else "cpu"
 
 
 def _forward_batches(model: Any, x: np.ndarray, batch_size: int, device: str) -> np.ndarray:
@@ -114,33 +112,15 @@ def predict_probs(model: Any, x: np.ndarray, path: str = "stack", batch_size: in
     Returns:
         ``(prob (Z, Y, X) float32, device used, notes)``.
     """
-    import torch
-    from monai.networks.utils import eval_mode
-
     if path not in ("stack", "sliding_window"):
         raise SegmentationError(f"unknown inference path {path!r}; use 'stack' or 'sliding_window'")
-    notes: list[str] = []
-    device = _model_device(model)
-    bs, stitch = batch_size, device
-    with _LOCK, eval_mode(model), torch.inference_mode():
-        while True:
-            try:
-                if path == "stack":
-                    return _forward_batches(model, x, bs, device), device, notes
-                return _sliding_window(model, x, bs, device, stitch, overlap), device, notes
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if bs > 1:
-                    bs = max(1, bs // 2)
-                    notes.append(f"GPU out of memory: batch size reduced to {bs}.")
-                elif path == "sliding_window" and stitch != "cpu":
-                    stitch = "cpu"
-                    notes.append("GPU out of memory: stitching the sliding-window output on the CPU.")
-                elif device != "cpu":
-                    model, device, stitch, bs = copy.deepcopy(model).cpu(), "cpu", "cpu", batch_size
-                    notes.append("GPU out of memory: running on the CPU instead.")
-                else:
-                    raise
+
+    def attempt(m: Any, bs: int, device: str, stitch: str) -> np.ndarray:
+        if path == "stack":
+            return _forward_batches(m, x, bs, device)
+        return _sliding_window(m, x, bs, device, stitch, overlap)
+
+    return run_with_oom_fallback(model, attempt, batch_size, stitch=path == "sliding_window")
 
 
 TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {"none": ((),), "lr_flip": ((), (3,))}
@@ -198,23 +178,25 @@ def _new_skimage() -> bool:
     return "max_size" in inspect.signature(remove_small_objects).parameters
 
 
-def segment_volume(model: Any, volume: Volume, path: str = "auto", threshold: float = 0.5, min_size: int = 0,
-                   batch_size: int = 16, entry: Any = None, tta: str | None = None) -> SegResult:
+def segment_volume(model: Any, volume: Volume, spec: SegmenterSpec, path: str = "auto",
+                   threshold: float | None = None, min_size: int | None = None, batch_size: int = 16,
+                   tta: str | None = None) -> SegResult:
     """Segment a Volume (2D image, slice stack, or 3D volume).
 
     Args:
+        spec: the model's spec (input channels and modality; post-processing and TTA chosen on val).
         path: ``"auto"`` (``"2d"`` for one slice, else ``"stack"``), ``"stack"`` or ``"sliding_window"``.
-        threshold, min_size: post-processing (use the manifest entry's values, chosen on val).
-        entry: the model's manifest entry (input channels and modality); None: the LGG model.
-        tta: test-time augmentation (:data:`TTA_FLIPS`); None: the entry's ``tta`` (chosen on val), else none.
+        threshold, min_size: post-processing; None: the spec's (chosen on val).
+        tta: test-time augmentation (:data:`TTA_FLIPS`); None: the spec's ``tta`` (chosen on val).
 
     Returns:
         A :class:`SegResult` on the volume's grid.
     """
-    x, notes = prepare_input(volume, entry)
+    x, notes = prepare_input(volume, spec)
     kind = ("2d" if x.shape[0] == 1 else "stack") if path == "auto" else path
-    if tta is None:
-        tta = str(entry.get("tta", "none")) if entry is not None else "none"
+    tta = spec.tta if tta is None else tta
+    threshold = spec.threshold if threshold is None else threshold
+    min_size = spec.min_size if min_size is None else min_size
     prob, device, run_notes = predict_tta(model, x, tta, "sliding_window" if kind == "sliding_window" else "stack",
                                           batch_size)
     if tta == "lr_flip":
@@ -239,40 +221,3 @@ def tta_uncertainty(model: Any, x: np.ndarray, batch_size: int = 16) -> tuple[np
     probs, _, _ = _flipped_probs(model, x, ((), (3,), (2,), (2, 3)), "stack", batch_size)
     stack = np.stack(probs)
     return stack.mean(axis=0), np.clip(2.0 * stack.std(axis=0), 0.0, 1.0).astype(np.float32)
-
-
-CAM_LAYER = "model.1.submodule.1.submodule.2"  # UNet decoder block at 1/4 resolution
-
-
-def gradcam_slice(model: Any, x_slice: np.ndarray, mask2d: np.ndarray, layer: str = CAM_LAYER) -> np.ndarray:
-    """Grad-CAM of the segmentation output of one slice (pytorch-grad-cam, semantic target).
-
-    The target is the sum of the foreground logits inside ``mask2d`` (or the whole slice when the
-    mask is empty). Hooks are removed on exit and the model's mode is restored.
-
-    Args:
-        x_slice: ``(C, Y, X)`` model input.
-        mask2d: ``(Y, X)`` predicted mask of that slice.
-        layer: module name resolved with ``model.get_submodule``.
-
-    Returns:
-        ``(Y, X)`` float32 map in [0, 1].
-    """
-    import torch
-    from monai.networks.utils import eval_mode
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
-
-    try:
-        target_layer = model.get_submodule(layer)
-    except AttributeError as e:
-        raise SegmentationError(f"Grad-CAM layer {layer!r} not found in the model") from e
-    device = _model_device(model)
-    m = np.asarray(mask2d, dtype=np.float32)
-    if not m.any():
-        m = np.ones_like(m)
-    t = torch.from_numpy(np.ascontiguousarray(x_slice[None], dtype=np.float32)).to(device)
-    with _LOCK, eval_mode(model), torch.enable_grad():  # eval_mode disables grad; CAM needs it
-        with GradCAM(model=model, target_layers=[target_layer]) as cam:
-            out = cam(input_tensor=t, targets=[SemanticSegmentationTarget(0, m)])
-    return np.nan_to_num(out[0].astype(np.float32))

@@ -6,10 +6,10 @@ training applies to every case."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from medviz.imaging.intensity import normalise_stack
+from medviz.models.specs import SegmenterSpec
 from medviz.types import MedvizError, Volume
 
 
@@ -17,18 +17,9 @@ class SegmentationError(MedvizError):
     """The input cannot be segmented (wrong shape, empty volume...)."""
 
 
-def input_spec(entry: Any = None) -> tuple[int, str | None, str]:
-    """``(input channels, expected modality or None, label name)`` of a segmentation manifest entry
-    (None: the shipped LGG model's 3-channel MR input)."""
-    if entry is None:
-        return 3, "MR", "FLAIR abnormality"
-    n = int(entry.get("arch", {}).get("kwargs", {}).get("in_channels", 3))
-    classes = entry.get("classes") or ["background", "foreground"]
-    return n, (entry.get("input") or {}).get("modality"), str(classes[-1])
-
-
-def prepare_input(volume: Volume, entry: Any = None) -> tuple[np.ndarray, list[str]]:
-    """Apply the input policy above for the model described by ``entry`` (a manifest entry).
+def prepare_input(volume: Volume, spec: SegmenterSpec) -> tuple[np.ndarray, list[str]]:
+    """Apply the input policy above for the model described by ``spec`` (its input channels,
+    :attr:`~medviz.models.specs.SegmenterSpec.in_channels`, and modality).
 
     3-channel models (the LGG model): RGB as is, grey replicated. 1-channel models (trained on grey
     NIfTI volumes): grey as is, RGB averaged to grey. Each with a note when the input was changed.
@@ -37,12 +28,12 @@ def prepare_input(volume: Volume, entry: Any = None) -> tuple[np.ndarray, list[s
         ``(x, notes)``: x is ``(Z, C, Y, X)`` float32 in [0, 1.5], C the model's input channels.
     """
     notes: list[str] = []
-    n_ch, modality, _ = input_spec(entry)
+    n_ch, modality = spec.in_channels, spec.modality
     a = volume.array
     if a.size == 0:
         raise SegmentationError("the volume is empty")
     if modality and volume.modality not in (modality, "OT"):
-        what = "brain MR (FLAIR abnormality)" if entry is None or entry.get("layout", "lgg") == "lgg" else modality
+        what = "brain MR (FLAIR abnormality)" if spec.layout == "lgg" else modality
         notes.append(f"Modality {volume.modality}: this model was trained on {what}; "
                      "results on other modalities are not meaningful.")
     if n_ch == 3 and a.ndim == 3:
@@ -61,23 +52,3 @@ def prepare_input(volume: Volume, entry: Any = None) -> tuple[np.ndarray, list[s
     return normalise_stack(x), notes
 
 
-def normalise_stack(image: np.ndarray, percentile: float = 99.0, clip: float = 1.5) -> np.ndarray:
-    """Channel-first float32 input for the model, robust to outliers and scanner scaling.
-
-    Per channel, over the whole stack: subtract the minimum, divide by the ``percentile`` of the
-    voxels above that minimum (the head, not the air), clip to ``[0, clip]``.
-
-    Args:
-        image: ``(Z, H, W, C)`` any numeric dtype.
-
-    Returns:
-        ``(Z, C, H, W)`` float32 in ``[0, clip]`` (a constant channel becomes 0).
-    """
-    x = np.moveaxis(np.asarray(image, dtype=np.float32), -1, 1)
-    out = np.empty_like(x)
-    for c in range(x.shape[1]):
-        ch = x[:, c] - x[:, c].min()
-        fg = ch[ch > 0]
-        hi = float(np.percentile(fg, percentile)) if fg.size else 0.0
-        out[:, c] = np.clip(ch / hi, 0.0, clip) if hi > 1e-6 else 0.0
-    return out

@@ -20,15 +20,21 @@ test split is evaluated once with that choice and written into the model card.
 
 from __future__ import annotations
 
-import argparse
+import copy
+
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medviz.constants import Task
 from medviz.datasets.lgg import CHANNELS, read_splits
+from medviz.imaging.intensity import normalise_stack
 from medviz.models.nets import build_network
+from medviz.models.specs import SegmenterSpec
 from medviz.models.weights import load_state_dict, save_state_dict
+from medviz.options import option
 from medviz.segmentation import data as seg_folders
 from medviz.segmentation import evaluate as ev
 from medviz.segmentation.card import folder_card, lgg_card
@@ -36,34 +42,56 @@ from medviz.segmentation.data import cases, default_data_dir, layout
 from medviz.segmentation.infer import TTA_FLIPS
 from medviz.segmentation.measure import dice_score
 from medviz.segmentation.nifti_pairs import split_source
-from medviz.segmentation.preprocess import normalise_stack
-from medviz.train.task import TaskData, TrainTask
+from medviz.train.task import TaskData, TrainTask, init_note_option, init_option
 from medviz.types import MedvizError
 
 
+@dataclass(frozen=True)
+class SegmentationTrainOptions:
+    """Options of the segmentation task (``python -m medviz.train --task segmentation ...``)."""
+
+    crop: int = option(128, label="Training crop size (pixels)", min=16, max=1024,
+                       help="training crop size in pixels (default 128)")
+    pos_neg: tuple[float, float] = option((2.0, 1.0), label="Tumour : background crop ratio", min=0.0,
+                                          metavar=("POS", "NEG"),
+                                          help="tumour-centred vs background crop ratio (default 2 1)")
+    unet_channels: list[int] = option(default_factory=lambda: [16, 32, 64, 128, 256], label="UNet channels per level",
+                                      min=1, help="feature channels of each UNet level, top to bottom")
+    res_units: int = option(2, label="Residual units per level", min=0, max=16)
+    dropout: float = option(0.1, label="Dropout", min=0.0, max=1.0)
+    cache_rate: float = option(1.0, label="Cached fraction of the training set", min=0.0, max=1.0)
+    skip_test: bool = option(False, label="Skip the test split",
+                             help="export without touching the test split (candidate runs)")
+    init: Path | None = init_option()
+    init_note: str = init_note_option()
+    label_value: int | None = option(None, label="Foreground label value (NIfTI pairs)", metavar="K",
+                                     help="NIfTI pairs: foreground is label == K (default: label > 0)")
+
+
+@dataclass(frozen=True)
+class ValChoice:
+    """What export chooses on the validation split: test-time augmentation, probability threshold, minimum
+    3D component size (voxels), the val mean per-patient Dice with them (and without any: ``val_raw``,
+    threshold 0.5), and the tuned val Dice of each TTA mode."""
+
+    tta: str
+    threshold: float
+    min_size: int
+    val_dice: float
+    val_raw: float
+    val_dice_by_tta: dict[str, float]
+
+
 class SegmentationTask(TrainTask):
-    name = "segmentation"
+    name = Task.SEGMENTATION
     monitor = "val_dice_patient"
     mode = "max"
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--crop", type=int, default=128, help="training crop size in pixels (default 128)")
-        parser.add_argument("--pos-neg", type=float, nargs=2, default=(2.0, 1.0), metavar=("POS", "NEG"),
-                            help="tumour-centred vs background crop ratio (default 2 1)")
-        parser.add_argument("--unet-channels", type=int, nargs="+", default=[16, 32, 64, 128, 256])
-        parser.add_argument("--res-units", type=int, default=2)
-        parser.add_argument("--dropout", type=float, default=0.1)
-        parser.add_argument("--cache-rate", type=float, default=1.0)
-        parser.add_argument("--skip-test", action="store_true",
-                            help="export without touching the test split (candidate runs)")
-        cls.add_init_arguments(parser)
-        parser.add_argument("--label-value", type=int, default=None, metavar="K",
-                            help="NIfTI pairs: foreground is label == K (default: label > 0)")
+    Options = SegmentationTrainOptions
 
     # ------------------------------------------------------------------ data
     def data_dir(self) -> Path:
-        return Path(self.args.data) if getattr(self.args, "data", None) else default_data_dir()
+        return self.data_path or default_data_dir()
 
     def layout(self) -> str:
         """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
@@ -75,7 +103,7 @@ class SegmentationTask(TrainTask):
         root = self.data_dir()
         out = []
         for case in seg_folders.cases(root, split):
-            image, mask = seg_folders.load_case(root, case, getattr(self.args, "label_value", None))
+            image, mask = seg_folders.load_case(root, case, self.options.label_value)
             x = normalise_stack(image)
             for k in range(x.shape[0]):
                 out.append({"image": x[k], "label": mask[k][None].astype(np.float32), "case": case, "slice": k})
@@ -98,7 +126,7 @@ class SegmentationTask(TrainTask):
 
         logging.getLogger("monai").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", message=".*Num foregrounds 0.*")
-        a = self.args
+        a = self.options
         keys = ["image", "label"]
         train, val = self._samples("train"), self._samples("val")
         if not train or not val:
@@ -135,7 +163,7 @@ class SegmentationTask(TrainTask):
             "crop": a.crop, "in_channels": self.in_channels,
         }
         if self.layout() == "nifti":
-            k = getattr(a, "label_value", None)
+            k = a.label_value
             summary.update({"layout": "NIfTI image/label pairs (axial slices, LPS+)",
                             "split": split_source(self.data_dir()),
                             "foreground": "label > 0" if k is None else f"label == {k}",
@@ -144,11 +172,11 @@ class SegmentationTask(TrainTask):
 
     # ------------------------------------------------------------------ model
     def arch(self) -> dict[str, Any]:
-        ch = list(self.args.unet_channels)
+        ch = list(self.options.unet_channels)
         return {"name": "UNet", "kwargs": {
             "spatial_dims": 2, "in_channels": getattr(self, "in_channels", 3), "out_channels": 1, "channels": ch,
-            "strides": [2] * (len(ch) - 1), "num_res_units": self.args.res_units, "norm": "batch",
-            "dropout": self.args.dropout}}
+            "strides": [2] * (len(ch) - 1), "num_res_units": self.options.res_units, "norm": "batch",
+            "dropout": self.options.dropout}}
 
     def build_model(self) -> Any:
         model = build_network(self.arch())
@@ -186,36 +214,62 @@ class SegmentationTask(TrainTask):
 
     # ------------------------------------------------------------------ export
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
-        """Choose post-processing and fp16 on val, evaluate test once (when the folder has a test
-        split), write weights + card. Works for both folder layouts."""
-        import copy
-
-        root, lgg_layout = self.data_dir(), self.layout() == "lgg"
-        label_value = getattr(self.args, "label_value", None)
+        """Choose TTA and post-processing on val, decide fp16 on val, evaluate test once (when the folder has
+        a test split), build the manifest entry and write the card: one step each. Works for both layouts."""
         model = model.cpu().eval()
-        predict = lambda m, split, tta: ev.predict_cases(m, root, cases(root, split),  # noqa: E731
-                                                         label_value=label_value, tta=tta)
-        # Test-time augmentation and post-processing are chosen together on val (ties: no TTA).
-        val_by_tta = {tta: predict(model, "val", tta) for tta in TTA_FLIPS}
+        choice = self._choose_on_val(model)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{name}.safetensors"
+        shipped, use_half, val16 = self._write_weights(model, path, choice)
+        test = self._score_test(shipped, choice)
+        entry = self._manifest_entry(name, path, choice, use_half, test)
+        # the card is rendered from the parsed spec, so an entry that would not parse is never written
+        args = (name, SegmenterSpec.from_entry(entry), metrics, command, choice.val_raw, choice.val_dice, val16, test,
+                self.options)
+        card = lgg_card(*args) if self.layout() == "lgg" else folder_card(*args, split=self._split_text())
+        (out_dir / f"{name}.md").write_text(card)
+        return entry
+
+    def _predict(self, model: Any, split: str, tta: str) -> dict[str, Any]:
+        root = self.data_dir()
+        return ev.predict_cases(model, root, cases(root, split), label_value=self.options.label_value, tta=tta)
+
+    def _choose_on_val(self, model: Any) -> ValChoice:
+        """Test-time augmentation and post-processing chosen together on val (ties: no TTA)."""
+        val_by_tta = {tta: self._predict(model, "val", tta) for tta in TTA_FLIPS}
         tuned = {tta: ev.tune(preds) for tta, preds in val_by_tta.items()}
         tta = max(tuned, key=lambda t: (round(tuned[t][2], 9), t == "none"))
         threshold, min_size, val_dice = tuned[tta]
-        # fp16 weights only if they keep the val score (within 0.002 Dice).
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"{name}.safetensors"
+        val_raw = ev.score(val_by_tta["none"], 0.5, 0, 0)["dice_mean_per_patient"]
+        return ValChoice(tta, threshold, min_size, val_dice, val_raw, {t: float(v[2]) for t, v in tuned.items()})
+
+    def _write_weights(self, model: Any, path: Path, choice: ValChoice) -> tuple[Any, bool, float]:
+        """Write fp16 weights when they keep the val score (within 0.002 Dice), else fp32.
+
+        Returns:
+            ``(the model as shipped, fp16 used, val Dice of the fp16 copy)``.
+        """
         save_state_dict(model, path, half=True)
         half = copy.deepcopy(model)
         half.load_state_dict(load_state_dict(path))
-        val16 = ev.score(predict(half, "val", tta), threshold, min_size, 0)
-        use_half = abs(val16["dice_mean_per_patient"] - val_dice) <= 0.002
+        val16 = ev.score(self._predict(half, "val", choice.tta), choice.threshold, choice.min_size, 0)
+        val16 = float(val16["dice_mean_per_patient"])
+        use_half = abs(val16 - choice.val_dice) <= 0.002
         if not use_half:
             save_state_dict(model, path, half=False)
-        test = None
-        if (read_splits(root) or {}).get("test") and not getattr(self.args, "skip_test", False):
-            test = ev.score(predict(half if use_half else model, "test", tta), threshold, min_size)
-        val_raw = ev.score(val_by_tta["none"], 0.5, 0, 0)["dice_mean_per_patient"]
+        return (half if use_half else model), use_half, val16
+
+    def _score_test(self, shipped: Any, choice: ValChoice) -> dict[str, Any] | None:
+        """The one test evaluation with the val choices (None without a test split or with ``skip_test``)."""
+        if not (read_splits(self.data_dir()) or {}).get("test") or self.options.skip_test:
+            return None
+        return ev.score(self._predict(shipped, "test", choice.tta), choice.threshold, choice.min_size)
+
+    def _manifest_entry(self, name: str, path: Path, choice: ValChoice, use_half: bool,
+                        test: dict[str, Any] | None) -> dict[str, Any]:
+        root, label_value = self.data_dir(), self.options.label_value
         n_ch = int(self.arch()["kwargs"]["in_channels"])
-        if lgg_layout:
+        if self.layout() == "lgg":
             dataset, channels, classes = "LGG FLAIR abnormality (lgg_flair_mri_seg)", list(CHANNELS), \
                 ["background", "FLAIR abnormality"]
             spec = {"modality": "MR", "slice_size": [256, 256]}
@@ -224,24 +278,20 @@ class SegmentationTask(TrainTask):
             dataset, classes = f"NIfTI image/label pairs in {root.name}/ (foreground {fg})", ["background", "foreground"]
             channels = ["R", "G", "B"] if n_ch == 3 else ["image"] * n_ch
             spec = {}
-        entry = {
-            "name": name, "task": "segmentation", "dataset": dataset,
+        return {
+            "name": name, "task": Task.SEGMENTATION, "dataset": dataset,
             # the evaluate command's default folder; the shared LGG set is found through MEDVIZ_DATA_DIR instead
             "data": None if root.resolve() == default_data_dir().resolve() else str(root.resolve()),
             "layout": self.layout(), "label_value": label_value,
             "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
             "input": {"channels": channels, **spec,
                       "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
-            "threshold": threshold, "min_size": min_size, "tta": tta,
-            "val_dice_by_tta": {t: float(v[2]) for t, v in tuned.items()},
+            "threshold": choice.threshold, "min_size": choice.min_size, "tta": choice.tta,
+            "val_dice_by_tta": choice.val_dice_by_tta,
             "dtype": "float16" if use_half else "float32",
-            "val_dice_patient": val_dice,
+            "val_dice_patient": choice.val_dice,
             "test_dice_patient": test["dice_mean_per_patient"] if test else None,
         }
-        args = (name, entry, metrics, command, val_raw, val_dice, val16["dice_mean_per_patient"], test, self.args)
-        card = lgg_card(*args) if lgg_layout else folder_card(*args, split=self._split_text())
-        (out_dir / f"{name}.md").write_text(card)
-        return entry
 
     def _split_text(self) -> str:
         root = self.data_dir()

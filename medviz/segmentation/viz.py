@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from medviz.constants import Plane, WindowPreset
 from medviz.imaging.overlay import LABEL_COLORS, as_volume, overlay_slice
-from medviz.imaging.slicing import extract_plane
+from medviz.imaging.slicing import PlaneSlice, extract_plane
 from medviz.imaging.viz import slice_figure
 from medviz.types import Volume
 
@@ -29,8 +29,13 @@ def overlay_figure(volume: Volume, labels: np.ndarray, plane: Plane | str, index
                    opacity: float = 0.4, mode: str = "fill", height: int = 560) -> go.Figure:
     """The overlay drawn by the Viewer's :func:`medviz.imaging.viz.slice_figure` (same axes and labels)."""
     ps, rgb = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
-    return slice_figure(dataclasses.replace(ps, image=rgb), window=None, units="RGB",
-                        spacing_known=volume.spacing_known, height=height)
+    return fused_figure(ps, rgb, volume.spacing_known, height)
+
+
+def fused_figure(ps: PlaneSlice, rgb: np.ndarray, spacing_known: bool, height: int = 560) -> go.Figure:
+    """An already fused overlay ``(rows, cols, 3)`` uint8 of the plane ``ps``, drawn on the Viewer's axes."""
+    return slice_figure(dataclasses.replace(ps, image=rgb), window=None, units="RGB", spacing_known=spacing_known,
+                        height=height)
 
 
 def map_figure(volume: Volume, values: np.ndarray, plane: Plane | str, index: int, title: str,

@@ -14,57 +14,88 @@ import shlex
 import signal
 import sys
 import threading
-from pathlib import Path
+from typing import Any, Iterable
 
-from medviz.config import get_settings
+from medviz.models.registry import ModelEntry
+from medviz.options import describe, non_default
+from medviz.train.command import RunOptions, TrainCommand
 from medviz.train.engine import TrainConfig, export_model, train
 from medviz.train.progress import ProgressBar
 from medviz.train.registry import get_task_class, task_names
 from medviz.types import MedvizError
 
 
+def add_options(parser: Any, cls: Any, prefix: str = "", skip: Iterable[str] = ()) -> None:
+    """Add one flag per field of the options dataclass ``cls`` to ``parser`` (a parser or group).
+
+    Flags, types, ``nargs``, choices, metavars and help come from :func:`medviz.options.describe`;
+    the ``dest`` of field ``x`` is ``prefix + x`` (read back with :func:`options_from`)."""
+    for o in describe(cls):
+        if o.name in skip:
+            continue
+        kw: dict[str, Any] = {"dest": prefix + o.name, "default": o.default,
+                              "help": o.help.replace("%", "%%") or None}
+        if o.type is bool and o.container is None:
+            kw["action"] = "store_false" if o.negated else "store_true"
+        else:
+            kw.update(type=o.type, nargs=o.nargs, choices=o.choices,
+                      metavar=None if o.choices else o.metavar or o.name.upper())
+        parser.add_argument(o.flag, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def options_from(ns: argparse.Namespace, cls: Any, prefix: str = "", **given: Any) -> Any:
+    """The ``cls`` instance described by parsed flags (see :func:`add_options`); ``given`` fields win."""
+    values = {o.name: o.convert(getattr(ns, prefix + o.name)) for o in describe(cls) if o.name not in given}
+    return cls(**values, **given)
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def options_argv(options: Any) -> list[str]:
+    """The flags that give ``options`` (an options dataclass instance): its non-default fields."""
+    out: list[str] = []
+    by_name = {o.name: o for o in describe(options)}
+    for name, value in non_default(options).items():
+        o = by_name[name]
+        if value is None:
+            raise ValueError(f"{o.label} ({o.flag}): None cannot be written as a flag")
+        if o.type is bool and o.container is None:
+            out.append(o.flag)
+        elif o.container is not None:
+            out += [o.flag, *map(_text, value)]
+        else:
+            out += [o.flag, _text(value)]
+    return out
+
+
 def build_parser(task: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medviz.train", description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, choices=task_names())
-    p.add_argument("--data", type=Path, default=None, help="data folder or file (default: the task's data set under MEDVIZ_DATA_DIR)")
-    p.add_argument("--name", default=None, help="model name in the registry (default: <task>-run)")
-    p.add_argument("--out", type=Path, default=None, help="folder for weights, model card and metrics (default: <run-dir>/export)")
-    p.add_argument("--register", action="store_true", help="add the model to <out>/manifest.json")
-    p.add_argument("--run-dir", type=Path, default=None, help="checkpoint folder (default: MEDVIZ_RUNS_DIR/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--scheduler", choices=["cosine", "step", "none"], default="cosine")
-    p.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0: off)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--max-steps-per-epoch", type=int, default=None)
-    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm (default: off)")
-    p.add_argument("--skip-nonfinite", type=int, default=0, metavar="N",
-                   help="skip up to N optimiser steps with a NaN/Inf loss or gradient instead of failing (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_options(p, RunOptions, "run.")
+    add_options(p, TrainConfig, "config.")
     if task in task_names():
-        get_task_class(task).add_arguments(p.add_argument_group(f"{task} options"))
+        add_options(p.add_argument_group(f"{task} options"), get_task_class(task).Options, "task.")
     return p
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
+def parse(argv: list[str]) -> TrainCommand:
+    """The :class:`~medviz.train.command.TrainCommand` a ``python -m medviz.train`` argv describes
+    (argparse errors exit, as on the command line)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--task")
     known, _ = pre.parse_known_args(argv)
-    return build_parser(known.task).parse_args(argv)
+    ns = build_parser(known.task).parse_args(argv)
+    return TrainCommand(task=ns.task, run=options_from(ns, RunOptions, "run."),
+                        config=options_from(ns, TrainConfig, "config."),
+                        options=options_from(ns, get_task_class(ns.task).Options, "task."))
 
 
-def config_from_args(args: argparse.Namespace):
-    """The :class:`~medviz.train.engine.TrainConfig` described by parsed command-line options."""
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                       scheduler=args.scheduler, patience=args.patience, seed=args.seed, device=args.device,
-                       amp=not args.no_amp, num_workers=args.num_workers, max_steps_per_epoch=args.max_steps_per_epoch,
-                       grad_clip=args.grad_clip, skip_nonfinite=args.skip_nonfinite)
+def to_argv(command: TrainCommand) -> list[str]:
+    """The argv that :func:`parse` turns back into ``command`` (non-default options only)."""
+    return ["--task", command.task, *options_argv(command.run), *options_argv(command.config),
+            *options_argv(command.options)]
 
 
 def command_line(argv: list[str]) -> str:
@@ -74,13 +105,15 @@ def command_line(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse(argv)
-    name = args.name or f"{args.task}-run"
-    run_dir = args.run_dir or get_settings().runs_dir / name
-    out = args.out or run_dir / "export"
-    cfg = config_from_args(args)
-    task = get_task_class(args.task)(args)
-    listeners = [] if args.quiet else [ProgressBar()]
+    cmd = parse(argv)
+    found = cmd.problems()
+    if found:
+        print(f"error: {'; '.join(found)}", file=sys.stderr)
+        return 2
+    name, run_dir, out = cmd.model_name(), cmd.run_dir(), cmd.out_dir()
+    cfg = cmd.config
+    task = cmd.build_task()
+    listeners = [] if cmd.run.quiet else [ProgressBar()]
     command = command_line(argv)
     stop = threading.Event()
     previous = {}
@@ -89,14 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         result = task.assembled_result() or train(task, cfg, run_dir, listeners=listeners, stop_event=stop,
-                                                  resume=args.resume)
+                                                  resume=cmd.run.resume)
         if int(os.environ.get("RANK", "0")) != 0:
             return 0
         if result.status == "stopped":
             print(json.dumps({"status": "stopped", "run_dir": str(run_dir),
                               "resume": "rerun the same command with --resume"}, indent=2))
             return 3
-        entry = export_model(task, result, out, name, command, register=args.register)
+        entry = export_model(task, result, out, name, command, register=cmd.run.register)
         metrics_path = out / f"{name}.metrics.json"
         metrics_path.write_text(json.dumps({"command": command, "status": result.status,
                                             "best_epoch": result.best_epoch, "monitor": result.monitor,
@@ -108,6 +141,6 @@ def main(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print(json.dumps({"status": result.status, "best_epoch": result.best_epoch, result.monitor: result.best_metric,
-                      "weights": str(out / entry["file"]), "metrics": str(metrics_path), "run_dir": str(run_dir)},
+                      "weights": str(ModelEntry(raw=entry, weights_dir=out).weights_path), "metrics": str(metrics_path), "run_dir": str(run_dir)},
                      indent=2))
     return 0

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from medviz.config import select_device
 from medviz.models.registry import sha256_file, upsert_entry
 from medviz.models.weights import load_state_dict, save_state_dict
+from medviz.options import option
 from medviz.train.checkpoint import LAST, CheckpointError, atomic_torch_save, load_checkpoint
 from medviz.train.events import Listener, TrainEvent
 from medviz.train.runtime import (
@@ -39,7 +40,7 @@ from medviz.train.runtime import (
     seed_epoch,
     to_device,
 )
-from medviz.train.task import TrainTask
+from medviz.train.task import TaskData, TrainTask
 from medviz.types import MedvizError
 
 BEST = "best.safetensors"
@@ -73,19 +74,29 @@ class TrainConfig:
             already skips steps with Inf gradients; this covers the loss and CPU/fp32 runs.
     """
 
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    scheduler: str = "cosine"
-    patience: int = 0
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    num_workers: int = 0
-    max_steps_per_epoch: int | None = None
-    grad_clip: float | None = None
-    skip_nonfinite: int = 0
+    epochs: int = option(20, label="Epochs", min=1, max=100_000, help="maximum number of epochs")
+    batch_size: int = option(32, label="Batch size", min=1, max=65_536,
+                             help="global batch size (split across torchrun processes)")
+    lr: float = option(1e-3, label="Learning rate", min=0.0, max=10.0, help="peak learning rate of AdamW")
+    weight_decay: float = option(1e-4, label="Weight decay", min=0.0, max=10.0, advanced=True,
+                                 help="AdamW weight decay")
+    scheduler: str = option("cosine", label="Learning-rate schedule", choices=("cosine", "step", "none"),
+                            help="cosine: per-epoch cosine to 1 % of the learning rate; step: x0.1 at 50 % and 75 %")
+    patience: int = option(0, label="Early-stop patience (epochs, 0: off)", min=0,
+                           help="early stopping patience in epochs (0: off)")
+    seed: int = option(0, label="Seed", min=0, max=2**32 - 1, help="base seed; epoch e is seeded with seed + e")
+    device: str = option("auto", label="Device", choices=("auto", "cpu", "cuda"))
+    amp: bool = option(True, label="Mixed precision on CUDA", advanced=True,
+                       help="mixed precision on CUDA, ignored on CPU (--no-amp: off)")
+    num_workers: int = option(0, label="Data-loader workers", min=0, max=256, advanced=True,
+                              help="DataLoader worker processes (0: load in the training process)")
+    max_steps_per_epoch: int | None = option(None, label="Max steps per epoch (empty: all)", min=1,
+                                             help="cap on optimiser steps per epoch (default: the whole data set)")
+    grad_clip: float | None = option(None, label="Gradient-norm clip (empty: off)", min=0.0, advanced=True,
+                                     help="clip the gradient norm (default: off)")
+    skip_nonfinite: int = option(0, label="Non-finite steps to skip", min=0, metavar="N", advanced=True,
+                                 help="skip up to N optimiser steps with a NaN/Inf loss or gradient instead of "
+                                      "failing (default 0)")
 
 
 @dataclass
@@ -168,8 +179,95 @@ def train(
         dist.close(synchronise=finished)
 
 
+@dataclass
+class _Run:
+    """The state of one training run, shared by the phases of :func:`_train`.
+
+    ``model`` is the bare network (checkpoints, validation, export); ``net`` is what the loss is
+    computed through (``model`` itself, or its ``DistributedDataParallel`` wrapper under ``torchrun``).
+    ``best_epoch`` is 0-based (-1: none yet); ``done`` is the final status of a finished run that was
+    resumed (nothing left to train).
+    """
+
+    task: TrainTask
+    cfg: TrainConfig
+    run_dir: Path
+    emit: _Emitter
+    stop_event: threading.Event
+    device: str
+    dist: Dist
+    data: TaskData
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    channels_last: bool
+    use_amp: bool
+    net: Any = None
+    sampler: Any = None
+    loader: Any = None
+    val_loader: Any = None
+    steps_per_epoch: int = 0
+    start_epoch: int = 0
+    best_metric: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    done: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    t_run: float = 0.0
+
+    def better(self, current: float) -> bool:
+        """Whether ``current`` improves on the best monitored value so far (NaN never does)."""
+        if not math.isfinite(current):
+            return False
+        if self.best_metric is None:
+            return True
+        return current > self.best_metric if self.task.mode == "max" else current < self.best_metric
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t_run
+
+
+@dataclass
+class _EpochStats:
+    """What the training half of one epoch produced."""
+
+    lr: float
+    t_start: float
+    seen: int = 0
+    loss_sum: float = 0.0
+    n_steps: int = 0
+    skipped: int = 0
+    stopped: bool = False
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t_start
+
+
 def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, stop_event: threading.Event,
            resume: bool, device: str, dist: Dist) -> TrainResult:
+    run = _setup(task, cfg, run_dir, emit, stop_event, resume, device, dist)
+    _announce(run, resume)
+    status = run.done or "completed"
+    epoch = run.start_epoch
+    for epoch in range(run.start_epoch, cfg.epochs if run.done is None else run.start_epoch):
+        stats = _train_epoch(run, epoch)
+        if stats.stopped:
+            status = "stopped"
+            break
+        run.scheduler.step()
+        # Validation, selection and checkpoint on rank 0; every rank learns whether to stop.
+        should_stop = _validate_select_checkpoint(run, epoch, stats) if dist.main else False
+        if dist.broadcast(should_stop):
+            status = "early_stopped"
+            break
+    return _finish(run, status, epoch)
+
+
+def _setup(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, stop_event: threading.Event,
+           resume: bool, device: str, dist: Dist) -> _Run:
+    """Check the configuration, prepare the run folder, build data, model, optimiser and loaders,
+    and restore them from ``last.pt`` when resuming."""
     import torch
 
     if device == "cuda" and dist.world > 1:
@@ -194,139 +292,154 @@ def _train(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.scheduler, cfg.epochs))
     use_amp = cfg.amp and device.startswith("cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    start_epoch, best_metric, best_epoch, bad_epochs, done = 0, None, -1, 0, None
-    history: list[dict[str, Any]] = []
+    run = _Run(task=task, cfg=cfg, run_dir=run_dir, emit=emit, stop_event=stop_event, device=device, dist=dist,
+               data=data, model=model, optimizer=optimizer,
+               scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg.scheduler, cfg.epochs)),
+               scaler=torch.amp.GradScaler("cuda", enabled=use_amp), channels_last=channels_last, use_amp=use_amp)
     if ckpt is not None:
-        try:
-            model.load_state_dict(ckpt["model"], strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"Checkpoint {run_dir / LAST} does not fit this model: {e}") from e
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if use_amp and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, best_metric, best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
-        bad_epochs, history, done = ckpt.get("bad_epochs", 0), list(ckpt.get("history", [])), ckpt.get("done")
+        _restore(run, ckpt)
 
-    net = model
+    run.net = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        net = DDP(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
-    sampler, loader, val_loader = make_loaders(data, cfg.batch_size, cfg.num_workers, device, dist, cfg.seed)
-    steps_per_epoch = len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
+        run.net = DDP(model, device_ids=[dist.local_rank] if device.startswith("cuda") else None)
+    run.sampler, run.loader, run.val_loader = make_loaders(data, cfg.batch_size, cfg.num_workers, device, dist,
+                                                           cfg.seed)
+    run.steps_per_epoch = len(run.loader) if cfg.max_steps_per_epoch is None else min(len(run.loader),
+                                                                                       cfg.max_steps_per_epoch)
+    return run
 
-    better = (lambda a, b: a > b) if task.mode == "max" else (lambda a, b: a < b)
-    t_run = time.perf_counter()
-    samples, captions = sample_images(data) if dist.main else ([], [])
-    emit(TrainEvent("start", epoch=start_epoch, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                    metrics={"summary": data.summary, "samples": samples, "sample_captions": captions,
-                             "config": asdict(cfg),
-                             "device": device, "world": dist.world, "resumed": resume, "history": list(history),
-                             "task": task.name, "monitor": task.monitor, "mode": task.mode}))
-    status = done or "completed"
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs if done is None else start_epoch):
-        seed_epoch(data, cfg.seed, epoch, dist.rank)
-        sampler.set_epoch(epoch)
-        net.train()
-        t_epoch, seen, loss_sum, n_steps, skipped = time.perf_counter(), 0, 0.0, 0, 0
-        lr = optimizer.param_groups[0]["lr"]
-        for step, batch in enumerate(loader):
-            if step >= steps_per_epoch:
-                break
-            if stop_event.is_set():
-                status = "stopped"
-                break
-            loss = _step(task, net, model, batch, optimizer, scaler, cfg, device, channels_last, use_amp, dist,
-                         epoch, step, run_dir)
-            seen += task.batch_size(batch) * dist.world
-            if loss is None:  # non-finite loss or gradients: no update (cfg.skip_nonfinite)
-                skipped += 1
-                total_skips = skipped + sum(h.get("skipped_steps", 0) for h in history)
-                if total_skips > cfg.skip_nonfinite:
-                    raise TrainingError(
-                        f"{total_skips} optimiser steps with a non-finite loss or gradient (the last at epoch "
-                        f"{epoch + 1}, step {step + 1}; --skip-nonfinite {cfg.skip_nonfinite}); lower the learning "
-                        f"rate or check the data; the last good checkpoint is kept in {run_dir}")
-                continue
-            loss_sum += loss
-            n_steps += 1
-            emit(TrainEvent("step", epoch=epoch, step=step + 1, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
-                            metrics={"loss": loss}, lr=lr,
-                            throughput=seen / max(time.perf_counter() - t_epoch, 1e-9),
-                            memory_mb=memory_mb(device), elapsed_s=time.perf_counter() - t_run))
-        if status == "stopped":
+
+def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
+    """Load weights, optimiser, schedule, scaler and selection state from a ``last.pt`` checkpoint."""
+    try:
+        run.model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"Checkpoint {run.run_dir / LAST} does not fit this model: {e}") from e
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    if run.use_amp and ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.start_epoch, run.best_metric, run.best_epoch = ckpt["epoch"], ckpt["best_metric"], ckpt["best_epoch"]
+    run.bad_epochs, run.history, run.done = ckpt.get("bad_epochs", 0), list(ckpt.get("history", [])), ckpt.get("done")
+
+
+def _announce(run: _Run, resume: bool) -> None:
+    """Start the clock and send the ``start`` event (data summary, samples, configuration)."""
+    run.t_run = time.perf_counter()
+    samples, captions = sample_images(run.data) if run.dist.main else ([], [])
+    run.emit(TrainEvent("start", epoch=run.start_epoch, epochs=run.cfg.epochs, steps_per_epoch=run.steps_per_epoch,
+                        metrics={"summary": run.data.summary, "samples": samples, "sample_captions": captions,
+                                 "config": asdict(run.cfg),
+                                 "device": run.device, "world": run.dist.world, "resumed": resume,
+                                 "history": list(run.history),
+                                 "task": run.task.name, "monitor": run.task.monitor, "mode": run.task.mode}))
+
+
+def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
+    """The optimiser steps of one epoch (seeded by ``seed + epoch``); ``stopped`` on a stop request."""
+    cfg, dist = run.cfg, run.dist
+    seed_epoch(run.data, cfg.seed, epoch, dist.rank)
+    run.sampler.set_epoch(epoch)
+    run.net.train()
+    stats = _EpochStats(lr=run.optimizer.param_groups[0]["lr"], t_start=time.perf_counter())
+    for step, batch in enumerate(run.loader):
+        if step >= run.steps_per_epoch:
             break
-        scheduler.step()
-
-        # Validation, selection and checkpoint on rank 0; every rank learns whether to stop.
-        should_stop = False
-        if dist.main:
-            model.eval()
-            with torch.inference_mode():
-                metrics = task.validate(model, val_loader, device)
-            if task.monitor not in metrics:
-                raise TrainingError(f"task {task.name!r} did not report its monitored metric {task.monitor!r} "
-                                    f"(got {sorted(metrics)})")
-            metrics = {"train_loss": loss_sum / max(n_steps, 1), **{k: float(v) for k, v in metrics.items()}}
-            if skipped:
-                metrics["skipped_steps"] = skipped
-            current = metrics[task.monitor]
-            if math.isfinite(current) and (best_metric is None or better(current, best_metric)):
-                best_metric, best_epoch, bad_epochs = current, epoch, 0
-                save_state_dict(model, run_dir / BEST)
-            else:
-                bad_epochs += 1
-            should_stop = cfg.patience > 0 and bad_epochs >= cfg.patience
-            epoch_time = time.perf_counter() - t_epoch
-            history.append({"epoch": epoch + 1, "lr": lr, "seconds": epoch_time,
-                            "throughput": seen / max(epoch_time, 1e-9), **metrics})
-            atomic_torch_save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if use_amp else None,
-                 "epoch": epoch + 1, "best_metric": best_metric, "best_epoch": best_epoch,
-                 "bad_epochs": bad_epochs, "history": history, "config": asdict(cfg), "task": task.name,
-                 "done": "early_stopped" if should_stop else None},
-                run_dir / LAST,
-            )
-            emit(TrainEvent("epoch", epoch=epoch, step=n_steps, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
-                            metrics=metrics, lr=lr, throughput=seen / max(epoch_time, 1e-9),
-                            memory_mb=memory_mb(device), elapsed_s=time.perf_counter() - t_run))
-        if dist.broadcast(should_stop):
-            status = "early_stopped"
+        if run.stop_event.is_set():
+            stats.stopped = True
             break
+        loss = _step(run, batch, epoch, step)
+        stats.seen += run.task.batch_size(batch) * dist.world
+        if loss is None:  # non-finite loss or gradients: no update (cfg.skip_nonfinite)
+            stats.skipped += 1
+            total_skips = stats.skipped + sum(h.get("skipped_steps", 0) for h in run.history)
+            if total_skips > cfg.skip_nonfinite:
+                raise TrainingError(
+                    f"{total_skips} optimiser steps with a non-finite loss or gradient (the last at epoch "
+                    f"{epoch + 1}, step {step + 1}; --skip-nonfinite {cfg.skip_nonfinite}); lower the learning "
+                    f"rate or check the data; the last good checkpoint is kept in {run.run_dir}")
+            continue
+        stats.loss_sum += loss
+        stats.n_steps += 1
+        run.emit(TrainEvent("step", epoch=epoch, step=step + 1, steps_per_epoch=run.steps_per_epoch,
+                            epochs=cfg.epochs, metrics={"loss": loss}, lr=stats.lr,
+                            throughput=stats.seen / max(stats.seconds(), 1e-9),
+                            memory_mb=memory_mb(run.device), elapsed_s=run.elapsed()))
+    return stats
 
-    if (run_dir / BEST).exists():
-        model.load_state_dict(load_state_dict(run_dir / BEST), strict=True)
-    model.eval()
-    message = {"completed": f"finished {cfg.epochs} epochs",
+
+def _validate_select_checkpoint(run: _Run, epoch: int, stats: _EpochStats) -> bool:
+    """Rank 0 after an epoch: validate, keep the best weights, append the history, write ``last.pt``
+    and send the ``epoch`` event. Returns whether early stopping ends the run now."""
+    import torch
+
+    task, cfg = run.task, run.cfg
+    run.model.eval()
+    with torch.inference_mode():
+        metrics = task.validate(run.model, run.val_loader, run.device)
+    if task.monitor not in metrics:
+        raise TrainingError(f"task {task.name!r} did not report its monitored metric {task.monitor!r} "
+                            f"(got {sorted(metrics)})")
+    metrics = {"train_loss": stats.loss_sum / max(stats.n_steps, 1), **{k: float(v) for k, v in metrics.items()}}
+    if stats.skipped:
+        metrics["skipped_steps"] = stats.skipped
+    current = metrics[task.monitor]
+    if run.better(current):
+        run.best_metric, run.best_epoch, run.bad_epochs = current, epoch, 0
+        save_state_dict(run.model, run.run_dir / BEST)
+    else:
+        run.bad_epochs += 1
+    should_stop = cfg.patience > 0 and run.bad_epochs >= cfg.patience
+    epoch_time = stats.seconds()
+    run.history.append({"epoch": epoch + 1, "lr": stats.lr, "seconds": epoch_time,
+                        "throughput": stats.seen / max(epoch_time, 1e-9), **metrics})
+    atomic_torch_save(
+        {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict() if run.use_amp else None,
+         "epoch": epoch + 1, "best_metric": run.best_metric, "best_epoch": run.best_epoch,
+         "bad_epochs": run.bad_epochs, "history": run.history, "config": asdict(cfg),
+         "task": str(task.name),  # a plain str (not an enum), so weights_only loading accepts it
+         "done": "early_stopped" if should_stop else None},
+        run.run_dir / LAST,
+    )
+    run.emit(TrainEvent("epoch", epoch=epoch, step=stats.n_steps, steps_per_epoch=run.steps_per_epoch,
+                        epochs=cfg.epochs, metrics=metrics, lr=stats.lr,
+                        throughput=stats.seen / max(epoch_time, 1e-9),
+                        memory_mb=memory_mb(run.device), elapsed_s=run.elapsed()))
+    return should_stop
+
+
+def _finish(run: _Run, status: str, epoch: int) -> TrainResult:
+    """Load the best weights into the model (eval mode), send the final event, build the result."""
+    if (run.run_dir / BEST).exists():
+        run.model.load_state_dict(load_state_dict(run.run_dir / BEST), strict=True)
+    run.model.eval()
+    message = {"completed": f"finished {run.cfg.epochs} epochs",
                "early_stopped": f"early stop after epoch {epoch + 1}",
                "stopped": f"stopped by request during epoch {epoch + 1}; resume restarts that epoch"}[status]
-    emit(TrainEvent("stopped" if status == "stopped" else "end", epoch=epoch, epochs=cfg.epochs,
-                    metrics={"best_epoch": best_epoch + 1, "best_metric": best_metric, "monitor": task.monitor},
-                    elapsed_s=time.perf_counter() - t_run, message=message))
-    return TrainResult(status=status, model=model, best_epoch=best_epoch + 1,
-                       best_metric=float("nan") if best_metric is None else float(best_metric),
-                       monitor=task.monitor, history=history, run_dir=run_dir)
+    run.emit(TrainEvent("stopped" if status == "stopped" else "end", epoch=epoch, epochs=run.cfg.epochs,
+                        metrics={"best_epoch": run.best_epoch + 1, "best_metric": run.best_metric,
+                                 "monitor": run.task.monitor},
+                        elapsed_s=run.elapsed(), message=message))
+    return TrainResult(status=status, model=run.model, best_epoch=run.best_epoch + 1,
+                       best_metric=float("nan") if run.best_metric is None else float(run.best_metric),
+                       monitor=run.task.monitor, history=run.history, run_dir=run.run_dir)
 
 
-def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimizer: Any, scaler: Any,
-          cfg: TrainConfig, device: str, channels_last: bool, use_amp: bool, dist: Dist, epoch: int, step: int,
-          run_dir: Path) -> float | None:
+def _step(run: _Run, batch: dict[str, Any], epoch: int, step: int) -> float | None:
     """One optimiser step; returns the loss averaged over the processes, or None when the step was
     skipped because its loss or gradients were not finite (only with ``cfg.skip_nonfinite``)."""
     import torch
 
+    cfg, dist, device, optimizer, scaler = run.cfg, run.dist, run.device, run.optimizer, run.scaler
     try:
-        batch = to_device(batch, device, channels_last)
+        batch = to_device(batch, device, run.channels_last)
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-            loss = task.training_loss(net, batch)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=run.use_amp):
+            loss = run.task.training_loss(run.net, batch)
         mean_loss = dist.all_mean(loss.detach().float())  # every rank sees a NaN on any rank
         if not torch.isfinite(mean_loss).item():
             if cfg.skip_nonfinite:
@@ -334,17 +447,17 @@ def _step(task: TrainTask, net: Any, model: Any, batch: dict[str, Any], optimize
                 return None
             raise TrainingError(
                 f"loss became {mean_loss.item()} at epoch {epoch + 1}, step {step + 1}; lower the learning rate "
-                f"or check the data; the last good checkpoint is kept in {run_dir}"
+                f"or check the data; the last good checkpoint is kept in {run.run_dir}"
             )
         scaler.scale(loss).backward()
-        if cfg.skip_nonfinite and not use_amp:  # (the AMP scaler skips Inf gradients itself)
-            bad = any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+        if cfg.skip_nonfinite and not run.use_amp:  # (the AMP scaler skips Inf gradients itself)
+            bad = any(p.grad is not None and not bool(torch.isfinite(p.grad).all()) for p in run.model.parameters())
             if dist.all_mean(torch.tensor(float(bad), device=device)).item() > 0:
                 optimizer.zero_grad(set_to_none=True)
                 return None
         if cfg.grad_clip:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
     except torch.OutOfMemoryError as e:

@@ -9,7 +9,7 @@ per server (1 by default: the CPU is shared); another start is refused with a cl
 
 Example:
     >>> manager = JobManager()
-    >>> job = manager.start(owner, ["--task", "classification", "--epochs", "5"])
+    >>> job = manager.start(owner, TrainCommand("classification", config=TrainConfig(epochs=5)))
     >>> manager.stop(job.id, owner); manager.resume(job.id, owner)
 """
 
@@ -20,15 +20,15 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from medviz.config import get_settings
-from medviz.train.cli import command_line, config_from_args, parse
+from medviz.train.cli import command_line, to_argv
+from medviz.train.command import TrainCommand
 from medviz.train.engine import export_model, train
 from medviz.train.events import EventLog, TrainEvent
-from medviz.train.registry import get_task_class
 from medviz.types import MedvizError
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,14 @@ class Job:
     Attributes:
         status: ``starting`` (data loading), ``running``, ``completed``, ``early_stopped``,
             ``stopped`` or ``failed``.
-        argv: the command-line arguments that reproduce the run (``python -m medviz.train ...``).
+        command: the run's configuration.
+        argv: the equivalent command-line arguments (``python -m medviz.train ...``), for display
+            and the model card.
     """
 
     id: str
     owner: str
+    command: TrainCommand
     argv: list[str]
     task: Any
     cfg: Any
@@ -111,27 +114,29 @@ class JobManager:
         self._lock = threading.Lock()
 
     # -- starting -------------------------------------------------------------------------------------
-    def start(self, owner: str, argv: list[str]) -> Job:
-        """Parse ``argv`` like the command line, build the task and start training in a thread.
+    def start(self, owner: str, command: TrainCommand) -> Job:
+        """Build the task ``command`` describes and start training it in a thread (``resume`` is
+        ignored: use :meth:`resume`).
 
         Raises:
-            JobError: another job is running, or the arguments are invalid.
+            JobError: another job is running, the command names its own run or export folder, or
+                an option value is invalid (out of range, not a choice, ...).
         """
         _check_owner(owner)
-        argv = [a for a in argv if a != "--resume"]
-        if any(a.split("=")[0] in ("--run-dir", "--out") for a in argv):
+        if command.run.run_dir is not None or command.run.out is not None:
             raise JobError("run folders are chosen by the server, not by training options")
-        try:
-            args = parse(argv)
-        except SystemExit as e:  # argparse reports to stderr and exits; give the page a message
-            raise JobError(f"invalid training options: {' '.join(argv)}") from e
+        found = command.problems()
+        if found:
+            raise JobError(f"invalid training options: {'; '.join(found)}")
+        command = replace(command, run=replace(command.run, resume=False))
+        task = command.build_task()
         with self._lock:
             self._check_capacity()
             self._prune(owner)
             job_id = secrets.token_hex(4)
             run_dir = (self.runs_dir or get_settings().runs_dir) / f"job-{job_id}"
-            job = Job(id=job_id, owner=owner, argv=argv, task=get_task_class(args.task)(args),
-                      cfg=config_from_args(args), run_dir=run_dir)
+            job = Job(id=job_id, owner=owner, command=command, argv=to_argv(command), task=task,
+                      cfg=command.config, run_dir=run_dir)
             self._jobs[job_id] = job
             self._launch(job, resume=False)
         return job

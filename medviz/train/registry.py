@@ -17,13 +17,15 @@ import os
 import re
 from typing import Any
 
+from medviz.constants import Task
 from medviz.train.task import TrainTask
 
 # task name -> "module:Class". Imported lazily so one family's heavy imports never slow another.
 TASKS: dict[str, str] = {
-    "classification": "medviz.classification.train:ClassificationTask",
-    "segmentation": "medviz.segmentation.train:SegmentationTask",
-    "reconstruction": "medviz.reconstruction.train:ReconstructionTask",
+    Task.CLASSIFICATION: "medviz.classification.train:ClassificationTask",
+    Task.SEGMENTATION: "medviz.segmentation.train:SegmentationTask",
+    Task.RECONSTRUCTION: "medviz.reconstruction.train:ReconstructionTask",
+    Task.SEQUENCE: "medviz.sequence.train:SequenceTask",
 }
 
 EXTRA_TASKS_ENV = "MEDVIZ_TRAIN_TASKS"

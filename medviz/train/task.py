@@ -12,13 +12,13 @@ of dicts); the engine moves every tensor value to the device before calling the 
 
 from __future__ import annotations
 
-import argparse
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from medviz.models.weights import load_state_dict
+from medviz.options import option
 
 
 @dataclass
@@ -45,6 +45,22 @@ class TaskData:
     loader: str = "auto"
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a task that has none of its own."""
+
+
+def init_option() -> Any:
+    """The ``init`` field (``--init WEIGHTS``) of a task that can fine-tune (see :meth:`TrainTask.load_init`)."""
+    return option(None, label="Start from weights (fine-tuning)",
+                  help="start from these safetensors weights (fine-tuning)")
+
+
+def init_note_option() -> Any:
+    """The ``init_note`` field (``--init-note TEXT``): provenance of ``init``, written into the model card."""
+    return option("", label="Provenance of the start weights", help="provenance of --init, written into the model card")
+
+
 class TrainTask(ABC):
     """One model family. Subclasses are registered in :data:`medviz.train.registry.TASKS`.
 
@@ -59,13 +75,21 @@ class TrainTask(ABC):
     monitor: str = "val_loss"
     mode: str = "min"
     channels_last: bool = True
+    #: the task's options dataclass (field metadata: label, help, range; see :mod:`medviz.options`)
+    Options: ClassVar[type] = NoOptions
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add task-specific command-line options (``--data`` is already defined by the engine)."""
+    def __init__(self, options: Any = None, *, data: Path | str | None = None, seed: int = 0) -> None:
+        """
+        Args:
+            options: an instance of :attr:`Options` (None: its defaults).
+            data: data folder or file (None: the task's default data set).
+            seed: the run's base seed (``TrainConfig.seed``), for tasks that split data randomly.
+        """
+        self.options = self.Options() if options is None else options
+        if not isinstance(self.options, self.Options):
+            raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, not {type(self.options).__name__}")
+        self.data_path = Path(data) if data else None
+        self.seed = seed
 
     @abstractmethod
     def build_data(self) -> TaskData:
@@ -76,20 +100,13 @@ class TrainTask(ABC):
     def build_model(self) -> Any:
         """Return a freshly initialised ``torch.nn.Module`` (a MONAI network)."""
 
-    @staticmethod
-    def add_init_arguments(parser: argparse.ArgumentParser) -> None:
-        """``--init WEIGHTS`` / ``--init-note TEXT`` for tasks that can fine-tune (see :meth:`load_init`)."""
-        from pathlib import Path
-
-        parser.add_argument("--init", type=Path, default=None, help="start from these safetensors weights (fine-tuning)")
-        parser.add_argument("--init-note", default="", help="provenance of --init, written into the model card")
-
     def load_init(self, model: Any) -> bool:
-        """Load ``--init`` weights (safetensors, strict) into ``model``; False when none were given."""
-        if not getattr(self.args, "init", None):
+        """Load the ``init`` weights of the options (safetensors, strict) into ``model``; False when
+        the options name none (see :func:`init_option`)."""
+        init = getattr(self.options, "init", None)
+        if not init:
             return False
-
-        model.load_state_dict(load_state_dict(self.args.init), strict=True)
+        model.load_state_dict(load_state_dict(init), strict=True)
         return True
 
     def arch(self) -> dict[str, Any]:

@@ -1,26 +1,33 @@
 """Streamlit side of the Classify and Evaluate pages: cached classifiers and their test-split runs.
 
 Models from :func:`cached_classifier` are the *same objects* in every browser session. Nothing
-here or in :mod:`medviz.classification.infer` / :mod:`medviz.explain` mutates them: inference and Grad-CAM hold
-the per-model lock and restore mode, ``requires_grad`` flags and hooks.
+here or in :mod:`medviz.classification.infer` / :mod:`medviz.explain` mutates them: inference and Grad-CAM run
+inside :func:`medviz.models.runtime.using` (the per-model lock; mode, ``requires_grad`` flags and ``.grad``
+restored) and hooks are removed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
 from medviz.classification.evaluate import run_model
+from medviz.classification.infer import Prediction, TTAResult, predict, predict_tta
+from medviz.classification.preprocess import PreparedInput, prepare_input
+from medviz.constants import Task, WindowPreset
+from medviz.explain import classifier_target, explain
 from medviz.models.registry import list_models
+from medviz.models.specs import ArchSpec
 from medviz.models.weights import load_model
 from medviz.types import MedvizError, Volume, affine_from_spacing
 
 
 def classifier_entries() -> list[Any]:
     """Registered classifiers (manifest entries), by name."""
-    return list_models(task="classification")
+    return list_models(task=Task.CLASSIFICATION)
 
 
 def classifiers_or_stop() -> dict[str, Any]:
@@ -47,29 +54,30 @@ def cached_evaluation(name: str, split: str = "test") -> Any:
     """:func:`medviz.classification.evaluate.run_model` on the public split (no user data), once
     per process; arrays are made read-only because every session shares them."""
     model, entry = cached_classifier(name)
-    run = run_model(model, entry, split)
+    run = run_model(model, entry.spec, split)
     for a in (run.images, run.labels, run.logits, run.probs, run.probs_calibrated):
         a.setflags(write=False)
     return run
 
 
-def _network_text(arch: dict[str, Any], preset: str) -> str:
-    if arch["name"] == "Ensemble":
-        members = arch["kwargs"]["members"]
-        return f"ensemble of {len(members)} MONAI {members[0]['name']} ({preset})"
-    return f"MONAI {arch['name']} ({preset})"
+def _network_text(arch: ArchSpec, preset: str) -> str:
+    if arch.is_ensemble:
+        members = arch.members
+        return f"ensemble of {len(members)} MONAI {members[0].name} ({preset})"
+    return f"MONAI {arch.name} ({preset})"
 
 
 def card_summary(entry: Any) -> str:
     """Short markdown summary of a classifier's model card."""
-    inp = entry.raw["input"]
-    test = (entry.raw.get("metrics") or {}).get("test") or {}
-    ref = next((r for r in entry.get("references", []) if r["method"].startswith("ResNet-18")), None)
-    lines = [f"**{entry.get('dataset')}** · {inp['modality_label']} ({inp['modality']})",
-             f"classes: {', '.join(entry.raw['classes'])}",
-             f"input: {inp['channels']} ch, {inp['size']}×{inp['size']} px, 8-bit",
-             f"network: {_network_text(entry.raw['arch'], entry.get('arch_preset', ''))}, "
-             f"T = {entry.get('temperature', 1.0):.2f}"]
+    spec = entry.spec
+    inp = spec.input
+    test = spec.test_metrics
+    ref = next((r for r in spec.references if r["method"].startswith("ResNet-18")), None)
+    lines = [f"**{spec.dataset}** · {inp.modality_label} ({inp.modality})",
+             f"classes: {', '.join(spec.classes)}",
+             f"input: {inp.channels} ch, {inp.size}×{inp.size} px, 8-bit",
+             f"network: {_network_text(spec.arch, spec.arch_preset)}, "
+             f"T = {spec.temperature:.2f}"]
     if test:
         lines.append(f"test AUC {test['auc']:.3f} · ACC {test['acc']:.3f} (n = {test['n']})")
     if ref:
@@ -89,3 +97,30 @@ def volume_from_image(image: np.ndarray, name: str, modality: str) -> Volume:
     arr = arr[None].astype(np.uint8 if arr.ndim == 3 else np.float32)
     return Volume(array=arr, spacing=(1.0, 1.0, 1.0), affine=affine_from_spacing((1.0, 1.0, 1.0)),
                   modality=modality, units="RGB" if arr.ndim == 4 else "a.u.", spacing_known=False, name=name)
+
+
+@dataclass(frozen=True)
+class ClassifyView:
+    """Everything the Classify page shows for one image: the prepared input, the calibrated prediction,
+    the test-time-augmentation spread, the class explained and its ``(S, S)`` CAM in [0, 1]."""
+
+    prep: PreparedInput
+    prediction: Prediction
+    tta: TTAResult
+    explained_class: int
+    cam: np.ndarray
+
+
+def classify_panel(name: str, image: np.ndarray, window: WindowPreset | None, modality: str, n_slices: int,
+                   target: str, method: str) -> ClassifyView:
+    """Classify one ``(H, W)`` / ``(H, W, 3)`` image with the cached model ``name`` and explain ``target``
+    (``"predicted class"`` or a class name) with ``method``. Raises MedvizError with a readable message."""
+    model, entry = cached_classifier(name)
+    spec = entry.spec
+    prep = prepare_input(image, spec, window, modality, n_slices)
+    pred = predict(model, spec, prep.x)
+    tta = predict_tta(model, spec, prep.x)
+    classes = list(spec.classes)
+    cls = pred.top if target == "predicted class" else classes.index(target)
+    cam = explain(model, prep.x, spec.cam_layer, classifier_target(cls), method)
+    return ClassifyView(prep, pred, tta, cls, cam)

@@ -1,7 +1,8 @@
-"""Streamlit side of the Reconstruct page: cached models (with a lock) and slice/upload helpers.
+"""Streamlit side of the Reconstruct page: cached models and slice/upload helpers.
 
 Models come from ``st.cache_resource`` and are shared by every session: they are loaded in eval
-mode, never switched to train mode, and every forward pass holds :data:`MODEL_LOCK`.
+mode and :func:`medviz.reconstruction.infer.compare` runs every forward pass inside
+:func:`medviz.models.runtime.using` (the model's lock, eval mode, inference mode), so no lock is needed here.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from medviz.constants import Task
 from medviz.models.registry import list_models
 from medviz.models.weights import load_model
 from medviz.reconstruction.infer import compare
 from medviz.types import MedvizError, Volume
 
-MODEL_LOCK = threading.Lock()
 _IMPORT_LOCK = threading.Lock()
 
 
@@ -35,7 +36,7 @@ def _import_monai() -> None:
 
 def recon_models() -> list[Any]:
     """Registered reconstruction-family models (``task == "reconstruction"``), as manifest entries."""
-    return list_models(task="reconstruction")
+    return list_models(task=Task.RECONSTRUCTION)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading model…")
@@ -46,23 +47,30 @@ def cached_model(name: str) -> tuple[Any, Any]:
 
 
 def run_compare(name: str, image: np.ndarray, **kwargs: Any) -> dict[str, Any]:
-    """:func:`medviz.reconstruction.infer.compare` with the cached model, under the shared-model lock."""
+    """:func:`medviz.reconstruction.infer.compare` with the cached model (it guards the shared model itself)."""
     _import_monai()
     model, entry = cached_model(name)
-    with MODEL_LOCK:
-        return compare(model, entry.get("mode", "recon"), image, cascades=int(entry.get("cascades", 1)), **kwargs)
+    spec = entry.spec
+    return compare(model, spec.mode, image, cascades=spec.cascades, **kwargs)
 
 
-def volume_slice(volume: Volume, index: int, channel: int = 1) -> np.ndarray:
-    """Slice ``index`` of a Volume as a 2D float array (RGB volumes: one colour ``channel``).
+def volume_slice(volume: Volume, index: int, channel: int | None = None) -> np.ndarray:
+    """Slice ``index`` of a Volume as a 2D float array: one colour ``channel`` (0..2) of an RGB volume;
+    grey volumes take no channel.
 
     Raises:
-        MedvizError: index out of range.
+        MedvizError: index out of range, a channel missing for RGB or given for a grey volume.
     """
     if not 0 <= index < volume.shape[0]:
         raise MedvizError(f"slice {index} is outside 0..{volume.shape[0] - 1}")
     arr = volume.array[index]
-    return np.asarray(arr[..., channel] if volume.is_rgb else arr, dtype=np.float32)
+    if volume.is_rgb:
+        if channel is None or not 0 <= channel < 3:
+            raise MedvizError(f"choose a colour channel 0..2 of this RGB study, not {channel}")
+        return np.asarray(arr[..., channel], dtype=np.float32)
+    if channel is not None:
+        raise MedvizError("this study is grey-scale: it has no colour channel to choose")
+    return np.asarray(arr, dtype=np.float32)
 
 
 def slider_key(volume: Volume) -> str:
@@ -73,7 +81,7 @@ def slider_key(volume: Volume) -> str:
 def distribution_note(volume: Volume, image: np.ndarray, name: str) -> str | None:
     """A warning when the slice is unlike the training data (256x256 FLAIR MR magnitude), else None."""
     _, entry = cached_model(name)
-    size = tuple(entry.get("input", {}).get("size", (256, 256)))
+    size = entry.spec.input.size
     problems = []
     if volume.modality not in ("MR", "OT"):
         problems.append(f"modality {volume.modality}")

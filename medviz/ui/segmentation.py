@@ -13,13 +13,18 @@ import numpy as np
 import streamlit as st
 
 from medviz.config import select_device
+from medviz.constants import Task
 from medviz.datasets.lgg import cases, load_case
+from medviz.explain import explain, segmentation_target
+from medviz.imaging.overlay import overlay_slice
 from medviz.models.registry import list_models
 from medviz.models.weights import load_model
 from medviz.segmentation.data import default_data_dir
 from medviz.segmentation.export import csv_bytes, dicom_seg_bytes, nifti_bytes, png_bytes
-from medviz.segmentation.infer import CAM_LAYER, gradcam_slice, segment_volume, tta_uncertainty
-from medviz.segmentation.preprocess import input_spec, prepare_input
+from medviz.segmentation.infer import segment_volume, tta_uncertainty
+from medviz.segmentation.measure import confusion_map, dice_score
+from medviz.segmentation.preprocess import prepare_input
+from medviz.segmentation.reference import read_reference_mask
 from medviz.types import MedvizError, Volume, affine_from_spacing
 
 _RESULTS = "medviz.segmentation.infer.results"
@@ -32,12 +37,12 @@ def load_seg_model(name: str) -> tuple[Any, Any]:
 
 
 def model_names() -> list[str]:
-    return [e.name for e in list_models(task="segmentation")]
+    return [e.name for e in list_models(task=Task.SEGMENTATION)]
 
 
 def label_name(entry: Any) -> str:
     """Display name of the model's foreground label (e.g. ``FLAIR abnormality``)."""
-    return input_spec(entry)[2]
+    return entry.spec.label_name
 
 
 def lgg_example_volume(case_index: int = 0) -> Volume:
@@ -85,41 +90,105 @@ def results(token: str) -> dict[str, Any]:
 def run_segmentation(model: Any, entry: Any, volume: Volume, path: str) -> Any:
     """Segment with progress shown in an ``st.status`` box; returns the SegResult."""
     with st.status(f"Segmenting {volume.shape[0]} slice(s) ({path})…", expanded=False) as status:
-        res = segment_volume(model, volume, path=path, threshold=float(entry.get("threshold", 0.5)),
-                             min_size=int(entry.get("min_size", 0)), entry=entry)
+        # threshold, minimum component size and TTA: the spec's (chosen on val)
+        res = segment_volume(model, volume, entry.spec, path=path)
         status.update(label=f"Segmented on {res.device} ({res.path})", state="complete")
     return res
 
 
 def tta_map(model: Any, entry: Any, volume: Volume) -> np.ndarray:
     """``(Z, Y, X)`` TTA uncertainty in [0, 1] (see :func:`medviz.segmentation.infer.tta_uncertainty`)."""
-    return tta_uncertainty(model, prepare_input(volume, entry)[0])[1]
+    return tta_uncertainty(model, prepare_input(volume, entry.spec)[0])[1]
 
 
 def cam_map(model: Any, entry: Any, volume: Volume, mask: np.ndarray, index: int) -> np.ndarray:
-    """``(Z, Y, X)`` map holding the Grad-CAM of axial slice ``index`` (zeros elsewhere)."""
-    x, _ = prepare_input(volume, entry)
+    """``(Z, Y, X)`` map holding the Grad-CAM of axial slice ``index`` (zeros elsewhere).
+
+    The target is the foreground logits inside the slice's mask (the whole slice when it is empty),
+    explained by :func:`medviz.explain.explain` on the spec's ``cam_layer``.
+    """
+    spec = entry.spec
+    x, _ = prepare_input(volume, spec)
     out = np.zeros(volume.shape, dtype=np.float32)
-    out[index] = gradcam_slice(model, x[index], mask[index], entry.get("cam_layer", CAM_LAYER))
+    out[index] = explain(model, x[index], spec.cam_layer, segmentation_target(mask[index]))
     return out
 
 
 def downloads(volume: Volume, mask: np.ndarray, overlay_rgb: np.ndarray, rows: list[dict[str, Any]],
               memo: dict[str, Any], label: str = "FLAIR abnormality") -> None:
-    """Download buttons (bytes in memory, nothing written to disk); slow exports memoised in ``memo``."""
+    """Download buttons whose files are encoded only when the user asks (in memory, nothing written to
+    disk): NIfTI, PNG and CSV are built by the button's callable on click; the DICOM SEG, which can fail
+    with a message, is built by a "Prepare" button and memoised in ``memo`` (this study's results).
+    Downloading does not rerun the page, so the open tab stays open."""
     c = st.columns(4)
-    c[0].download_button("NIfTI mask", nifti_bytes(volume, mask), "segmentation.nii.gz", "application/gzip",
-                         key="seg.dl.nifti")
-    c[1].download_button("Overlay PNG", png_bytes(overlay_rgb), "overlay.png", "image/png", key="seg.dl.png")
-    c[2].download_button("Measurements CSV", csv_bytes(rows), "measurements.csv", "text/csv", key="seg.dl.csv")
-    if volume.dicom_headers and mask.any():
-        try:
-            if "dicom_seg" not in memo:
-                memo["dicom_seg"] = dicom_seg_bytes(volume, mask, {1: label})
-            data = memo["dicom_seg"]
-        except MedvizError as e:
-            c[3].caption(f"DICOM SEG unavailable: {e}")
-        else:
-            c[3].download_button("DICOM SEG", data, "segmentation.dcm", "application/dicom", key="seg.dl.seg")
-    else:
+    c[0].download_button("NIfTI mask", lambda: nifti_bytes(volume, mask), "segmentation.nii.gz", "application/gzip",
+                         key="seg.dl.nifti", on_click="ignore")
+    c[1].download_button("Overlay PNG", lambda: png_bytes(overlay_rgb), "overlay.png", "image/png", key="seg.dl.png",
+                         on_click="ignore")
+    c[2].download_button("Measurements CSV", lambda: csv_bytes(rows), "measurements.csv", "text/csv",
+                         key="seg.dl.csv", on_click="ignore")
+    if not (volume.dicom_headers and mask.any()):
         c[3].caption("DICOM SEG needs a DICOM study and a non-empty mask.")
+        return
+    key = id(mask)  # memo is this study's result store, cleared on every new segmentation
+    if memo.get("dicom_seg_key") != key and c[3].button("Prepare DICOM SEG", key="seg.dl.seg_prepare"):
+        with st.spinner("Encoding the DICOM SEG…"):
+            try:
+                memo["dicom_seg"], memo["dicom_seg_error"] = dicom_seg_bytes(volume, mask, {1: label}), None
+            except MedvizError as e:
+                memo["dicom_seg"], memo["dicom_seg_error"] = None, str(e)
+        memo["dicom_seg_key"] = key
+    if memo.get("dicom_seg_key") == key:
+        if memo.get("dicom_seg_error"):
+            c[3].caption(f"DICOM SEG unavailable: {memo['dicom_seg_error']}")
+        else:
+            c[3].download_button("DICOM SEG", memo["dicom_seg"], "segmentation.dcm", "application/dicom",
+                                 key="seg.dl.seg", on_click="ignore")
+
+
+def fused_overlay(memo: dict[str, Any], volume: Volume, labels: np.ndarray, plane: str, index: int,
+                  window: Any, colors: dict[int, tuple[int, int, int]], opacity: float,
+                  mode: str) -> tuple[Any, np.ndarray]:
+    """``(PlaneSlice, (rows, cols, 3) uint8)`` of the fused overlay, computed once per display state
+    (labels, plane, slice, window, colours, opacity, mode) and kept in this study's result ``memo``, so
+    the figure and the PNG export share one fusion and unrelated reruns do not redo it."""
+    state = (id(labels), str(plane), int(index), window, tuple(sorted(colors.items())), float(opacity), mode)
+    cached = memo.get("fused")
+    if cached is None or cached[0] != state:
+        cached = (state, overlay_slice(volume, labels, plane, index, window, colors, opacity, mode))
+        memo["fused"] = cached
+    return cached[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceComparison:
+    """A reference mask on the study grid compared with the model's mask.
+
+    Attributes:
+        confusion: ``(Z, Y, X)`` uint8, 1 = agreement, 2 = false positive, 3 = false negative.
+        dice: Dice of the model mask against ``reference > 0``.
+        notes: what the reader did (e.g. matched by shape only).
+    """
+
+    confusion: np.ndarray
+    dice: float
+    notes: list[str]
+
+    @property
+    def reference_slices(self) -> np.ndarray:
+        """``(Z,)`` bool: axial slices where the reference mask has foreground (true positives or false negatives)."""
+        ref = (self.confusion == 1) | (self.confusion == 3)
+        return ref.reshape(ref.shape[0], -1).any(axis=1)
+
+
+def reference_comparison(memo: dict[str, Any], file_id: str, name: str, data: bytes, volume: Volume,
+                         mask: np.ndarray) -> ReferenceComparison:
+    """Read the uploaded reference mask and compare it with ``mask``, once per (upload, result); kept in
+    this study's result ``memo``. Raises MedvizError for an unreadable or non-overlapping mask."""
+    key = (file_id, id(mask))
+    cached = memo.get("reference")
+    if cached is None or cached[0] != key:
+        ref, notes = read_reference_mask(name, data, volume)
+        cached = (key, ReferenceComparison(confusion_map(mask, ref), dice_score(mask, ref > 0), notes))
+        memo["reference"] = cached
+    return cached[1]

@@ -7,7 +7,6 @@ runs shared with it by code.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,14 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from medviz.config import get_settings
-from medviz.train.cli import build_parser
+from medviz.options import OptionInfo, describe
+from medviz.train.engine import TrainConfig
 from medviz.train.jobs import Job, JobManager
+from medviz.train.registry import get_task_class
 
 OWNER_KEY = "medviz.train.owner"
 JOB_KEY = "medviz.train.job"
 REPORT_KEY = "medviz.train.report"
-SKIP_DESTS = {"help"}
 
 
 @st.cache_resource
@@ -42,65 +42,79 @@ def owner_token() -> str:
 
 
 # -- options --------------------------------------------------------------------------------------------
-def _task_actions(task: str) -> list[argparse.Action]:
-    parser = build_parser(task)
-    group = next((g for g in parser._action_groups if g.title == f"{task} options"), None)
-    return [a for a in (group._group_actions if group else []) if a.dest not in SKIP_DESTS]
+def _option_widget(o: OptionInfo, key: str, where: Any) -> tuple[Any, str | None]:
+    """One widget for option ``o`` (labelled with its words, ranged by its metadata); returns the value
+    and what is wrong with it (None: valid; an invalid entry falls back to the default)."""
+    help_ = o.help or None
+    if o.type is bool and o.container is None:
+        return where.checkbox(o.label, value=bool(o.default), key=key, help=help_), None
+    if o.container is not None:
+        text = " ".join(str(v) for v in (o.default or []))
+        raw = where.text_input(o.label, value=text, key=key, help=f"{o.help} (space-separated)".strip())
+        if not raw.strip():
+            return (None, None) if o.optional else (o.default, f"{o.label} needs a value")
+        try:
+            value = o.convert(raw.split())
+        except ValueError:
+            return o.default, f"{o.label}: {raw.strip()!r} is not a list of {o.type.__name__} values"
+        return value, o.problem(value)
+    if o.choices:
+        choices = [None, *o.choices] if o.optional else list(o.choices)
+        value = where.selectbox(o.label, choices, index=choices.index(o.default) if o.default in choices else 0,
+                                key=key, help=help_, format_func=lambda c: "(default)" if c is None else str(c))
+        return value, None
+    if o.type in (int, float) and not o.optional:
+        cast = o.type
+        value = where.number_input(o.label, value=cast(o.default),
+                                   min_value=None if o.min is None else cast(o.min),
+                                   max_value=None if o.max is None else cast(o.max),
+                                   step=1 if cast is int else None, format=None if cast is int else "%g",
+                                   key=key, help=help_)
+        return value, o.problem(value)
+    raw = where.text_input(o.label, value="" if o.default is None else str(o.default), key=key, help=help_).strip()
+    if not raw:
+        return (None, None) if o.optional else (o.convert(""), None)
+    try:
+        value = o.convert(raw)
+    except ValueError:
+        return o.default, f"{o.label}: {raw!r} is not {'an integer' if o.type is int else 'a number'}"
+    return value, o.problem(value)
 
 
-def _flag(action: argparse.Action) -> str:
-    return max(action.option_strings, key=len)
+def options_form(cls: type, key_prefix: str, columns: int = 1, advanced: str | None = None) -> tuple[Any, list[str]]:
+    """Widgets for the fields of the options dataclass ``cls`` (from ``dataclasses.fields()`` metadata via
+    :func:`medviz.options.describe`), ``columns`` per row; fields marked ``advanced`` go into a popover
+    titled ``advanced`` when given. Returns the ``cls`` instance and the problems of invalid entries."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    infos = describe(cls)
+    main = [o for o in infos if not (advanced and o.advanced)]
+    extra = [o for o in infos if advanced and o.advanced]
+
+    def draw(options: list[OptionInfo], container: Any, n: int) -> None:
+        for row in range(0, len(options), n):
+            cells = container.columns(n) if n > 1 else [container] * n
+            for o, cell in zip(options[row:row + n], cells):
+                values[o.name], problem = _option_widget(o, f"{key_prefix}.{o.name}", cell)
+                if problem:
+                    problems.append(problem)
+
+    draw(main, st, columns)
+    if extra:
+        with st.popover(advanced):
+            draw(extra, st, 1)
+    return cls(**values), problems
 
 
-def task_options(task: str) -> list[str]:
-    """Widgets for the task plugin's own command-line options; returns the non-default ones as argv."""
-    argv: list[str] = []
-    for a in _task_actions(task):
-        key, label, default = f"train.{task}.{a.dest}", _flag(a).lstrip("-"), a.default
-        if isinstance(a, argparse._StoreTrueAction):
-            if st.checkbox(label, value=bool(default), key=key, help=a.help) != bool(default):
-                argv.append(_flag(a))
-            continue
-        if a.nargs not in (None, 1):
-            text = " ".join(str(v) for v in (default or []))
-            value = st.text_input(label, value=text, key=key, help=(a.help or "") + " (space-separated)")
-            if value.split() != text.split():
-                argv += [_flag(a), *value.split()]
-            continue
-        if a.choices:
-            choices = list(a.choices)
-            value = st.selectbox(label, choices, index=choices.index(default) if default in choices else 0,
-                                 key=key, help=a.help)
-        elif a.type in (int, float) and default is None:
-            text = st.text_input(label, value="", key=key, help=a.help).strip()
-            value = a.type(text) if text else None
-        elif a.type is int:
-            value = st.number_input(label, value=int(default or 0), step=1, key=key, help=a.help)
-        elif a.type is float:
-            value = st.number_input(label, value=float(default or 0.0), format="%g", key=key, help=a.help)
-        else:
-            value = st.text_input(label, value="" if default is None else str(default), key=key, help=a.help) or None
-        if value != default and not (default is not None and str(value) == str(default)):
-            if value is not None:
-                argv += [_flag(a), str(value)]
-    return argv
+def task_options(task: str) -> tuple[Any, list[str]]:
+    """Widgets for the task plugin's own options; returns its options dataclass and any problems."""
+    return options_form(get_task_class(task).Options, f"train.{task}")
 
 
-def common_options() -> list[str]:
-    """Widgets for the engine's hyperparameters; returns argv."""
-    c1, c2, c3, c4 = st.columns(4)
-    epochs = c1.number_input("epochs", 1, 1000, 10, key="train.epochs")
-    batch = c2.number_input("batch size", 1, 4096, 32, key="train.batch")
-    lr = c3.number_input("learning rate", 1e-6, 1.0, 1e-3, format="%g", key="train.lr")
-    patience = c4.number_input("early-stop patience (0: off)", 0, 100, 0, key="train.patience")
-    c5, c6, c7, c8 = st.columns(4)
-    steps = c5.number_input("max steps per epoch (0: all)", 0, 100000, 0, key="train.steps")
-    seed = c6.number_input("seed", 0, 2**31 - 1, 0, key="train.seed")
-    scheduler = c7.selectbox("LR schedule", ["cosine", "step", "none"], key="train.sched")
-    device = c8.selectbox("device", ["auto", "cpu", "cuda"], key="train.device")
-    argv = ["--epochs", str(epochs), "--batch-size", str(batch), "--lr", f"{lr:g}", "--patience", str(patience),
-            "--seed", str(seed), "--scheduler", scheduler, "--device", device]
-    return argv + (["--max-steps-per-epoch", str(steps)] if steps else [])
+def common_options() -> tuple[TrainConfig, list[str]]:
+    """Widgets for the engine's hyperparameters (:class:`~medviz.train.engine.TrainConfig`); returns the
+    config and any problems."""
+    return options_form(TrainConfig, "train", columns=4, advanced="Advanced training options")
 
 
 # -- run view -------------------------------------------------------------------------------------------

@@ -48,6 +48,11 @@ def study_header(volume: Volume, source: str) -> None:
         st.warning(escape_md(warning), icon=":material/warning:")
 
 
+def slice_key(token: str, plane: Plane | str) -> str:
+    """Session-state key of the 1-based slice slider of ``plane`` for the study ``token``."""
+    return f"viewer.{token}.slice.{Plane(plane).value}"
+
+
 def plane_and_slice(volume: Volume, token: str) -> tuple[Plane, int]:
     """Plane radio and slice slider. Returns the plane and the 0-based slice index."""
     reasons = available_planes(volume)
@@ -63,7 +68,7 @@ def plane_and_slice(volume: Volume, token: str) -> tuple[Plane, int]:
     if n == 1:
         st.caption("Single slice")
         return plane, 0
-    number = st.slider("Slice", 1, n, value=(n + 1) // 2, key=f"viewer.{token}.slice.{plane.value}")
+    number = st.slider("Slice", 1, n, value=(n + 1) // 2, key=slice_key(token, plane))
     return plane, int(number) - 1
 
 

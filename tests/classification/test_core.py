@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -12,8 +13,10 @@ from medviz.classification.calibration import expected_calibration_error, fit_te
 from medviz.classification.preprocess import check_input, prepare_input
 from medviz.classification.infer import predict, predict_tta
 from medviz.classification.preprocess import preprocess_batch, preprocess_image
-from medviz.explain import CamMethod, ExplainError, explain, overlay
+from medviz.models.specs import ClassifierSpec
+from medviz.explain import CamMethod, ExplainError, classifier_target, explain, overlay
 from tests.classification.conftest import synthetic_image
+from tests.model_guard import assert_model_untouched
 
 
 def _positives(n=6, seed=11):
@@ -23,23 +26,24 @@ def _positives(n=6, seed=11):
 
 def test_probabilities_sum_to_one_and_are_deterministic(tiny):
     model, entry = tiny
-    prep = prepare_input(_positives(1)[0], entry.raw)
-    a, b = predict(model, entry.raw, prep.x), predict(model, entry.raw, prep.x)
+    prep = prepare_input(_positives(1)[0], entry.spec)
+    a = assert_model_untouched(model, lambda: predict(model, entry.spec, prep.x))
+    b = predict(model, entry.spec, prep.x)
     assert a.probs.shape == (2,) and a.probs.sum() == pytest.approx(1.0, abs=1e-9)
     assert np.array_equal(a.probs, b.probs) and np.array_equal(a.logits, b.logits)
-    tta = predict_tta(model, entry.raw, prep.x)
+    tta = assert_model_untouched(model, lambda: predict_tta(model, entry.spec, prep.x))
     assert tta.samples.shape == (len(tta.names), 2) and tta.mean.sum() == pytest.approx(1.0)
-    assert np.all(tta.std >= 0) and np.array_equal(tta.samples, predict_tta(model, entry.raw, prep.x).samples)
+    assert np.all(tta.std >= 0) and np.array_equal(tta.samples, predict_tta(model, entry.spec, prep.x).samples)
 
 
 def test_tiny_model_learned_and_cam_peaks_in_evidence_quadrant(tiny):
     model, entry = tiny
-    assert entry.raw["metrics"]["test"]["acc"] >= 0.9, entry.raw["metrics"]["test"]
+    assert entry.spec.test_metrics["acc"] >= 0.9, entry.spec.test_metrics
     for method in (CamMethod.GRADCAM, CamMethod.GRADCAM_PP, CamMethod.HIRESCAM):
         hits = 0
         for img in _positives():
-            x = prepare_input(img, entry.raw).x
-            cam = explain(model, x, entry.raw["cam_layer"], 1, method)
+            x = prepare_input(img, entry.spec).x
+            cam = explain(model, x, entry.spec.cam_layer, classifier_target(1), method)
             assert cam.shape == (28, 28) and cam.dtype == np.float32 and 0 <= cam.min() and cam.max() <= 1
             quads = [cam[:14, :14].mean(), cam[:14, 14:].mean(), cam[14:, :14].mean(), cam[14:, 14:].mean()]
             peak = np.unravel_index(np.argmax(cam), cam.shape)
@@ -49,46 +53,51 @@ def test_tiny_model_learned_and_cam_peaks_in_evidence_quadrant(tiny):
 
 def test_explanations_leave_shared_model_unchanged(tiny):
     model, entry = tiny
-    layer = model.get_submodule(entry.raw["cam_layer"])
-    x = prepare_input(_positives(1)[0], entry.raw).x
+    x = prepare_input(_positives(1)[0], entry.spec).x
     xt = torch.from_numpy(x[None])
     with torch.inference_mode():
         before = model(xt).clone()
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    flags = [p.requires_grad for p in model.parameters()]
     errors = []
 
     def work(method):
         try:
-            explain(model, x, entry.raw["cam_layer"], 0, method)
+            explain(model, x, entry.spec.cam_layer, classifier_target(0), method)
+            predict_tta(model, entry.spec, x)
         except Exception as e:  # noqa: BLE001 - surfaced by the assert below
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(m,)) for m in ("GradCAM", "HiResCAM")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    def concurrent_sessions():
+        threads = [threading.Thread(target=work, args=(m,)) for m in ("GradCAM", "HiResCAM", "GradCAM++")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    assert_model_untouched(model, concurrent_sessions)  # sessions sharing one cached model
     assert not errors
-    explain(model, x, entry.raw["cam_layer"], 1, "EigenCAM")
+    for method in CamMethod:  # every method, one at a time
+        cam = assert_model_untouched(model, lambda m=method: explain(model, x, entry.spec.cam_layer,
+                                                                     classifier_target(1), m))
+        assert cam.shape == (28, 28)
+    model.train()  # a model someone left in train mode is explained in eval mode and left in train mode
+    assert_model_untouched(model, lambda: explain(model, x, entry.spec.cam_layer, classifier_target(1)))
+    assert model.training
+    model.eval()
     with torch.inference_mode():
         assert torch.equal(model(xt), before)
-    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
-    assert not model.training and [p.requires_grad for p in model.parameters()] == flags
-    assert all(p.grad is None for p in model.parameters())
-    for m in (layer, model):
-        assert not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
 
 
 def test_explain_errors_are_clear(tiny):
     model, entry = tiny
-    x = prepare_input(_positives(1)[0], entry.raw).x
+    x = prepare_input(_positives(1)[0], entry.spec).x
     with pytest.raises(ExplainError, match="no layer 'layer9'"):
-        explain(model, x, "layer9", 0)
+        explain(model, x, "layer9", classifier_target(0))
     with pytest.raises(ExplainError, match="Unknown CAM method"):
-        explain(model, x, "layer3", 0, "ScoreCAM!")
+        explain(model, x, "layer3", classifier_target(0), "ScoreCAM!")
     with pytest.raises(ExplainError, match="class 5 outside"):
-        explain(model, x, "layer3", 5)
+        assert_model_untouched(model, lambda: explain(model, x, "layer3", classifier_target(5)))
+    with pytest.raises(ExplainError, match="pytorch-grad-cam target"):
+        explain(model, x, "layer3", 1)  # a bare class index is not a target
     assert not model.get_submodule("layer3")._forward_hooks
 
 
@@ -115,14 +124,16 @@ def test_temperature_scaling_lowers_nll_and_keeps_argmax():
 
 def test_shipped_tiny_card_has_calibration_on_val(tiny):
     _, entry = tiny
-    val = entry.raw["metrics"]["val"]
+    spec = ClassifierSpec.from_entry(entry.raw)  # the export's entry parses into the typed spec
+    assert spec == entry.spec and spec.input.shape == (1, 28, 28) and spec.from_folder
+    val = spec.metrics["val"]
     assert val["nll_calibrated"] <= val["nll"] + 1e-12
-    assert entry.raw["temperature"] > 0 and entry.card_path.exists()
+    assert spec.temperature > 0 and entry.card_path.exists()
 
 
 def test_guardrails_warn_on_mismatch(tiny):
     _, entry = tiny
-    spec = dict(entry.raw["input"], modality="DX", modality_label="chest X-ray")
+    spec = dataclasses.replace(entry.spec.input, modality="DX", modality_label="chest X-ray")
     ct = np.full((300, 200), -1000.0, np.float32)
     ct[50:100, 50:100] = 400
     warns = " ".join(check_input(ct, spec, "CT", n_slices=30))

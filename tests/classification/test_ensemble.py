@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.model_guard import assert_model_untouched
+
 
 def _train_member(folder, run, seed: int) -> None:
     from medviz.train.cli import main
@@ -20,7 +22,7 @@ def _train_member(folder, run, seed: int) -> None:
 
 def test_members_assemble_into_a_registered_ensemble(synthetic_folder, tmp_path, monkeypatch):
     from medviz.classification.infer import batch_logits
-    from medviz.explain import explain
+    from medviz.explain import classifier_target, explain
     from medviz.models.nets import build_network
     from medviz.models.registry import RegistryError
     from medviz.models.weights import load_model, load_state_dict
@@ -49,6 +51,9 @@ def test_members_assemble_into_a_registered_ensemble(synthetic_folder, tmp_path,
     model, entry = load_model("ens", device="cpu")  # every shard sha256-checked
     assert entry.raw["file"] == shards[0]["file"] and entry.raw["sha256"] == shards[0]["sha256"]
     assert entry.raw["cam_layer"] == "members.0.layer3,members.1.layer3"
+    spec = entry.spec  # the assembled ensemble's export parses into the typed spec
+    assert spec.arch.is_ensemble and len(spec.arch.members) == 2 and [s.file for s in spec.shards] == [s["file"] for s in shards]
+    assert spec.loss.label_smoothing == 0.1 and len(spec.provenance["members"]) == 2
     # The ensemble's softmax is the mean of its members' softmax (members read from their runs).
     members = []
     for run in runs:
@@ -60,10 +65,9 @@ def test_members_assemble_into_a_registered_ensemble(synthetic_folder, tmp_path,
     got = torch.softmax(torch.from_numpy(batch_logits(model, x)), -1).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    cam = explain(model, x[0], entry.raw["cam_layer"], 1, "GradCAM")  # one map from both members' layers
+    cam = assert_model_untouched(  # one map from both members' layers
+        model, lambda: explain(model, x[0], entry.raw["cam_layer"], classifier_target(1), "GradCAM"))
     assert cam.shape == (28, 28) and 0.0 <= cam.min() and cam.max() <= 1.0
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
     with pytest.raises(RegistryError, match="cannot itself be an ensemble"):
         build_network({"name": "Ensemble", "kwargs": {"members": [entry.raw["arch"], entry.raw["arch"]]}})

@@ -58,14 +58,13 @@ def test_cached_file_needs_no_package(tmp_path, monkeypatch):
     assert download_npz(look_up_dataset("breastmnist"), tmp_path) == tmp_path / "breastmnist.npz"
 
 
-def _task(tmp_path, monkeypatch, *extra):
-    from medviz.train.cli import parse
-    from medviz.train.registry import get_task_class
+def _task(tmp_path, monkeypatch, download=False):
+    from medviz.classification.train import ClassificationTask, ClassificationTrainOptions
 
     monkeypatch.setenv("MEDVIZ_MEDMNIST_DIR", str(tmp_path / "cache"))
-    args = parse(["--task", "classification", "--dataset", "breastmnist", "--data", str(tmp_path / "empty"), *extra])
     (tmp_path / "empty").mkdir(exist_ok=True)
-    return get_task_class("classification")(args)
+    return ClassificationTask(ClassificationTrainOptions(dataset="breastmnist", download=download),
+                              data=tmp_path / "empty")
 
 
 def test_task_without_download_flag_suggests_it(tmp_path, monkeypatch):
@@ -77,7 +76,7 @@ def test_task_without_download_flag_suggests_it(tmp_path, monkeypatch):
 
 def test_task_downloads_then_reads_the_npz(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "medmnist", _fake_medmnist(_write_npz))
-    data = _task(tmp_path, monkeypatch, "--download").build_data()
+    data = _task(tmp_path, monkeypatch, download=True).build_data()
     assert data.summary["counts"]["train"] == [12, 12] and len(data.val) == 8
     assert (tmp_path / "cache" / "breastmnist.npz").is_file()
 
@@ -85,4 +84,4 @@ def test_task_downloads_then_reads_the_npz(tmp_path, monkeypatch):
 def test_task_download_offline_message(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "medmnist", _fake_medmnist(_offline))
     with pytest.raises(DataError, match=r"download failed \(offline\?\)"):
-        _task(tmp_path, monkeypatch, "--download").build_data()
+        _task(tmp_path, monkeypatch, download=True).build_data()

@@ -52,13 +52,11 @@ BELOW_BAR: dict[str, str] = {}
 
 
 def _evaluate(name):
-    import argparse
-
-    from medviz.classification.evaluate import evaluate
+    from medviz.classification.evaluate import ClassificationEvalOptions, evaluate
     from medviz.models.registry import get_entry
 
     entry = get_entry(name)
-    return entry, evaluate(entry, argparse.Namespace(split="test", data=None, limit=None, n_boot=100, device="cpu"))
+    return entry, evaluate(entry, ClassificationEvalOptions(split="test", n_boot=100, device="cpu"))
 
 
 @pytest.mark.data

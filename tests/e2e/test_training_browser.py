@@ -42,7 +42,7 @@ def _stop(page) -> None:
     """Press Stop and wait until the run reports ``stopped``."""
     from playwright.sync_api import expect
 
-    stop = page.get_by_role("button", name="Stop")
+    stop = page.get_by_role("button", name="Stop", exact=True)
     expect(stop).to_be_enabled(timeout=120000)
     stop.click()
     expect(page.get_by_text("stopped", exact=True).first).to_be_visible(timeout=60000)
@@ -57,11 +57,11 @@ def test_start_watch_stop_promote(training_server, page, shots):
     expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60000)
     page.get_by_role("combobox", name="task").click()
     page.get_by_role("option", name="toy").click()
-    epochs = page.get_by_label("epochs", exact=True)
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("500")
     epochs.press("Enter")
-    page.get_by_label("batch size").fill("8")
-    page.get_by_label("batch size").press("Enter")
+    page.get_by_label("Batch size", exact=True).fill("8")
+    page.get_by_label("Batch size", exact=True).press("Enter")
     page.get_by_role("button", name="Start training").click()
 
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60000)
@@ -72,7 +72,7 @@ def test_start_watch_stop_promote(training_server, page, shots):
         page.wait_for_timeout(500)
 
     _stop(page)
-    resume = page.get_by_role("button", name="Resume")
+    resume = page.get_by_role("button", name="Resume", exact=True)
     expect(resume).to_be_enabled(timeout=120000)  # the page re-renders once the worker thread has ended
     resume.click()  # continues from the last completed epoch
     expect(page.get_by_text("running", exact=True).first).to_be_visible(timeout=60000)
@@ -87,7 +87,7 @@ def test_start_watch_stop_promote(training_server, page, shots):
     name = page.get_by_label("model name")
     name.fill("toy-browser")
     name.press("Enter")
-    promote = page.get_by_role("button", name="Promote")
+    promote = page.get_by_role("button", name="Promote", exact=True)
     expect(promote).to_be_enabled(timeout=120000)
     promote.click()
     expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.reconstruction import baselines, infer, kspace, metrics
+from medviz.reconstruction import infer, kspace, metrics
+from tests.model_guard import assert_model_untouched
 
 
 @pytest.mark.parametrize("acc", [4, 8])
@@ -99,7 +100,8 @@ def test_blank_slice_gives_finite_output(tiny_models):
 def test_compare_returns_aligned_panels_and_metrics(phantom, mode, tiny_models):
     model = tiny_models[mode]
     before = phantom.copy()
-    res = infer.compare(model, mode, phantom * 300, acceleration=4, sigma=0.05, slow_baseline=False)
+    res = assert_model_untouched(
+        model, lambda: infer.compare(model, mode, phantom * 300, acceleration=4, sigma=0.05, slow_baseline=False))
     assert np.array_equal(phantom, before)
     for k in ("reference", "degraded", "output", "difference"):
         assert res[k].shape == phantom.shape
@@ -109,6 +111,62 @@ def test_compare_returns_aligned_panels_and_metrics(phantom, mode, tiny_models):
     assert all(set(v) == {"psnr", "ssim", "nmse"} for v in res["metrics"].values())
     with pytest.raises(kspace.ReconError):
         infer.compare(model, "deblur", phantom)
+
+
+@pytest.mark.parametrize("cascades", [1, 2])
+def test_reconstruct_and_denoise_leave_the_shared_model_untouched(phantom, tiny_models, cascades):
+    recon, den = tiny_models["recon"], tiny_models["denoise"]
+    mask = kspace.make_mask(64, "random", 4, seed=3)
+    out = assert_model_untouched(recon, lambda: infer.reconstruct(recon, phantom, mask, cascades=cascades))
+    assert out["reconstruction"].shape == (64, 64) and np.isfinite(out["reconstruction"]).all()
+    noisy = kspace.add_rician_noise(phantom, 0.05, seed=0)
+    y = assert_model_untouched(den, lambda: infer.denoise(den, noisy))
+    assert y.shape == (64, 64) and np.isfinite(y).all()
+    den.train()  # a model left in train mode runs in eval mode (batch-norm statistics frozen) and stays in train
+    assert np.array_equal(assert_model_untouched(den, lambda: infer.denoise(den, noisy)), y)
+    assert den.training
+
+
+def test_shared_model_calls_from_concurrent_sessions_are_serialised(phantom, tiny_models, monkeypatch):
+    import contextlib
+    import threading
+    import time
+
+    from medviz.models import runtime
+
+    model = tiny_models["denoise"]
+    inside, peak, guard = [0], [0], threading.Lock()
+    real_using = runtime.using
+
+    @contextlib.contextmanager
+    def counting_using(m, grad=False):  # the real runtime, counting the calls inside it at once
+        with real_using(m, grad) as net:
+            with guard:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.02)
+            try:
+                yield net
+            finally:
+                with guard:
+                    inside[0] -= 1
+
+    monkeypatch.setattr(infer, "using", counting_using)
+    outs = []
+
+    def session():
+        outs.append(infer.compare(model, "denoise", phantom, sigma=0.05, slow_baseline=False)["output"])
+
+    def sessions():
+        threads = [threading.Thread(target=session) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    assert_model_untouched(model, sessions)
+    assert peak[0] == 1 and len(outs) == 4
+    assert all(np.array_equal(o, outs[0]) for o in outs)
 
 
 def test_unrolled_cascades_keep_measured_lines(phantom, tiny_models):

@@ -36,7 +36,7 @@ def test_recon_model_beats_zero_filled_at_4x(test_slices, kind):
     model, entry = _model("lgg_flair_recon")
     gains, ssim_gains = [], []
     for i, x in enumerate(test_slices):
-        out = infer.reconstruct(model, x, kspace.make_mask(256, kind, 4, seed=i), cascades=int(entry.get("cascades", 1)))
+        out = infer.reconstruct(model, x, kspace.make_mask(256, kind, 4, seed=i), cascades=entry.spec.cascades)
         gains.append(metrics.psnr(x, out["reconstruction"]) - metrics.psnr(x, out["zero_filled"]))
         ssim_gains.append(metrics.ssim(x, out["reconstruction"]) - metrics.ssim(x, out["zero_filled"]))
     assert min(gains) > 1.0, gains

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medviz.models.specs import ReconSpec, parse_spec
+
 
 @pytest.fixture
 def fake_lgg(tmp_path, phantom):
@@ -55,6 +57,9 @@ def test_train_export_evaluate_roundtrip(fake_lgg, tmp_path, monkeypatch, mode, 
     assert rc == 0
     entry = json.loads((out / "manifest.json").read_text())["models"][0]
     assert entry["mode"] == mode and entry["task"] == "reconstruction"
+    spec = parse_spec(entry)  # what the export wrote parses into the typed spec
+    assert isinstance(spec, ReconSpec) and spec.mode == mode and spec.residual
+    assert (spec.cascades, spec.noise is None) == ((1, True) if mode == "recon" else (1, False))
     assert "python -m medviz.train" in (out / f"t_{mode}.md").read_text()
     capsys.readouterr()
     rc = evaluate_main(["--model", f"t_{mode}", "--json", "--data", str(fake_lgg), "--device", "cpu",

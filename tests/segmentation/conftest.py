@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from medviz.models.specs import SegmenterSpec, parse_spec
+
 TINY_ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [4, 8, 16],
                                         "strides": [2, 2], "num_res_units": 1, "norm": "batch"}}
+
+
+def lgg_like_spec(**keys) -> SegmenterSpec:
+    """The spec of a tiny UNet with the LGG model's input policy (3-channel MR, label "FLAIR abnormality") and
+    the spec defaults (no TTA, threshold 0.5, no component filter); ``keys`` are extra manifest keys."""
+    return parse_spec({"name": "tiny_lgg", "task": "segmentation", "file": "tiny_seg.safetensors", "arch": TINY_ARCH,
+                       "classes": ["background", "FLAIR abnormality"], "input": {"modality": "MR"}, **keys})
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medviz.models.specs import parse_spec
+
 pytestmark = pytest.mark.data
 
 
@@ -69,8 +71,8 @@ def test_shipped_model_reproduces_its_card_and_meets_the_bar(data_dir, capsys) -
     entry = entries["lgg_unet"]
     assert all(path.stat().st_size <= 20 * 2**20 for path, _ in entry.weight_files)
     out = _run(["--model", "lgg_unet", "--json", "--split", "test", "--bootstrap", "100"], capsys)
-    assert out["n_patients"] == 6 and out["tta"] == entry.get("tta", "none")
-    assert out["dice_mean_per_patient"] == pytest.approx(entry.get("test_dice_patient"), abs=1e-6)
+    assert out["n_patients"] == 6 and out["tta"] == entry.spec.tta
+    assert out["dice_mean_per_patient"] == pytest.approx(entry.spec.provenance["test_dice_patient"], abs=1e-6)
     assert out["dice_mean_per_patient"] >= QUALITY_BAR, out["per_patient"]
 
 
@@ -98,9 +100,10 @@ def test_lgg_layout_export_chooses_tta_on_val_and_writes_it_into_the_card(data_d
     import json as _json
 
     from medviz.datasets.lgg import cases, read_pairs
-    from medviz.train.cli import config_from_args, parse
-    from medviz.train.engine import export_model, train
-    from medviz.train.registry import get_task_class
+    from medviz.segmentation.train import SegmentationTrainOptions
+    from medviz.train.cli import command_line, to_argv
+    from medviz.train.command import RunOptions, TrainCommand
+    from medviz.train.engine import TrainConfig, export_model, train
 
     src = data_dir / "lgg_flair_mri_seg"
     split = {"train": cases(src, "train")[:2], "val": cases(src, "val")[:1], "test": cases(src, "test")[:1]}
@@ -111,12 +114,15 @@ def test_lgg_layout_export_chooses_tta_on_val_and_writes_it_into_the_card(data_d
     (root / "pairs.csv").write_text("case_id,slice,image,mask\n" + "".join(
         f"{p.case_id},{p.slice},{p.image},{p.mask}\n" for p in rows))
     (root / "splits.json").write_text(_json.dumps(split))
-    argv = ["--task", "segmentation", "--device", "cpu", "--data", str(root), "--epochs", "1", "--batch-size", "4",
-            "--max-steps-per-epoch", "2", "--crop", "64", "--unet-channels", "4", "8", "--res-units", "0"]
-    task = get_task_class("segmentation")(parse(argv))
-    entry = export_model(task, train(task, config_from_args(parse(argv)), tmp_path / "run"), tmp_path / "w", "lgg_cand",
-                         "python -m medviz.train " + " ".join(argv))
+    cmd = TrainCommand("segmentation", run=RunOptions(data=root),
+                       config=TrainConfig(device="cpu", epochs=1, batch_size=4, max_steps_per_epoch=2),
+                       options=SegmentationTrainOptions(crop=64, unet_channels=[4, 8], res_units=0))
+    task = cmd.build_task()
+    entry = export_model(task, train(task, cmd.config, tmp_path / "run"), tmp_path / "w", "lgg_cand",
+                         command_line(to_argv(cmd)))
     assert entry["layout"] == "lgg" and entry["tta"] in ("none", "lr_flip")
+    spec = parse_spec(entry)  # what the export wrote parses into the typed spec
+    assert spec.layout == "lgg" and spec.in_channels == 3 and spec.label_name == "FLAIR abnormality"
     assert entry["val_dice_patient"] == pytest.approx(max(entry["val_dice_by_tta"].values()), abs=1e-9)
     card = (tmp_path / "w" / "lgg_cand.md").read_text()
     assert "Test-time augmentation chosen on val" in card and "lr_flip" in card

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
+from medviz.models.specs import SegmenterSpec, parse_spec
 from medviz.segmentation import nifti_pairs
 from medviz.datasets.lgg import DataLayoutError
 
@@ -92,17 +94,14 @@ def test_unknown_layout_lists_accepted_layouts(tmp_path):
 
 
 def test_tiny_training_on_nifti_pairs_lowers_loss(tmp_path):
-    from medviz.train.cli import config_from_args, parse
-    from medviz.train.engine import train
-    from medviz.train.registry import get_task_class
+    from medviz.segmentation.train import SegmentationTask, SegmentationTrainOptions
+    from medviz.train.engine import TrainConfig, train
 
     root = _pair_folder(tmp_path / "d")
-    args = parse(["--task", "segmentation", "--device", "cpu", "--scheduler", "none", "--data", str(root),
-                  "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--max-steps-per-epoch", "4",
-                  "--crop", "32", "--unet-channels", "4", "8", "--res-units", "0", "--dropout", "0",
-                  "--seed", "0"])
-    task = get_task_class("segmentation")(args)
-    result = train(task, config_from_args(args), tmp_path / "run")
+    options = SegmentationTrainOptions(crop=32, unet_channels=[4, 8], res_units=0, dropout=0.0)
+    task = SegmentationTask(options, data=root)
+    cfg = TrainConfig(device="cpu", scheduler="none", epochs=2, batch_size=8, lr=0.01, max_steps_per_epoch=4, seed=0)
+    result = train(task, cfg, tmp_path / "run")
     s = task.build_data().summary
     assert s["train_cases"] == 3 and s["val_cases"] == 1 and s["in_channels"] == 1
     assert s["train_slices"] == 18 and "hash split" in s["split"]
@@ -113,11 +112,10 @@ def test_tiny_training_on_nifti_pairs_lowers_loss(tmp_path):
 
 
 def test_lgg_layout_keeps_three_channels(tmp_path):
-    from medviz.train.cli import parse
-    from medviz.train.registry import get_task_class
+    from medviz.segmentation.train import SegmentationTask
 
     (tmp_path / "pairs.csv").write_text("case_id,slice,image,mask\n")
-    task = get_task_class("segmentation")(parse(["--task", "segmentation", "--data", str(tmp_path)]))
+    task = SegmentationTask(data=tmp_path)
     assert task.layout() == "lgg" and task.arch()["kwargs"]["in_channels"] == 3
 
 
@@ -145,21 +143,27 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     from medviz.io import load_path
     from medviz.models.weights import load_model
     from medviz.segmentation.infer import segment_volume
-    from medviz.train.cli import config_from_args, parse
-    from medviz.train.engine import export_model, train
-    from medviz.train.registry import get_task_class
+    from medviz.segmentation.train import SegmentationTrainOptions
+    from medviz.train.cli import command_line, to_argv
+    from medviz.train.command import RunOptions, TrainCommand
+    from medviz.train.engine import TrainConfig, export_model, train
 
     root = _pair_folder(tmp_path / "d")
     (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],
                                                   "test": ["case_d"]}))
-    argv = ["--task", "segmentation", "--device", "cpu", "--scheduler", "none", "--data", str(root),
-            "--epochs", "6", "--batch-size", "8", "--lr", "0.02", "--max-steps-per-epoch", "6", "--crop", "32",
-            "--unet-channels", "8", "16", "32", "--res-units", "1", "--dropout", "0", "--seed", "0"]
-    task = get_task_class("segmentation")(parse(argv))
-    result = train(task, config_from_args(parse(argv)), tmp_path / "run")
+    cmd = TrainCommand("segmentation", run=RunOptions(data=root),
+                       config=TrainConfig(device="cpu", scheduler="none", epochs=6, batch_size=8, lr=0.02,
+                                          max_steps_per_epoch=6, seed=0),
+                       options=SegmentationTrainOptions(crop=32, unet_channels=[8, 16, 32], res_units=1, dropout=0.0))
+    task = cmd.build_task()
+    result = train(task, cmd.config, tmp_path / "run")
     weights = tmp_path / "weights"
-    entry = export_model(task, result, weights, "ct_cube", "python -m medviz.train " + " ".join(argv), register=True)
+    entry = export_model(task, result, weights, "ct_cube", command_line(to_argv(cmd)), register=True)
     assert entry["arch"]["kwargs"]["in_channels"] == 1 and entry["layout"] == "nifti"
+    spec = parse_spec(entry)  # what the export wrote parses into the typed spec
+    assert isinstance(spec, SegmenterSpec) and spec.in_channels == 1 and spec.layout == "nifti"
+    assert (spec.threshold, spec.min_size, spec.tta, spec.data) == (entry["threshold"], entry["min_size"],
+                                                                    entry["tta"], str(root.resolve()))
     assert entry["data"] == str(root.resolve()) and entry["classes"] == ["background", "foreground"]
     card = (weights / "ct_cube.md").read_text()
     assert "case_d" in card and "train 2 / val 1 / test 1 cases" in card and "--epochs 6" in card
@@ -192,17 +196,17 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     model, e = load_model("ct_cube", device="cpu")
     volume = load_path(root / "images" / "case_d.nii.gz").series[0].volume
     assert volume.array.ndim == 3  # grey volume, as the model expects
-    seg = segment_volume(model, volume, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
+    seg = segment_volume(model, volume, e.spec)  # the spec's threshold, min size and TTA
     _, truth = nifti_pairs.load_case(root, "case_d")
     assert seg.mask.shape == truth.shape
     assert [n for n in seg.notes if "left-right mirror" not in n] == []  # grey input as trained: nothing to warn
-    assert len(seg.notes) == (e.get("tta") == "lr_flip")  # only the TTA note, when val chose TTA
+    assert len(seg.notes) == (e.spec.tta == "lr_flip")  # only the TTA note, when val chose TTA
     inter = (seg.mask.astype(bool) & truth.astype(bool)).sum()
     assert 2 * inter / (seg.mask.sum() + truth.sum()) == pytest.approx(out["per_patient"]["case_d"], abs=1e-6)
     from dataclasses import replace
 
     rgb = replace(volume, array=np.repeat(volume.array[..., None], 3, axis=-1), units="RGB")
-    seg_rgb = segment_volume(model, rgb, threshold=e.get("threshold"), min_size=e.get("min_size"), entry=e)
+    seg_rgb = segment_volume(model, rgb, e.spec)
     assert any("averaged to one grey channel" in n for n in seg_rgb.notes)
     np.testing.assert_array_equal(seg_rgb.mask, seg.mask)  # grey replicated to RGB and averaged back
 
@@ -212,23 +216,20 @@ def test_skip_test_export_and_init_from_weights(tmp_path):
     import torch
 
     from medviz.models.weights import load_state_dict
-    from medviz.train.cli import config_from_args, parse
-    from medviz.train.engine import export_model, train
-    from medviz.train.registry import get_task_class
+    from medviz.segmentation.train import SegmentationTask, SegmentationTrainOptions
+    from medviz.train.engine import TrainConfig, export_model, train
 
     root = _pair_folder(tmp_path / "d")
     (root / "splits.json").write_text(json.dumps({"train": ["case_a", "case_b"], "val": ["case_c"],
                                                   "test": ["case_d"]}))
-    argv = ["--task", "segmentation", "--device", "cpu", "--data", str(root), "--epochs", "1", "--batch-size", "8",
-            "--max-steps-per-epoch", "2", "--crop", "32", "--unet-channels", "4", "8", "--res-units", "0",
-            "--skip-test"]
-    task = get_task_class("segmentation")(parse(argv))
-    entry = export_model(task, train(task, config_from_args(parse(argv)), tmp_path / "run"), tmp_path / "w", "cand",
-                         "cmd")
+    options = SegmentationTrainOptions(crop=32, unet_channels=[4, 8], res_units=0, skip_test=True)
+    cfg = TrainConfig(device="cpu", epochs=1, batch_size=8, max_steps_per_epoch=2)
+    task = SegmentationTask(options, data=root)
+    entry = export_model(task, train(task, cfg, tmp_path / "run"), tmp_path / "w", "cand", "cmd")
     card = (tmp_path / "w" / "cand.md").read_text()
     assert entry["test_dice_patient"] is None and "Not computed: candidate run exported with `--skip-test`" in card
     weights = tmp_path / "w" / "cand.safetensors"
-    again = get_task_class("segmentation")(parse(argv + ["--init", str(weights)]))
+    again = SegmentationTask(replace(options, init=weights), data=root)
     again.build_data()
     model = again.build_model()
     saved = load_state_dict(weights)

@@ -29,11 +29,3 @@ def train_cmd(*args: str) -> list[str]:
 def _toy_registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDVIZ_TRAIN_TASKS", TOY)
     monkeypatch.setenv("MEDVIZ_DEVICE", "cpu")
-
-
-@pytest.fixture
-def toy_args():
-    """``toy_args(*argv)`` -> the parsed namespace the command line would give the toy task."""
-    from medviz.train.cli import parse
-
-    return lambda *argv: parse(["--task", "toy", *argv])

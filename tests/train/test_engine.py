@@ -11,13 +11,13 @@ from medviz.train.checkpoint import LAST, CheckpointError, load_checkpoint
 from medviz.train.engine import BEST, TrainConfig, TrainingError, export_model, train
 from medviz.train.events import EventLog
 from medviz.train.registry import get_task_class, task_names
-from tests.train.toy_task import ToyTask
+from tests.train.toy_task import ToyOptions, ToyTask
 
 CFG = dict(epochs=3, batch_size=8, lr=1e-2, device="cpu")
 
 
-def _run(toy_args, run_dir, argv=(), listeners=(), stop_event=None, resume=False, **cfg):
-    task = ToyTask(toy_args(*argv))
+def _run(run_dir, options=None, listeners=(), stop_event=None, resume=False, **cfg):
+    task = ToyTask(options)
     return train(task, TrainConfig(**{**CFG, **cfg}), run_dir, listeners=listeners, stop_event=stop_event,
                  resume=resume)
 
@@ -26,9 +26,9 @@ def _same_state(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_toy_run_improves_and_reports(toy_args, tmp_path):
+def test_toy_run_improves_and_reports(tmp_path):
     log = EventLog()
-    r = _run(toy_args, tmp_path, listeners=[log])
+    r = _run(tmp_path, listeners=[log])
     assert r.status == "completed" and len(r.history) == 3
     assert r.history[-1]["val_loss"] < r.history[0]["val_loss"]
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
@@ -42,69 +42,69 @@ def test_toy_run_improves_and_reports(toy_args, tmp_path):
     assert load_checkpoint(tmp_path / LAST)["epoch"] == 3 and (tmp_path / BEST).exists()
 
 
-def test_same_seed_same_curve_other_seed_differs(toy_args, tmp_path):
-    curves = [[h["train_loss"] for h in _run(toy_args, tmp_path / str(i), ["--augment"], seed=s, epochs=2).history]
+def test_same_seed_same_curve_other_seed_differs(tmp_path):
+    curves = [[h["train_loss"] for h in _run(tmp_path / str(i), ToyOptions(augment=True), seed=s, epochs=2).history]
               for i, s in enumerate((7, 7, 8))]
     assert curves[0] == curves[1]
     assert curves[0] != curves[2]
 
 
-def test_nan_loss_names_the_step_and_keeps_last_checkpoint(toy_args, tmp_path):
+def test_nan_loss_names_the_step_and_keeps_last_checkpoint(tmp_path):
     log = EventLog()
     with pytest.raises(TrainingError, match=r"epoch 2, step 3"):
-        _run(toy_args, tmp_path, ["--nan-at-step", "11"], listeners=[log])  # 8 steps per epoch
+        _run(tmp_path, ToyOptions(nan_at_step=11), listeners=[log])  # 8 steps per epoch
     assert load_checkpoint(tmp_path / LAST)["epoch"] == 1
     assert log.snapshot()[-1].kind == "error"
 
 
-def test_nonfinite_steps_are_skipped_when_allowed(toy_args, tmp_path):
+def test_nonfinite_steps_are_skipped_when_allowed(tmp_path):
     """--skip-nonfinite: a NaN loss (step 11) and a NaN gradient with a finite loss (step 13) leave the
     weights untouched and are counted; one more than allowed fails like before."""
-    r = _run(toy_args, tmp_path / "a", ["--nan-at-step", "11", "--nan-grad-at-step", "13"], skip_nonfinite=2)
+    r = _run(tmp_path / "a", ToyOptions(nan_at_step=11, nan_grad_at_step=13), skip_nonfinite=2)
     assert r.status == "completed" and [h.get("skipped_steps", 0) for h in r.history] == [0, 2, 0]
     assert all(torch.isfinite(v).all() for v in r.model.state_dict().values() if v.is_floating_point())
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
     with pytest.raises(TrainingError, match=r"2 optimiser steps .* epoch 2, step 5; --skip-nonfinite 1"):
-        _run(toy_args, tmp_path / "b", ["--nan-at-step", "11", "--nan-grad-at-step", "13"], skip_nonfinite=1)
+        _run(tmp_path / "b", ToyOptions(nan_at_step=11, nan_grad_at_step=13), skip_nonfinite=1)
     # without the option the NaN gradient itself is not detected, but the next loss is NaN
     with pytest.raises(TrainingError, match=r"loss became nan at epoch 2, step 6"):
-        _run(toy_args, tmp_path / "c", ["--nan-grad-at-step", "13"])
+        _run(tmp_path / "c", ToyOptions(nan_grad_at_step=13))
 
 
-def test_stop_saves_nothing_partial_and_resume_matches_uninterrupted(toy_args, tmp_path):
-    ref = _run(toy_args, tmp_path / "ref")
+def test_stop_saves_nothing_partial_and_resume_matches_uninterrupted(tmp_path):
+    ref = _run(tmp_path / "ref")
     stop = threading.Event()
 
     def stopper(e):
         if e.kind == "step" and e.epoch == 1 and e.step == 3:
             stop.set()
 
-    r = _run(toy_args, tmp_path / "run", listeners=[stopper], stop_event=stop)
+    r = _run(tmp_path / "run", listeners=[stopper], stop_event=stop)
     assert r.status == "stopped"
     assert load_checkpoint(tmp_path / "run" / LAST)["epoch"] == 1  # the partial epoch 2 was not saved
     assert not list((tmp_path / "run").glob(".*.tmp"))
-    done = _run(toy_args, tmp_path / "run", resume=True)
+    done = _run(tmp_path / "run", resume=True)
     assert done.status == "completed" and [h["epoch"] for h in done.history] == [1, 2, 3]
     assert _same_state(load_checkpoint(tmp_path / "run" / LAST)["model"], load_checkpoint(tmp_path / "ref" / LAST)["model"])
     assert _same_state(done.model.state_dict(), ref.model.state_dict())
 
 
-def test_resume_without_checkpoint_is_a_clear_error(toy_args, tmp_path):
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="No checkpoint"):
-        _run(toy_args, tmp_path, resume=True)
+        _run(tmp_path, resume=True)
 
 
-def test_early_stopping_and_finished_run_resumes_to_same_status(toy_args, tmp_path):
-    r = _run(toy_args, tmp_path, epochs=30, patience=1, lr=0.5)
+def test_early_stopping_and_finished_run_resumes_to_same_status(tmp_path):
+    r = _run(tmp_path, epochs=30, patience=1, lr=0.5)
     assert r.status == "early_stopped" and len(r.history) < 30
-    again = _run(toy_args, tmp_path, epochs=30, patience=1, lr=0.5, resume=True)
+    again = _run(tmp_path, epochs=30, patience=1, lr=0.5, resume=True)
     assert again.status == "early_stopped" and len(again.history) == len(r.history)
 
 
-def test_export_registers_a_loadable_model(toy_args, tmp_path):
+def test_export_registers_a_loadable_model(tmp_path):
     from medviz.models.weights import load_model
 
-    task = ToyTask(toy_args())
+    task = ToyTask(ToyOptions())
     r = train(task, TrainConfig(**{**CFG, "epochs": 1}), tmp_path / "run")
     entry = export_model(task, r, tmp_path / "w", "toy-model", "python -m medviz.train --task toy", register=True)
     model, e = load_model("toy-model", weights_dir=tmp_path / "w")
@@ -124,31 +124,31 @@ def test_task_registry_is_explicit(monkeypatch):
         get_task_class("x")
 
 
-def test_worker_processes_give_the_same_result(toy_args, tmp_path):
-    a = _run(toy_args, tmp_path / "a", epochs=2)
-    b = _run(toy_args, tmp_path / "b", epochs=2, num_workers=1)
+def test_worker_processes_give_the_same_result(tmp_path):
+    a = _run(tmp_path / "a", epochs=2)
+    b = _run(tmp_path / "b", epochs=2, num_workers=1)
     assert _same_state(a.model.state_dict(), b.model.state_dict())
 
 
-def test_export_refuses_a_run_without_a_completed_epoch(toy_args, tmp_path):
+def test_export_refuses_a_run_without_a_completed_epoch(tmp_path):
     stop = threading.Event()
     stop.set()
-    task = ToyTask(toy_args())
+    task = ToyTask(ToyOptions())
     r = train(task, TrainConfig(**CFG), tmp_path / "run", stop_event=stop)
     assert r.status == "stopped" and r.best_epoch == 0
     with pytest.raises(TrainingError, match="no completed epoch"):
         export_model(task, r, tmp_path / "w", "x", "cmd")
 
 
-def test_estimate_measures_steps(toy_args):
+def test_estimate_measures_steps():
     from medviz.train.estimate import estimate
 
-    est = estimate(ToyTask(toy_args()), TrainConfig(**CFG))
+    est = estimate(ToyTask(ToyOptions()), TrainConfig(**CFG))
     assert est["steps_per_epoch"] == 8 and est["step_s"] > 0 and est["params"] > 0
     assert est["epoch_s"] == pytest.approx(est["step_s"] * 8) and est["peak_mb"] >= est["param_state_mb"]
 
 
-def test_unusable_device_is_a_training_error(toy_args, tmp_path, monkeypatch):
+def test_unusable_device_is_a_training_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(TrainingError, match="no CUDA device"):
-        _run(toy_args, tmp_path, device="cuda")
+        _run(tmp_path, device="cuda")

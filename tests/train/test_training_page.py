@@ -23,7 +23,7 @@ def test_training_page_runs_evaluates_and_promotes(tmp_path, monkeypatch):
     assert not at.exception
     at.selectbox(key="train.task").set_value("toy").run()
     at.number_input(key="train.epochs").set_value(2)
-    at.number_input(key="train.batch").set_value(8)
+    at.number_input(key="train.batch_size").set_value(8)
     at.button(key="train.start").click().run()
     assert not at.error, [e.value for e in at.error]
     deadline = time.monotonic() + 120

@@ -4,51 +4,54 @@ No BatchNorm and no dropout by default, so a 2-process DDP run equals a single-p
 float error. Register it for the command line and the page with
 ``MEDVIZ_TRAIN_TASKS=toy=tests.train.toy_task:ToyTask``.
 
-Test hooks: ``--nan-at-step`` (global step that returns NaN), ``--nan-grad-at-step`` (global step
+Options: :class:`ToyOptions`. Test hooks: ``--nan-at-step`` (global step that returns NaN), ``--nan-grad-at-step`` (global step
 whose loss is finite but whose gradient is NaN, like the derivative of a magnitude at 0), ``--step-delay`` (seconds slept per
 step, to kill a run mid-epoch), ``--trace`` (file that gets one ``epoch step`` line per step).
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medviz.options import option
 from medviz.train.task import TaskData, TrainTask
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
                                    "strides": [2], "num_res_units": 0, "norm": None}}
 
 
+@dataclass(frozen=True)
+class ToyOptions:
+    n_train: int = option(64, label="Training images", min=1, help="training images")
+    n_val: int = option(16, label="Validation images", min=1, help="validation images")
+    size: int = option(16, label="Image side (pixels)", min=4, help="image side in pixels")
+    augment: bool = option(False, label="Random noise", help="random Gaussian noise (seeded)")
+    nan_at_step: int = option(0, label="NaN loss at step", min=0, help="return a NaN loss at this global step")
+    nan_grad_at_step: int = option(0, label="NaN gradient at step", min=0, help="finite loss, NaN gradient at this step")
+    step_delay: float = option(0.0, label="Delay per step (s)", min=0.0, help="seconds to sleep per step")
+    trace: Path | None = option(None, label="Trace file", help="append 'epoch step' per step")
+
+
 class ToyTask(TrainTask):
     name = "toy"
     monitor = "val_loss"
     mode = "min"
+    Options = ToyOptions
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        super().__init__(args)
+    def __init__(self, options: ToyOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
         self._global_step = 0
-
-    @classmethod
-    def add_arguments(cls, parser: Any) -> None:
-        parser.add_argument("--n-train", type=int, default=64, help="training images")
-        parser.add_argument("--n-val", type=int, default=16, help="validation images")
-        parser.add_argument("--size", type=int, default=16, help="image side in pixels")
-        parser.add_argument("--augment", action="store_true", help="random Gaussian noise (seeded)")
-        parser.add_argument("--nan-at-step", type=int, default=0, help="return a NaN loss at this global step")
-        parser.add_argument("--nan-grad-at-step", type=int, default=0, help="finite loss, NaN gradient at this step")
-        parser.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep per step")
-        parser.add_argument("--trace", type=Path, default=None, help="append 'epoch step' per step")
 
     def build_data(self) -> TaskData:
         from monai.data import CacheDataset
         from monai.transforms import Compose, EnsureTyped, RandGaussianNoised
 
-        a = self.args
+        a = self.options
         rng = np.random.default_rng(0)
         img = rng.random((a.n_train + a.n_val, 1, a.size, a.size), dtype=np.float32)
         items = [{"image": x, "label": (x > 0.5).astype(np.float32)} for x in img]
@@ -74,15 +77,15 @@ class ToyTask(TrainTask):
         import torch.nn.functional as F
 
         self._global_step += 1
-        if self.args.trace is not None:
-            with open(self.args.trace, "a") as f:
+        if self.options.trace is not None:
+            with open(self.options.trace, "a") as f:
                 f.write(f"{self._global_step}\n")
-        if self.args.step_delay:
-            time.sleep(self.args.step_delay)
+        if self.options.step_delay:
+            time.sleep(self.options.step_delay)
         loss = F.binary_cross_entropy_with_logits(model(batch["image"]), batch["label"])
-        if self.args.nan_at_step and self._global_step == self.args.nan_at_step:
+        if self.options.nan_at_step and self._global_step == self.options.nan_at_step:
             loss = loss * float("nan")
-        if self.args.nan_grad_at_step and self._global_step == self.args.nan_grad_at_step:
+        if self.options.nan_grad_at_step and self._global_step == self.options.nan_grad_at_step:
             w = next(model.parameters())
             loss = loss + (w - w.detach()).abs().sum().sqrt()  # value 0; d sqrt(u)/du at 0 = inf, times 0 = NaN
         return loss
@@ -99,7 +102,7 @@ class ToyTask(TrainTask):
             pred = (logits > 0).float()
             inter += (pred * y).sum().item()
             total += (pred.sum() + y.sum()).item()
-        n = sum(1 for _ in loader.dataset) * self.args.size**2
+        n = sum(1 for _ in loader.dataset) * self.options.size**2
         return {"val_loss": sum(losses) / n, "val_dice": 2 * inter / max(total, 1e-9)}
 
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:

@@ -1,0 +1,48 @@
+"""The per-slice probability strip drawn under an MR stack (plotly; no Streamlit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+
+def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    """``[(first, last), ...]`` 0-based runs of consecutive slices with a non-zero label."""
+    idx = np.flatnonzero(np.asarray(labels) > 0)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int, truth: np.ndarray | None = None,
+                      height: int = 190) -> go.Figure:
+    """Tumour probability per slice, slice numbers 1-based on x.
+
+    Args:
+        gru: ``(Z,)`` the sequence model's probabilities (markers: a click selects a slice).
+        per_slice: ``(Z,)`` the per-slice head's, drawn dashed so the reader sees what context changed.
+        current: 0-based index of the slice shown (marked by a vertical line).
+        truth: optional ``(Z,)`` reference labels; their tumour runs are shaded.
+    """
+    z = np.arange(1, len(gru) + 1)
+    fig = go.Figure()
+    for first, last in _runs(truth) if truth is not None else []:
+        fig.add_vrect(x0=first + 0.5, x1=last + 1.5, fillcolor="rgba(0, 200, 0, 0.15)", line_width=0, layer="below")
+    fig.add_trace(go.Scatter(x=z, y=per_slice, mode="lines", name="per-slice (no context)",
+                             line=dict(color="#9e9e9e", dash="dash", width=1.5),
+                             hovertemplate="slice %{x}: %{y:.2f}<extra>per-slice</extra>"))
+    fig.add_trace(go.Scatter(x=z, y=gru, mode="lines+markers", name="sequence model (GRU)",
+                             line=dict(color="#ff8c00", width=2), marker=dict(size=6),
+                             hovertemplate="slice %{x}: %{y:.2f}<extra>GRU; click to show</extra>"))
+    fig.add_vline(x=current + 1, line=dict(color="#1e88e5", width=2))
+    if truth is not None:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="reference tumour slices",
+                                 marker=dict(size=10, color="rgba(0, 200, 0, 0.35)", symbol="square")))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=10, b=30), clickmode="event+select",
+                      legend=dict(orientation="h", y=1.15, x=0), dragmode=False,
+                      xaxis=dict(title="slice", range=[0.5, len(gru) + 0.5], dtick=max(1, len(gru) // 20)),
+                      yaxis=dict(title="P(tumour)", range=[0, 1.02]))
+    return fig

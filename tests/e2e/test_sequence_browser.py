@@ -1,0 +1,36 @@
+"""Real browser: the sequence model reads a shared LGG test patient on the Segment page; clicking its
+probability strip shows that slice."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.data]
+
+
+def test_sequence_strip_click_jumps_to_the_slice(page, app_url, data_dir, streamlit_idle, shots):
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(180_000)
+    page.goto(f"{app_url}/segment")
+    expect(page.get_by_role("heading", name="Segment")).to_be_visible(timeout=180_000)
+    streamlit_idle(page)
+    page.get_by_role("button", name="Use an LGG test patient (shared data)").click()
+    streamlit_idle(page)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    streamlit_idle(page, timeout_ms=300_000)
+    page.get_by_text("Tumour slices (sequence model)").click()
+    page.get_by_role("button", name="Read the whole stack").click()
+    streamlit_idle(page, timeout_ms=300_000)
+    expect(page.get_by_text("Click a point to show that slice")).to_be_visible(timeout=180_000)
+    strip = page.locator(".js-plotly-plot").last
+    points = strip.locator(".scatterlayer .trace").last.locator("path.point")
+    n = points.count()
+    assert n >= 10, f"the strip shows {n} slices"
+    slider = page.get_by_role("slider").first
+    before = slider.get_attribute("aria-valuenow")
+    target = 3 if before != "3" else 4  # 1-based slice number of the point clicked
+    points.nth(target - 1).click(force=True)
+    streamlit_idle(page)
+    expect(slider).to_have_attribute("aria-valuenow", str(target), timeout=60_000)
+    shots.save(page, "sequence-strip")
