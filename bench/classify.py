@@ -36,7 +36,6 @@ from medviz.explain import CamMethod, classifier_target, explain  # noqa: E402
 from medviz.models.weights import load_model  # noqa: E402
 
 
-
 def _image() -> tuple[np.ndarray, str]:
     png = get_settings().data_dir / "cxr_nih_torchxrayvision" / "00000001_000.png"
     if png.exists():

@@ -33,7 +33,6 @@ from medviz.reconstruction.kspace import scale_slice  # noqa: E402
 from medviz.reconstruction.metrics import is_brain_slice  # noqa: E402
 
 
-
 def _slices(n: int) -> list[np.ndarray]:
     try:
         d = load_flair_slices(split="test")

@@ -26,7 +26,6 @@ from medviz.models.weights import load_model  # noqa: E402
 from medviz.segmentation.infer import segment_volume  # noqa: E402
 from medviz.types import Volume, affine_from_spacing  # noqa: E402
 
-
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1,
                                    "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
                                    "num_res_units": 2, "norm": "batch", "dropout": 0.0}}

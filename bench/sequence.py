@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from medviz.models.nets import build_network  # noqa: E402
 from medviz.models.registry import RegistryError  # noqa: E402
-from medviz.models.weights import load_model  # noqa: E402
 from medviz.sequence.encoder import FEATURES, slice_features  # noqa: E402
-from medviz.sequence.infer import predict_features  # noqa: E402
+from medviz.sequence.infer import load_models, predict_features  # noqa: E402
 
 SEGMENTER = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1,
                                         "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
@@ -32,8 +31,7 @@ SEQUENCE = {"name": "SliceSequenceModel", "kwargs": {"n_features": FEATURES, "hi
 
 def _models(name: str) -> tuple[object, object, str]:
     try:
-        model, entry = load_model(name)
-        segmenter, _ = load_model(entry.spec.segmenter)
+        model, segmenter, entry = load_models(name)
         return model, segmenter, f"registered {name} + {entry.spec.segmenter}"
     except RegistryError:
         return build_network(SEQUENCE).eval(), build_network(SEGMENTER).eval(), "untrained architectures (timing only)"

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)  # STACK.md pitfall 2
 warnings.filterwarnings("ignore", message=".*NvImgCodecPydicomReader.*")
 
-from medviz.config import get_settings
-from medviz.train.engine import TrainConfig, train
+from medviz.config import get_settings  # noqa: E402
+from medviz.train.engine import TrainConfig, train  # noqa: E402
 from medviz.train.task import TaskData, TrainTask  # noqa: E402
 
 KEYS = ["image", "label"]

@@ -38,8 +38,6 @@ from typing import Any
 
 import numpy as np
 
-LPS_AXES = ("L", "P", "S")
-
 
 @dataclass(frozen=True, eq=False)
 class Volume:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from medviz.segmentation.measure import label_measurements
 from medviz.segmentation.viz import CONFUSION_COLORS, fused_figure, map_figure, surface_figure
 from medviz.types import MedvizError
 from medviz.ui import segmentation as ui
@@ -83,15 +82,14 @@ if seq_names:
             except MedvizError as e:
                 st.error(str(e))
         if "sequence" in store:
-            seq_ui.strip(store["sequence"], token, index if plane == "axial" else 0,
+            seq_ui.strip(store["sequence"], token, ui.axial_index(plane, index),
                          cmp.reference_slices if cmp is not None else None)
-rows = label_measurements(res.mask, measured.spacing, index if plane == "axial" else None,
-                          {1: ui.label_name(entry)})
+rows = ui.measurement_rows(res.mask, measured, plane, index, entry)
 st.subheader("Measurements")
 st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
 tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
 with tabs[0]:
-    if st.toggle("Show 3D surface", key="seg.surface") and res.mask.any() and volume.is_3d:
+    if st.toggle("Show 3D surface", key="seg.surface") and ui.has_surface(res.mask, volume):
         st.plotly_chart(surface_figure(res.mask, measured.spacing, colors={1: rgb}), width="stretch")
 with tabs[1]:
     if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
@@ -100,9 +98,11 @@ with tabs[1]:
     if "uncertainty" in store:
         st.plotly_chart(map_figure(volume, store["uncertainty"], plane, index, "uncertainty"), width="stretch")
 with tabs[2]:
-    if st.button("Grad-CAM of this axial slice", key="seg.cam"):
+    axial = ui.axial_index(plane, index)
+    if st.button("Grad-CAM of this axial slice", key="seg.cam", disabled=axial is None,
+                 help=None if axial is not None else "Grad-CAM explains one axial slice: switch to the axial plane"):
         with st.spinner("Grad-CAM…"):
-            store["cam"] = ui.cam_map(model, entry, volume, res.mask, index if plane == "axial" else 0)
+            store["cam"] = ui.cam_map(model, entry, volume, res.mask, axial)
     if "cam" in store:
         st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch")
 with tabs[3]:

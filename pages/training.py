@@ -6,11 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from medviz.config import get_settings
 from medviz.evaluate import evaluation_report
-from medviz.models.registry import ModelEntry
-from medviz.train.cli import command_line, to_argv
-from medviz.train.command import RunOptions, TrainCommand
+from medviz.train.command import RunOptions, TrainCommand, command_line, to_argv
 from medviz.train.estimate import estimate
 from medviz.train.jobs import JobError
 from medviz.train.registry import available_tasks
@@ -103,12 +100,12 @@ if not job.running and job.result is not None and job.result.best_epoch > 0:
         name = st.text_input("model name", value=f"{job.task_name}-{job.id}", key="train.name")
         if st.button("Promote", key="train.promote"):
             try:
-                promoted = ModelEntry(raw=manager.promote(job.id, owner, name), weights_dir=get_settings().weights_dir)
+                promoted = manager.promote(job.id, owner, name)
                 st.success(f"Registered {promoted.name} ({promoted.task}); it now appears on the model pages.")
             except (JobError, MedvizError, NotImplementedError) as e:
                 st.error(str(e))
         if job.promoted:
-            promoted = ModelEntry(raw=job.promoted, weights_dir=get_settings().weights_dir)
+            promoted = job.promoted
             card = promoted.card_path
             if card is not None and card.is_file():
                 with st.expander(f"Model card of {promoted.name}"):

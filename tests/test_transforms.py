@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from medviz.constants import AUTO_PRESET_NAME, CT_PRESETS, WindowPreset
-from medviz.imaging.windowing import FILE_WINDOW_NAME, FULL_RANGE_NAME, auto_window, file_window, is_ct, look_up_preset, window_presets, window_to_uint8
+from medviz.imaging.windowing import (
+    FILE_WINDOW_NAME,
+    FULL_RANGE_NAME,
+    auto_window,
+    file_window,
+    is_ct,
+    look_up_preset,
+    window_presets,
+    window_to_uint8,
+)
 from medviz.types import Volume, affine_from_spacing
 
 

@@ -11,8 +11,8 @@ import pytest
 from medviz.constants import CT_PRESETS, Plane, WindowPreset
 from medviz.imaging.measure import Roi, histogram, roi_stats
 from medviz.imaging.slicing import extract_plane
-from medviz.types import Volume, affine_from_spacing
 from medviz.imaging.viz import histogram_figure, slice_figure
+from medviz.types import Volume, affine_from_spacing
 
 SOFT = CT_PRESETS["Soft tissue"]
 CUBE = (7, 4, 25)  # (z, y, x)

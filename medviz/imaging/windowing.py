@@ -29,7 +29,6 @@ FULL_RANGE_NAME = "Full range"
 #: Name of the window stored in the file (DICOM WindowWidth / WindowCenter).
 FILE_WINDOW_NAME = "From file"
 #: Default preset for CT volumes.
-CT_DEFAULT_PRESET = "Soft tissue"
 #: Auto windows look at most this many voxels (an even stride over the volume) to stay fast.
 AUTO_WINDOW_MAX_SAMPLES = 2_000_000
 _MIN_WIDTH = 1e-6

@@ -28,9 +28,9 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,49 +46,45 @@ MANIFEST_NAME = "manifest.json"
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A manifest entry and where its files live.
+    """A manifest entry, its typed spec and where its files live.
 
     ``raw`` is the manifest dict, read only inside :mod:`medviz.models`; everything else reads
-    :attr:`spec`, the typed, read-only view parsed (and checked) once.
+    :attr:`spec`, the typed, read-only view parsed (and checked) when the entry is made.
+
+    Raises:
+        RegistryError: unknown task, unknown key or missing required key (named in the message).
     """
 
     raw: dict[str, Any]
     weights_dir: Path
+    spec: ModelSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", parse_spec(self.raw))
 
     @property
     def name(self) -> str:
-        return self.raw["name"]
+        return self.spec.name
 
     @property
     def task(self) -> str:
-        return self.raw["task"]
+        return self.spec.task
 
     @property
     def weights_path(self) -> Path:
         """The (first) weights file."""
-        return self.weights_dir / self.raw["file"]
+        return self.weights_dir / self.spec.file
 
     @property
     def weight_files(self) -> list[tuple[Path, str | None]]:
         """Every weights file with its manifest sha256, in loading order (one unless sharded)."""
-        shards = self.raw.get("shards")
-        if shards:
-            return [(self.weights_dir / s["file"], s.get("sha256")) for s in shards]
-        return [(self.weights_path, self.raw.get("sha256"))]
+        if self.spec.shards:
+            return [(self.weights_dir / s.file, s.sha256) for s in self.spec.shards]
+        return [(self.weights_path, self.spec.sha256)]
 
     @property
     def card_path(self) -> Path | None:
-        card = self.raw.get("card")
-        return self.weights_dir / card if card else None
-
-    @cached_property
-    def spec(self) -> ModelSpec:
-        """The typed spec of this entry (:func:`medviz.models.specs.parse_spec`), parsed on first use.
-
-        Raises:
-            RegistryError: unknown task, unknown key or missing required key (named in the message).
-        """
-        return parse_spec(self.raw)
+        return self.weights_dir / self.spec.card if self.spec.card else None
 
 
 def manifest_path(weights_dir: Path | None = None) -> Path:
@@ -108,10 +104,27 @@ def read_manifest(weights_dir: Path | None = None) -> list[dict[str, Any]]:
     return data["models"]
 
 
+_PARSED: dict[Path, tuple[tuple[int, int], list[ModelEntry]]] = {}
+_PARSED_LOCK = threading.Lock()
+
+
 def list_models(task: str | None = None, weights_dir: Path | None = None) -> list[ModelEntry]:
+    """Every registered model (of ``task``), each entry parsed into its spec once per manifest version
+    (the file's modification time and size); a bad entry raises :class:`RegistryError` naming it."""
     wd = weights_dir or get_settings().weights_dir
-    entries = [ModelEntry(raw=m, weights_dir=wd) for m in read_manifest(wd)]
-    return [e for e in entries if task is None or e.task == task]
+    path = manifest_path(wd)
+    try:
+        st = path.stat()
+        version = (st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return []
+    with _PARSED_LOCK:
+        cached = _PARSED.get(path)
+    if cached is None or cached[0] != version:
+        cached = (version, [ModelEntry(raw=m, weights_dir=wd) for m in read_manifest(wd)])
+        with _PARSED_LOCK:
+            _PARSED[path] = cached
+    return [e for e in cached[1] if task is None or e.task == task]
 
 
 def get_entry(name: str, weights_dir: Path | None = None) -> ModelEntry:
@@ -171,6 +184,7 @@ def upsert_entry(entry: dict[str, Any], weights_dir: Path | None = None) -> None
     for key in ("name", "task", "file", "sha256"):
         if key not in entry:
             raise RegistryError(f"Manifest entry lacks {key!r}: {sorted(entry)}")
+    parse_spec(entry)  # an entry that would not parse is never written
     path = manifest_path(weights_dir)
     with _locked(path):
         models = [m for m in read_manifest(path.parent) if m.get("name") != entry["name"]]

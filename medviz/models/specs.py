@@ -138,7 +138,12 @@ class ArchSpec:
         kwargs = raw.get("kwargs") or {}
         if not isinstance(kwargs, Mapping):
             raise _fail(model, f"{where + '.kwargs'!r} must be an object")
-        return cls(name=_as(model, f"{where}.name", raw["name"], str), kwargs=copy.deepcopy(dict(kwargs)))
+        spec = cls(name=_as(model, f"{where}.name", raw["name"], str), kwargs=copy.deepcopy(dict(kwargs)))
+        if spec.is_ensemble:  # every member is checked like a network of its own
+            members = _seq(model, f"{where}.kwargs.members", kwargs.get("members"))
+            for i, m in enumerate(members):
+                cls.from_entry(model, m, f"{where}.kwargs.members[{i}]")
+        return spec
 
     @property
     def is_ensemble(self) -> bool:

@@ -101,7 +101,7 @@ def load_model(name: str, device: str = "cpu", weights_dir: Path | None = None) 
     """
     entry = get_entry(name, weights_dir)
     paths = verify_weights(entry)
-    model = build_network(entry.raw["arch"])
+    model = build_network(entry.spec.arch.to_dict())
     state: dict[str, Any] = {}
     for path in paths:
         state.update(load_state_dict(path))
@@ -109,5 +109,5 @@ def load_model(name: str, device: str = "cpu", weights_dir: Path | None = None) 
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         names = ", ".join(p.name for p in paths)
-        raise RegistryError(f"Weights {names} do not fit the {entry.raw['arch'].get('name')} network: {e}") from e
+        raise RegistryError(f"Weights {names} do not fit the {entry.spec.arch.name} network: {e}") from e
     return model.to(device).eval(), entry

@@ -145,3 +145,19 @@ def compare(model: Any, mode: str, image: np.ndarray, *, kind: str = "random", a
     metrics = {"model": image_metrics(ref, output), **{k: image_metrics(ref, v) for k, v in base.items()}}
     return {"reference": ref, "degraded": degraded, "output": output, "difference": np.abs(output - ref),
             "mask": mask, "baselines": base, "metrics": metrics, "seconds": seconds}
+
+
+def input_note(spec: Any, name: str, modality: str, shape: tuple[int, ...]) -> str | None:
+    """A warning when a slice of ``modality`` and ``shape`` ``(H, W)`` is unlike the model's training data
+    (FLAIR MR magnitude slices of ``spec.input.size``), else None."""
+    size = tuple(spec.input.size)
+    problems = []
+    if modality not in ("MR", "OT"):
+        problems.append(f"modality {modality}")
+    if tuple(shape) != size:
+        problems.append(f"size {shape[0]}x{shape[1]}")
+    if not problems:
+        return None
+    return (f"{name} was trained on {size[0]}x{size[1]} FLAIR MR slices; this image ({', '.join(problems)}) "
+            "is out of distribution, so expect it to do worse than on the test patients (compare with the baselines).")
+

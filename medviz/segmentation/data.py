@@ -16,6 +16,7 @@ from medviz.config import data_path
 from medviz.datasets import lgg
 from medviz.datasets.lgg import read_splits
 from medviz.segmentation import nifti_pairs
+from medviz.types import Volume, affine_from_spacing
 
 
 def layout(root: Path) -> str:
@@ -61,3 +62,14 @@ DATASET_DIR = "lgg_flair_mri_seg"
 
 def default_data_dir() -> Path:
     return data_path(DATASET_DIR)
+
+
+def lgg_test_patient(case_index: int = 0) -> Volume:
+    """Test-split patient ``case_index`` of the shared LGG folder as an RGB MR Volume ``(Z, 256, 256, 3)``
+    (channels T1, FLAIR, T1c; no spacing known, so 1 mm is assumed and flagged)."""
+    root = default_data_dir()
+    case = lgg.cases(root, "test")[case_index]
+    image, _ = lgg.load_case(root, case)
+    return Volume(array=image, spacing=(1.0, 1.0, 1.0), affine=affine_from_spacing((1.0, 1.0, 1.0)),
+                  modality="MR", units="RGB", orientation="unknown", spacing_known=False,
+                  name=f"LGG test patient {case_index + 1} (T1 / FLAIR / T1c)")

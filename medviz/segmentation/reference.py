@@ -4,6 +4,7 @@ for Dice against the model's mask."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from medviz.imaging.resample import resample_labels
 from medviz.io.limits import sniff
 from medviz.io.nifti import read_nifti
 from medviz.segmentation.export import ExportError
+from medviz.segmentation.measure import confusion_map, dice_score
 from medviz.types import Volume
 
 
@@ -47,3 +49,29 @@ def read_reference_mask(name: str, data: bytes, volume: Volume) -> tuple[np.ndar
     if not labels.any():
         raise ExportError(f"{name}: the reference mask is empty on this study's grid (different patient or series?)")
     return labels, notes
+
+
+@dataclass(frozen=True)
+class ReferenceComparison:
+    """A reference mask on the study grid compared with the model's mask.
+
+    Attributes:
+        confusion: ``(Z, Y, X)`` uint8, 1 = agreement, 2 = false positive, 3 = false negative.
+        dice: Dice of the model mask against ``reference > 0``.
+        notes: what the reader did (e.g. matched by shape only).
+    """
+
+    confusion: np.ndarray
+    dice: float
+    notes: list[str]
+
+    @property
+    def reference_slices(self) -> np.ndarray:
+        """``(Z,)`` bool: axial slices where the reference mask has foreground (true positives or false negatives)."""
+        ref = (self.confusion == 1) | (self.confusion == 3)
+        return ref.reshape(ref.shape[0], -1).any(axis=1)
+
+
+def compare_with_reference(mask: np.ndarray, reference: np.ndarray, notes: list[str]) -> ReferenceComparison:
+    """The model's ``(Z, Y, X)`` mask against a reference on the same grid (see :func:`read_reference_mask`)."""
+    return ReferenceComparison(confusion_map(mask, reference), dice_score(mask, reference > 0), notes)

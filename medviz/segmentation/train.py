@@ -21,7 +21,6 @@ test split is evaluated once with that choice and written into the model card.
 from __future__ import annotations
 
 import copy
-
 import logging
 import warnings
 from dataclasses import dataclass

@@ -15,21 +15,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from medviz.constants import Plane, WindowPreset
-from medviz.imaging.overlay import LABEL_COLORS, as_volume, overlay_slice
+from medviz.imaging.overlay import LABEL_COLORS, as_volume
 from medviz.imaging.slicing import PlaneSlice, extract_plane
 from medviz.imaging.viz import slice_figure
 from medviz.types import Volume
 
 CONFUSION_COLORS: dict[int, tuple[int, int, int]] = {1: (0, 220, 0), 2: (255, 40, 40), 3: (40, 120, 255)}
-CONFUSION_NAMES = {1: "true positive", 2: "false positive", 3: "false negative"}
-
-
-def overlay_figure(volume: Volume, labels: np.ndarray, plane: Plane | str, index: int,
-                   window: WindowPreset | None, colors: dict[int, tuple[int, int, int]] | None = None,
-                   opacity: float = 0.4, mode: str = "fill", height: int = 560) -> go.Figure:
-    """The overlay drawn by the Viewer's :func:`medviz.imaging.viz.slice_figure` (same axes and labels)."""
-    ps, rgb = overlay_slice(volume, labels, plane, index, window, colors, opacity, mode)
-    return fused_figure(ps, rgb, volume.spacing_known, height)
 
 
 def fused_figure(ps: PlaneSlice, rgb: np.ndarray, spacing_known: bool, height: int = 560) -> go.Figure:

@@ -18,11 +18,10 @@ import numpy as np
 
 from medviz.config import select_device
 from medviz.constants import Task
-from medviz.models.weights import load_model
 from medviz.options import EvalOptions, option
 from medviz.sequence import baselines
 from medviz.sequence.data import default_data_dir, load_stack, split_cases
-from medviz.sequence.infer import predict_stack
+from medviz.sequence.infer import load_models, predict_stack
 from medviz.sequence.metrics import auprc, log_loss, paired_bootstrap, slice_metrics
 
 METHODS = ("position_prior", "per_slice", "per_slice_smoothed", "segmenter_smoothed")
@@ -79,8 +78,7 @@ def data_folder(data: Path | None) -> Path:
 def evaluate(entry: Any, options: SequenceEvalOptions) -> dict[str, Any]:
     spec = entry.spec
     device = select_device(options.device)
-    model, _ = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
-    segmenter, _ = load_model(spec.segmenter, device=device)
+    model, segmenter, _ = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
     root = data_folder(options.data)
     case_ids, split = split_cases(root, options.split)
     result = {"model": entry.name, "task": Task.SEQUENCE, "data": str(root), "split": split}

@@ -5,12 +5,14 @@ Both models may be shared by every browser session; each runs under :func:`medvi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medviz.imaging.intensity import normalise_stack
 from medviz.models.runtime import model_device, using
+from medviz.models.weights import load_model
 from medviz.sequence.encoder import SEG_MAX_PROB, slice_features
 from medviz.types import MedvizError, Volume
 
@@ -80,4 +82,22 @@ def prepare_stack(volume: Volume) -> tuple[np.ndarray, list[str]]:
                      "3-channel input, so expect lower accuracy.")
     x = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
     return normalise_stack(x), notes
+
+
+def load_models(name: str, device: str = "cpu", weights_dir: Path | None = None) -> tuple[Any, Any, Any]:
+    """``(sequence model, its slice encoder, entry)``: the registered sequence model ``name`` and the
+    segmenter whose features it reads, from the same registry.
+
+    Raises:
+        SequenceError: the registered segmenter is not the one the model was trained on (its weights changed).
+    """
+    model, entry = load_model(name, device=device, weights_dir=weights_dir)
+    spec = entry.spec
+    segmenter, seg_entry = load_model(spec.segmenter, device=device, weights_dir=entry.weights_dir)
+    if spec.segmenter_sha256 and seg_entry.spec.sha256 != spec.segmenter_sha256:
+        raise SequenceError(
+            f"{name} reads the features of {spec.segmenter} as it was when {name} was trained (weights "
+            f"{spec.segmenter_sha256[:12]}…); the registered {spec.segmenter} has other weights "
+            f"({str(seg_entry.spec.sha256)[:12]}…), so {name} must be trained again on them")
+    return model, segmenter, entry
 

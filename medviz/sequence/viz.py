@@ -17,14 +17,14 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int, truth: np.ndarray | None = None,
+def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int | None, truth: np.ndarray | None = None,
                       height: int = 190) -> go.Figure:
     """Tumour probability per slice, slice numbers 1-based on x.
 
     Args:
         gru: ``(Z,)`` the sequence model's probabilities (markers: a click selects a slice).
         per_slice: ``(Z,)`` the per-slice head's, drawn dashed so the reader sees what context changed.
-        current: 0-based index of the slice shown (marked by a vertical line).
+        current: 0-based index of the axial slice shown (marked by a vertical line; None: another plane is shown).
         truth: optional ``(Z,)`` reference labels; their tumour runs are shaded.
     """
     z = np.arange(1, len(gru) + 1)
@@ -37,7 +37,8 @@ def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int, trut
     fig.add_trace(go.Scatter(x=z, y=gru, mode="lines+markers", name="sequence model (GRU)",
                              line=dict(color="#ff8c00", width=2), marker=dict(size=6),
                              hovertemplate="slice %{x}: %{y:.2f}<extra>GRU; click to show</extra>"))
-    fig.add_vline(x=current + 1, line=dict(color="#1e88e5", width=2))
+    if current is not None:
+        fig.add_vline(x=current + 1, line=dict(color="#1e88e5", width=2))
     if truth is not None:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="reference tumour slices",
                                  marker=dict(size=10, color="rgba(0, 200, 0, 0.35)", symbol="square")))

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import signal
 import sys
 import threading
 from typing import Any, Iterable
 
 from medviz.models.registry import ModelEntry
-from medviz.options import describe, non_default
-from medviz.train.command import RunOptions, TrainCommand
+from medviz.options import describe
+from medviz.train.command import RunOptions, TrainCommand, command_line
 from medviz.train.engine import TrainConfig, export_model, train
 from medviz.train.progress import ProgressBar
 from medviz.train.registry import get_task_class, task_names
@@ -49,27 +48,6 @@ def options_from(ns: argparse.Namespace, cls: Any, prefix: str = "", **given: An
     return cls(**values, **given)
 
 
-def _text(value: Any) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def options_argv(options: Any) -> list[str]:
-    """The flags that give ``options`` (an options dataclass instance): its non-default fields."""
-    out: list[str] = []
-    by_name = {o.name: o for o in describe(options)}
-    for name, value in non_default(options).items():
-        o = by_name[name]
-        if value is None:
-            raise ValueError(f"{o.label} ({o.flag}): None cannot be written as a flag")
-        if o.type is bool and o.container is None:
-            out.append(o.flag)
-        elif o.container is not None:
-            out += [o.flag, *map(_text, value)]
-        else:
-            out += [o.flag, _text(value)]
-    return out
-
-
 def build_parser(task: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m medviz.train", description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, choices=task_names())
@@ -90,17 +68,6 @@ def parse(argv: list[str]) -> TrainCommand:
     return TrainCommand(task=ns.task, run=options_from(ns, RunOptions, "run."),
                         config=options_from(ns, TrainConfig, "config."),
                         options=options_from(ns, get_task_class(ns.task).Options, "task."))
-
-
-def to_argv(command: TrainCommand) -> list[str]:
-    """The argv that :func:`parse` turns back into ``command`` (non-default options only)."""
-    return ["--task", command.task, *options_argv(command.run), *options_argv(command.config),
-            *options_argv(command.options)]
-
-
-def command_line(argv: list[str]) -> str:
-    """The shell command that reproduces a run (``--resume`` dropped), for model cards."""
-    return "python -m medviz.train " + " ".join(shlex.quote(a) for a in argv if a != "--resume")
 
 
 def main(argv: list[str] | None = None) -> int:

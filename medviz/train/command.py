@@ -8,12 +8,13 @@ writes one back as argv; the Training page and the job manager build and use one
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medviz.config import get_settings
-from medviz.options import option, problems
+from medviz.options import describe, non_default, option, problems
 from medviz.train.engine import TrainConfig
 from medviz.train.registry import get_task_class
 from medviz.train.task import TrainTask
@@ -82,3 +83,35 @@ class TrainCommand:
 
     def out_dir(self) -> Path:
         return self.run.out or self.run_dir() / "export"
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def options_argv(options: Any) -> list[str]:
+    """The flags that give ``options`` (an options dataclass instance): its non-default fields."""
+    out: list[str] = []
+    by_name = {o.name: o for o in describe(options)}
+    for name, value in non_default(options).items():
+        o = by_name[name]
+        if value is None:
+            raise ValueError(f"{o.label} ({o.flag}): None cannot be written as a flag")
+        if o.type is bool and o.container is None:
+            out.append(o.flag)
+        elif o.container is not None:
+            out += [o.flag, *map(_text, value)]
+        else:
+            out += [o.flag, _text(value)]
+    return out
+
+
+def to_argv(command: TrainCommand) -> list[str]:
+    """The argv that :func:`parse` turns back into ``command`` (non-default options only)."""
+    return ["--task", command.task, *options_argv(command.run), *options_argv(command.config),
+            *options_argv(command.options)]
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell command that reproduces a run (``--resume`` dropped), for model cards."""
+    return "python -m medviz.train " + " ".join(shlex.quote(a) for a in argv if a != "--resume")

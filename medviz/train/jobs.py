@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from medviz.config import get_settings
-from medviz.train.cli import command_line, to_argv
-from medviz.train.command import TrainCommand
+from medviz.models.registry import ModelEntry
+from medviz.train.command import TrainCommand, command_line, to_argv
 from medviz.train.engine import export_model, train
 from medviz.train.events import EventLog, TrainEvent
 from medviz.types import MedvizError
@@ -68,7 +68,7 @@ class Job:
     viewers: set[str] = field(default_factory=set)
     created: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
-    promoted: dict[str, Any] | None = None
+    promoted: ModelEntry | None = None
 
     @property
     def running(self) -> bool:
@@ -189,11 +189,6 @@ class JobManager:
             raise JobError(f"no training run {job_id!r} visible to this session")
         return job
 
-    def running_job(self) -> bool:
-        """Whether any job is training on this server (no details: it may not be yours)."""
-        with self._lock:
-            return any(j.running for j in self._jobs.values())
-
     def stop(self, job_id: str, owner: str) -> Job:
         """Ask the job to stop before its next step; nothing partial is saved."""
         job = self.get(job_id, owner)
@@ -235,11 +230,11 @@ class JobManager:
         return job
 
     # -- results --------------------------------------------------------------------------------------
-    def promote(self, job_id: str, owner: str, name: str, weights_dir: Path | None = None) -> dict[str, Any]:
+    def promote(self, job_id: str, owner: str, name: str, weights_dir: Path | None = None) -> ModelEntry:
         """Export the job's best weights and model card into the registry (owner only).
 
         Returns:
-            The manifest entry; the model then appears in ``list_models`` of its task.
+            The registered entry (typed spec inside); the model then appears in ``list_models`` of its task.
         """
         job = self._owned(job_id, owner)
         if not NAME_RE.match(name):
@@ -248,8 +243,9 @@ class JobManager:
             raise JobError("stop the run or let it finish before promoting it")
         if job.result is None or job.result.best_epoch < 1:
             raise JobError("this run has no completed epoch to promote")
-        entry = export_model(job.task, job.result, weights_dir or get_settings().weights_dir, name,
-                             command_line(job.argv), register=True)
+        wd = weights_dir or get_settings().weights_dir
+        entry = ModelEntry(raw=export_model(job.task, job.result, wd, name, command_line(job.argv), register=True),
+                           weights_dir=wd)
         job.promoted = entry
         return entry
 

@@ -8,6 +8,7 @@ restored) and hooks are removed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ def card_summary(entry: Any) -> str:
     inp = spec.input
     test = spec.test_metrics
     ref = next((r for r in spec.references if r["method"].startswith("ResNet-18")), None)
-    lines = [f"**{spec.dataset}** · {inp.modality_label} ({inp.modality})",
+    lines = [f"**{spec.dataset}** · {inp.label} ({inp.modality})",
              f"classes: {', '.join(spec.classes)}",
              f"input: {inp.channels} ch, {inp.size}×{inp.size} px, 8-bit",
              f"network: {_network_text(spec.arch, spec.arch_preset)}, "
@@ -99,6 +100,9 @@ def volume_from_image(image: np.ndarray, name: str, modality: str) -> Volume:
                   modality=modality, units="RGB" if arr.ndim == 4 else "a.u.", spacing_known=False, name=name)
 
 
+_CLASSIFY_MEMO = "medviz.classify.last"  # this session's last result, with the inputs it was computed for
+
+
 @dataclass(frozen=True)
 class ClassifyView:
     """Everything the Classify page shows for one image: the prepared input, the calibrated prediction,
@@ -115,6 +119,19 @@ def classify_panel(name: str, image: np.ndarray, window: WindowPreset | None, mo
                    target: str, method: str) -> ClassifyView:
     """Classify one ``(H, W)`` / ``(H, W, 3)`` image with the cached model ``name`` and explain ``target``
     (``"predicted class"`` or a class name) with ``method``. Raises MedvizError with a readable message."""
+    image = np.asarray(image)
+    key = (name, hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest(), image.shape,
+           str(image.dtype), window, modality, n_slices, target, method)
+    last = st.session_state.get(_CLASSIFY_MEMO)
+    if last is not None and last[0] == key:  # overlay and colour-map changes do not rerun the model
+        return last[1]
+    view = _classify(name, image, window, modality, n_slices, target, method)
+    st.session_state[_CLASSIFY_MEMO] = (key, view)
+    return view
+
+
+def _classify(name: str, image: np.ndarray, window: WindowPreset | None, modality: str, n_slices: int,
+              target: str, method: str) -> ClassifyView:
     model, entry = cached_classifier(name)
     spec = entry.spec
     prep = prepare_input(image, spec, window, modality, n_slices)

@@ -1,8 +1,9 @@
-"""Streamlit side of the Reconstruct page: cached models and slice/upload helpers.
+"""Streamlit side of the Reconstruct page: cached models, the slice to reconstruct and its input note.
 
 Models come from ``st.cache_resource`` and are shared by every session: they are loaded in eval
 mode and :func:`medviz.reconstruction.infer.compare` runs every forward pass inside
-:func:`medviz.models.runtime.using` (the model's lock, eval mode, inference mode), so no lock is needed here.
+:func:`medviz.models.runtime.using` (the model's lock, eval mode, inference mode), so no model lock is
+needed here; the one lock below only serialises the first import of MONAI's reconstruction package.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import streamlit as st
 from medviz.constants import Task
 from medviz.models.registry import list_models
 from medviz.models.weights import load_model
-from medviz.reconstruction.infer import compare
+from medviz.reconstruction.infer import compare, input_note
 from medviz.types import MedvizError, Volume
 
 _IMPORT_LOCK = threading.Lock()
@@ -79,15 +80,7 @@ def slider_key(volume: Volume) -> str:
 
 
 def distribution_note(volume: Volume, image: np.ndarray, name: str) -> str | None:
-    """A warning when the slice is unlike the training data (256x256 FLAIR MR magnitude), else None."""
+    """A warning when the slice is unlike the model's training data, else None (see
+    :func:`medviz.reconstruction.infer.input_note`)."""
     _, entry = cached_model(name)
-    size = entry.spec.input.size
-    problems = []
-    if volume.modality not in ("MR", "OT"):
-        problems.append(f"modality {volume.modality}")
-    if tuple(image.shape) != size:
-        problems.append(f"size {image.shape[0]}x{image.shape[1]}")
-    if not problems:
-        return None
-    return (f"{name} was trained on {size[0]}x{size[1]} FLAIR MR slices; this image ({', '.join(problems)}) "
-            "is out of distribution, so expect it to do worse than on the test patients (compare with the baselines).")
+    return input_note(entry.spec, name, volume.modality, tuple(image.shape))

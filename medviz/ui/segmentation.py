@@ -13,21 +13,20 @@ import numpy as np
 import streamlit as st
 
 from medviz.config import select_device
-from medviz.constants import Task
-from medviz.datasets.lgg import cases, load_case
+from medviz.constants import Plane, Task
 from medviz.explain import explain, segmentation_target
 from medviz.imaging.overlay import overlay_slice
 from medviz.models.registry import list_models
 from medviz.models.weights import load_model
-from medviz.segmentation.data import default_data_dir
+from medviz.segmentation.data import lgg_test_patient
 from medviz.segmentation.export import csv_bytes, dicom_seg_bytes, nifti_bytes, png_bytes
 from medviz.segmentation.infer import segment_volume, tta_uncertainty
-from medviz.segmentation.measure import confusion_map, dice_score
+from medviz.segmentation.measure import label_measurements
 from medviz.segmentation.preprocess import prepare_input
-from medviz.segmentation.reference import read_reference_mask
+from medviz.segmentation.reference import ReferenceComparison, compare_with_reference, read_reference_mask
 from medviz.types import MedvizError, Volume, affine_from_spacing
 
-_RESULTS = "medviz.segmentation.infer.results"
+_RESULTS = "medviz.segment.results"
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the segmentation model…")
@@ -46,13 +45,8 @@ def label_name(entry: Any) -> str:
 
 
 def lgg_example_volume(case_index: int = 0) -> Volume:
-    """A test-split patient of the shared LGG folder as an RGB MR Volume (no spacing known)."""
-    root = default_data_dir()
-    case = cases(root, "test")[case_index]
-    image, _ = load_case(root, case)
-    return Volume(array=image, spacing=(1.0, 1.0, 1.0), affine=affine_from_spacing((1.0, 1.0, 1.0)),
-                  modality="MR", units="RGB", orientation="unknown", spacing_known=False,
-                  name=f"LGG test patient {case_index + 1} (T1 / FLAIR / T1c)")
+    """A test-split patient of the shared LGG folder (see :func:`medviz.segmentation.data.lgg_test_patient`)."""
+    return lgg_test_patient(case_index)
 
 
 def spacing_inputs(volume: Volume, token: str) -> Volume:
@@ -160,27 +154,6 @@ def fused_overlay(memo: dict[str, Any], volume: Volume, labels: np.ndarray, plan
     return cached[1]
 
 
-@dataclasses.dataclass(frozen=True)
-class ReferenceComparison:
-    """A reference mask on the study grid compared with the model's mask.
-
-    Attributes:
-        confusion: ``(Z, Y, X)`` uint8, 1 = agreement, 2 = false positive, 3 = false negative.
-        dice: Dice of the model mask against ``reference > 0``.
-        notes: what the reader did (e.g. matched by shape only).
-    """
-
-    confusion: np.ndarray
-    dice: float
-    notes: list[str]
-
-    @property
-    def reference_slices(self) -> np.ndarray:
-        """``(Z,)`` bool: axial slices where the reference mask has foreground (true positives or false negatives)."""
-        ref = (self.confusion == 1) | (self.confusion == 3)
-        return ref.reshape(ref.shape[0], -1).any(axis=1)
-
-
 def reference_comparison(memo: dict[str, Any], file_id: str, name: str, data: bytes, volume: Volume,
                          mask: np.ndarray) -> ReferenceComparison:
     """Read the uploaded reference mask and compare it with ``mask``, once per (upload, result); kept in
@@ -189,6 +162,24 @@ def reference_comparison(memo: dict[str, Any], file_id: str, name: str, data: by
     cached = memo.get("reference")
     if cached is None or cached[0] != key:
         ref, notes = read_reference_mask(name, data, volume)
-        cached = (key, ReferenceComparison(confusion_map(mask, ref), dice_score(mask, ref > 0), notes))
+        cached = (key, compare_with_reference(mask, ref, notes))
         memo["reference"] = cached
     return cached[1]
+
+
+def axial_index(plane: Plane | str, index: int) -> int | None:
+    """The axial slice shown (0-based), or None when another plane is shown (the 2D model, its Grad-CAM
+    and the slice strip work on axial slices)."""
+    return int(index) if Plane(plane) == Plane.AXIAL else None
+
+
+def measurement_rows(mask: np.ndarray, volume: Volume, plane: Plane | str, index: int,
+                     entry: Any) -> list[dict[str, Any]]:
+    """Per-label volume and areas of ``mask`` with ``volume``'s spacing; the area column is the shown axial
+    slice, or the slice of largest area when another plane is shown."""
+    return label_measurements(mask, volume.spacing, axial_index(plane, index), {1: label_name(entry)})
+
+
+def has_surface(mask: np.ndarray, volume: Volume) -> bool:
+    """A 3D surface can be drawn: a stack of several slices with a non-empty mask."""
+    return bool(volume.is_3d and mask.any())

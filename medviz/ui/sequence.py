@@ -15,8 +15,7 @@ import streamlit as st
 
 from medviz.constants import Task
 from medviz.models.registry import list_models
-from medviz.models.weights import load_model
-from medviz.sequence.infer import StackPrediction, predict_stack, prepare_stack
+from medviz.sequence.infer import StackPrediction, load_models, predict_stack, prepare_stack
 from medviz.sequence.viz import probability_strip
 from medviz.types import Volume
 
@@ -29,9 +28,7 @@ def model_names() -> list[str]:
 @st.cache_resource(max_entries=2, show_spinner="Loading the sequence model…")
 def cached_models(name: str) -> tuple[Any, Any, Any]:
     """``(sequence model, its slice encoder (the segmenter), entry)`` on CPU, shared read-only by all sessions."""
-    model, entry = load_model(name, device="cpu")
-    segmenter, _ = load_model(entry.spec.segmenter, device="cpu")
-    return model, segmenter, entry
+    return load_models(name, device="cpu")
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ def jump_to_clicked_slice(token: str, slider_key: str) -> None:
         st.session_state[slider_key] = number
 
 
-def strip(result: StripResult, token: str, current: int, truth: np.ndarray | None) -> None:
+def strip(result: StripResult, token: str, current: int | None, truth: np.ndarray | None) -> None:
     """Draw the strip (GRU and per-slice curves, the current slice, the reference tumour run when known)."""
     for note in result.notes:
         st.warning(note)

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 from medviz.classification.calibration import expected_calibration_error, fit_temperature, nll, softmax
-from medviz.classification.preprocess import check_input, prepare_input
 from medviz.classification.infer import predict, predict_tta
-from medviz.classification.preprocess import preprocess_batch, preprocess_image
-from medviz.models.specs import ClassifierSpec
+from medviz.classification.preprocess import check_input, prepare_input, preprocess_batch, preprocess_image
 from medviz.explain import CamMethod, ExplainError, classifier_target, explain, overlay
+from medviz.models.specs import ClassifierSpec
 from tests.classification.conftest import synthetic_image
 from tests.model_guard import assert_model_untouched
 

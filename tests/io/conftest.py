@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-
 from io_builders import dicom_bytes, make_ct_dataset
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from io_builders import dicom_bytes, make_ct_dataset, nifti_bytes, png_bytes, zip_bytes
+
 from medviz.io import load_files, load_path
 from medviz.types import LoadError
 

@@ -9,11 +9,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from io_builders import nifti_bytes, png_bytes
+
 import medviz.io as mio
 from medviz.io import list_examples, load_example, load_files
-
 
 # ---- NIfTI ----------------------------------------------------------------------------------
 
@@ -59,8 +58,9 @@ def test_png_rgba_and_palette_to_rgb():
     v = load_files([("c.png", png_bytes(rgba))]).series[0].volume
     assert v.array.shape == (1, 3, 4, 3) and v.array.dtype == np.uint8 and v.units == "RGB"
     assert v.array[0, 0, 0].tolist() == [255, 0, 0] and any("alpha" in w for w in v.warnings)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(rgba[..., :3]).convert("P").save(buf, format="PNG")

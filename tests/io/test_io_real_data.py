@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from io_builders import zip_bytes
+
 from medviz.io import load_files, load_path
 from medviz.io.nifti import read_nifti
 

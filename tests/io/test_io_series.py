@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from io_builders import SERIES_UID, dicom_bytes, make_ct_dataset
+
 from medviz.io import load_files
 
 

@@ -16,6 +16,10 @@ ARCH = {"name": "DenseNet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out
                                        "init_features": 4, "growth_rate": 4, "block_config": (2,)}}
 
 
+#: the classifier keys every entry needs besides name, task, file and arch
+CLASSIFIER = {"classes": ["a", "b"], "input": {"channels": 1, "size": 28}, "cam_layer": "features"}
+
+
 def _ship(tmp_path, name="tiny", half=False):
     from medviz.models.registry import sha256_file
 
@@ -23,8 +27,8 @@ def _ship(tmp_path, name="tiny", half=False):
     net = build_network(ARCH)
     path = tmp_path / f"{name}.safetensors"
     save_state_dict(net, path, half=half)
-    upsert_entry({"name": name, "task": "classification", "file": path.name, "sha256": sha256_file(path), "arch": ARCH},
-                 tmp_path)
+    upsert_entry({"name": name, "task": "classification", "file": path.name, "sha256": sha256_file(path), "arch": ARCH,
+                  **CLASSIFIER}, tmp_path)
     return net
 
 
@@ -73,7 +77,8 @@ def test_fp16_weights_load_as_float32(tmp_path):
 
 def test_concurrent_upserts_keep_every_entry(tmp_path):
     def add(i):
-        upsert_entry({"name": f"m{i}", "task": "classification", "file": f"m{i}.safetensors", "sha256": "0"}, tmp_path)
+        upsert_entry({"name": f"m{i}", "task": "classification", "file": f"m{i}.safetensors", "sha256": "0",
+                      "arch": ARCH, **CLASSIFIER}, tmp_path)
 
     threads = [threading.Thread(target=add, args=(i,)) for i in range(12)]
     for t in threads:
@@ -125,7 +130,7 @@ def _ship_sharded(tmp_path, max_bytes: int):
     files = save_weights(net, tmp_path, "big", max_bytes=max_bytes)
     shards = [{"file": f, "sha256": sha256_file(tmp_path / f)} for f in files]
     upsert_entry({"name": "big", "task": "classification", "file": files[0], "sha256": shards[0]["sha256"],
-                  "shards": shards, "arch": ARCH}, tmp_path)
+                  "shards": shards, "arch": ARCH, **CLASSIFIER}, tmp_path)
     return net, files
 
 

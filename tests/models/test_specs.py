@@ -17,8 +17,8 @@ from medviz.models.specs import (
     ClassifierSpec,
     InputSpec,
     ReconSpec,
-    SequenceSpec,
     SegmenterSpec,
+    SequenceSpec,
     parse_spec,
 )
 
@@ -142,10 +142,21 @@ def test_missing_nested_key_and_bad_values_are_named():
         ClassifierSpec.from_entry(_minimal("segmentation"))
 
 
-def test_registry_entries_expose_their_spec_and_bad_entries_fail_on_use(tmp_path):
+def test_registry_parses_each_entry_once_and_refuses_bad_entries(tmp_path):
+    import json
+
     upsert_entry(_minimal("segmentation", name="good", sha256="0", threshold=0.7), tmp_path)
-    upsert_entry(_minimal("segmentation", name="typo", sha256="0", treshold=0.7), tmp_path)
-    entries = {e.name: e for e in list_models(weights_dir=tmp_path)}  # listing does not parse
+    entries = {e.name: e for e in list_models(weights_dir=tmp_path)}
     assert entries["good"].spec.threshold == 0.7 and get_spec("good", tmp_path) == entries["good"].spec
+    assert list_models(weights_dir=tmp_path)[0].spec is entries["good"].spec  # parsed once per manifest version
+    with pytest.raises(RegistryError, match=r"'typo'.*unknown key 'treshold'"):  # a writer never writes it
+        upsert_entry(_minimal("segmentation", name="typo", sha256="0", treshold=0.7), tmp_path)
+    data = json.loads((tmp_path / "manifest.json").read_text())  # a hand-edited manifest fails on reading
+    data["models"].append(_minimal("segmentation", name="typo", sha256="0", treshold=0.7))
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(RegistryError, match=r"'typo'.*unknown key 'treshold'"):
-        entries["typo"].spec
+        list_models(weights_dir=tmp_path)
+    del data["models"][-1]["task"]
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(RegistryError, match=r"'typo'.*missing required key 'task'"):
+        list_models(weights_dir=tmp_path)

@@ -101,8 +101,7 @@ def test_lgg_layout_export_chooses_tta_on_val_and_writes_it_into_the_card(data_d
 
     from medviz.datasets.lgg import cases, read_pairs
     from medviz.segmentation.train import SegmentationTrainOptions
-    from medviz.train.cli import command_line, to_argv
-    from medviz.train.command import RunOptions, TrainCommand
+    from medviz.train.command import RunOptions, TrainCommand, command_line, to_argv
     from medviz.train.engine import TrainConfig, export_model, train
 
     src = data_dir / "lgg_flair_mri_seg"

@@ -11,9 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from medviz.datasets.lgg import DataLayoutError
 from medviz.models.specs import SegmenterSpec, parse_spec
 from medviz.segmentation import nifti_pairs
-from medviz.datasets.lgg import DataLayoutError
 
 CASES = ("case_a", "case_b", "case_c", "case_d")
 
@@ -144,8 +144,7 @@ def test_nifti_run_exports_evaluates_and_segments(tmp_path, monkeypatch, capsys)
     from medviz.models.weights import load_model
     from medviz.segmentation.infer import segment_volume
     from medviz.segmentation.train import SegmentationTrainOptions
-    from medviz.train.cli import command_line, to_argv
-    from medviz.train.command import RunOptions, TrainCommand
+    from medviz.train.command import RunOptions, TrainCommand, command_line, to_argv
     from medviz.train.engine import TrainConfig, export_model, train
 
     root = _pair_folder(tmp_path / "d")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medviz.types import Volume, affine_from_spacing
 from medviz.imaging.overlay import fuse_overlay, overlay_slice
-from medviz.segmentation.viz import overlay_figure, surface_figure
+from medviz.segmentation.viz import fused_figure, surface_figure
+from medviz.types import Volume, affine_from_spacing
 
 RED = {1: (255, 0, 0)}
 
@@ -35,15 +35,16 @@ def test_lgg_tumour_centroid_in_overlay_equals_mask_centroid(data_dir) -> None:
     _, outline = overlay_slice(volume, mask, "axial", k, None, RED, mode="contour")
     edge = _changed(image[k], outline)
     assert edge.any() and not (edge & (mask[k] == 0)).any() and edge.sum() < (mask[k] > 0).sum()
-    fig = overlay_figure(volume, mask, "axial", k, None, RED)
+    ps, rgb = overlay_slice(volume, mask, "axial", k, None, RED)
+    fig = fused_figure(ps, rgb, volume.spacing_known)
     assert fig.data[0].type == "image"
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("plane", ["axial", "coronal", "sagittal"])
 def test_overlay_alignment_in_three_planes_on_real_ct(data_dir, plane: str) -> None:
-    from medviz.io import load_path
     from medviz.imaging.slicing import num_slices
+    from medviz.io import load_path
 
     volume = load_path(data_dir / "dicom_ct_3slice_with_liver_seg").series[0].volume
     mask = np.zeros(volume.shape, np.uint8)

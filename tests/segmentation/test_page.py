@@ -42,7 +42,7 @@ def test_page_segments_and_offers_exports(tiny_registry, rng) -> None:
     assert any("Pixel width" in n.label for n in at.number_input)  # spacing is asked for
     assert at.get("download_button"), "exports missing"
     assert at.dataframe
-    at.radio(key=f"seg.{at.session_state['medviz.segmentation.infer.results']['token']}.mode").set_value("contour").run()
+    at.radio(key=f"seg.{at.session_state['medviz.segment.results']['token']}.mode").set_value("contour").run()
     assert not at.exception
     at.button(key="seg.tta").click().run()
     assert not at.exception
@@ -50,7 +50,7 @@ def test_page_segments_and_offers_exports(tiny_registry, rng) -> None:
     # a reference mask equal to the prediction (NIfTI round trip) gives Dice 1
     from medviz.segmentation.export import nifti_bytes
 
-    mask = at.session_state["medviz.segmentation.infer.results"]["result"].mask
+    mask = at.session_state["medviz.segment.results"]["result"].mask
     at.file_uploader[0].set_value([("ref.nii.gz", nifti_bytes(vol, mask), "application/gzip")]).run()
     assert not at.exception, at.exception
     assert at.metric[0].value == "1.000"

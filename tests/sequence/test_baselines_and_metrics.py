@@ -48,7 +48,8 @@ def test_extent_error_by_hand():
 
 
 def test_metrics_agree_with_scikit_learn():
-    from sklearn.metrics import average_precision_score, log_loss as sk_log_loss, roc_auc_score
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import log_loss as sk_log_loss
 
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 200)

@@ -81,3 +81,33 @@ def test_the_strip_needs_a_stack(tiny_models, rng) -> None:
         prepare_stack(one)
     x, notes = prepare_stack(_stack(rng))
     assert x.shape == (6, 3, 32, 32) and any("256x256" in n for n in notes)
+
+
+def test_sequence_inference_leaves_the_shared_models_untouched(tiny_models, rng) -> None:
+    """The encoder hooks the shared segmenter's bottleneck: the hook, modes and gradients must all be gone."""
+    from medviz.sequence.encoder import slice_features
+    from medviz.sequence.infer import load_models, predict_features, predict_stack, prepare_stack
+    from tests.model_guard import assert_model_untouched
+
+    model, segmenter, _ = load_models("tiny_seq")
+    x, _ = prepare_stack(_stack(rng))
+    feats = assert_model_untouched(segmenter, lambda: slice_features(segmenter, x, lr_flip=True))
+    assert feats.shape == (6, 34)
+    assert_model_untouched(model, lambda: predict_features(model, feats))
+    assert_model_untouched(segmenter, lambda: predict_stack(model, segmenter, x))
+    assert_model_untouched(model, lambda: predict_stack(model, segmenter, x))
+
+
+def test_a_changed_segmenter_is_refused(tiny_models) -> None:
+    import json
+
+    from medviz.sequence.infer import SequenceError, load_models
+
+    manifest = tiny_models / "manifest.json"
+    data = json.loads(manifest.read_text())
+    for m in data["models"]:
+        if m["name"] == "tiny_seq":
+            m["segmenter_sha256"] = "0" * 64  # trained on other segmenter weights
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(SequenceError, match="must be trained again"):
+        load_models("tiny_seq")

@@ -14,8 +14,8 @@ from medviz.reconstruction.evaluate import ReconstructionEvalOptions
 from medviz.reconstruction.train import ReconstructionTrainOptions
 from medviz.segmentation.evaluate import SegmentationEvalOptions
 from medviz.segmentation.train import SegmentationTrainOptions
-from medviz.train.cli import build_parser, parse, to_argv
-from medviz.train.command import RunOptions, TrainCommand
+from medviz.train.cli import build_parser, parse
+from medviz.train.command import RunOptions, TrainCommand, to_argv
 from medviz.train.engine import TrainConfig
 from tests.train.toy_task import ToyOptions
 

@@ -73,7 +73,7 @@ def test_promote_registers_the_model(tmp_path):
         m.promote(job.id, ALICE, "../evil", tmp_path / "w")
     entry = m.promote(job.id, ALICE, "toy-x", tmp_path / "w")
     assert [e.name for e in list_models("toy", tmp_path / "w")] == ["toy-x"]
-    assert "python -m medviz.train --task toy" in (tmp_path / "w" / entry["card"]).read_text()
+    assert "python -m medviz.train --task toy" in entry.card_path.read_text()
 
 
 def test_failures_are_reported_not_raised(tmp_path):

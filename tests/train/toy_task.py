@@ -18,8 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from medviz.models.specs import SPEC_TYPES, ModelSpec
 from medviz.options import option
 from medviz.train.task import TaskData, TrainTask
+
+
+class ToySpec(ModelSpec):
+    """The manifest entry of a toy model: the common keys only."""
+
+    TASK = "toy"
+
+
+# Registered when the task is (tests and MEDVIZ_TRAIN_TASKS runs import this module before exporting).
+SPEC_TYPES.setdefault("toy", ToySpec)
 
 ARCH = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 1, "out_channels": 1, "channels": [4, 8],
                                    "strides": [2], "num_res_units": 0, "norm": None}}
@@ -91,7 +102,6 @@ class ToyTask(TrainTask):
         return loss
 
     def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
-        import torch
         import torch.nn.functional as F
 
         losses, inter, total = [], 0.0, 0.0
