@@ -13,7 +13,6 @@ from medviz.reconstruction.viz import comparison_figure, mask_figure, metrics_ba
 from medviz.types import MedvizError
 from medviz.ui import reconstruction as ui
 from medviz.ui import widgets
-from medviz.ui.cache import session_memo
 
 st.header("Reconstruct")
 try:
@@ -48,14 +47,12 @@ with ctrl:
     else:
         params = {"sigma": st.select_slider("Rician noise σ (fraction of max)", [0.02, 0.05, 0.08, 0.1, 0.15],
                                             value=0.05, key="recon.sigma")}
-    slow = st.checkbox("slow baseline (" + ("CS-TV" if mode == "recon" else "BM3D") + ", 1-3 s)", value=True,
+    slow = st.checkbox(f"slow baseline ({ui.SLOW_BASELINE[mode]}, 1-3 s)", value=True,
                        key="recon.slow")
     window = st.slider("window (shared by all images)", 0.0, 1.0, (0.0, 1.0), 0.01, key="recon.window")
 
-memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}|{slow}"
 try:
-    image = ui.volume_slice(volume, index, channel)
-    res = session_memo(memo_name, token, lambda: ui.run_compare(name, image, slow_baseline=slow, **params))
+    image, res = ui.compare_panel(name, volume, index, channel, params, slow, token)
 except MedvizError as e:
     st.error(str(e))
     st.stop()

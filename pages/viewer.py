@@ -1,16 +1,13 @@
 """Viewer page: open a study, browse it slice by slice, window it, measure distances and ROIs.
 
-Glue only: widgets come from ``medviz.ui``, the pictures from ``medviz.imaging.viz``.
+Glue only: widgets come from ``medviz.ui``, the plane and its figure from ``medviz.ui.viewer``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.imaging.measure import roi_stats
-from medviz.imaging.slicing import extract_plane
-from medviz.imaging.viz import slice_figure
-from medviz.ui import loading, widgets
+from medviz.ui import loading, viewer, widgets
 from medviz.ui.state import get_volume, get_volume_source
 
 st.header("Viewer")
@@ -32,25 +29,14 @@ image_col, side_col = st.columns([3, 1], gap="medium")
 with side_col:
     plane, index = widgets.plane_and_slice(volume, token)
     window = widgets.window_picker(volume, token)
-    ps = extract_plane(volume, plane, index)
+    ps = viewer.plane_slice(volume, plane, index)
     measure_key = f"viewer.{token}.{plane.value}.measure"
     chart_key = f"viewer.{token}.{plane.value}.chart"
     widgets.apply_box_selection(st.session_state.get(chart_key), ps, measure_key)
     st.markdown("**Measure** (pixel row/column; row 0 at the top)")
     distance, roi = widgets.measurement_inputs(ps, measure_key)
 
-stats = roi_stats(ps.image, roi, ps.row_mm, ps.col_mm) if roi is not None else None
-figure = slice_figure(
-    ps,
-    window=window,
-    units=volume.units,
-    spacing_known=volume.spacing_known,
-    distance=distance,
-    roi=roi,
-    roi_stats=stats,
-    uirevision=f"{token}.{plane.value}",  # keep zoom/pan while browsing slices and windows
-    selectable=True,  # a box drawn with the box-select tool becomes the ROI
-)
+figure, stats = viewer.figure_panel(volume, ps, window, distance, roi, token)
 
 with image_col:
     st.plotly_chart(

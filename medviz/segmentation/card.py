@@ -8,6 +8,7 @@ from typing import Any
 
 from medviz.models.specs import SegmenterSpec
 from medviz.segmentation.evaluate import PUBLISHED
+from medviz.segmentation.options import SegmentationTrainOptions
 
 QUALITY_BAR = 0.80  # the project's bar: mean per-patient Dice on the LGG test patients
 
@@ -15,10 +16,10 @@ QUALITY_BAR = 0.80  # the project's bar: mean per-patient Dice on the LGG test p
 SKIPPED_TEST = "Not computed: candidate run exported with `--skip-test` (the test split was not touched)."
 
 
-def _test_section(name: str, test: dict[str, Any] | None, args: Any, lgg_layout: bool) -> str:
+def _test_section(name: str, test: dict[str, Any] | None, options: SegmentationTrainOptions, lgg_layout: bool) -> str:
     """The ``## Test metrics`` section of either card: the one test evaluation, or why there is none."""
     if test is None:
-        if getattr(args, "skip_test", False):
+        if options.skip_test:
             return f"## Test metrics\n{SKIPPED_TEST}"
         return ("## Test metrics\nThe folder has no test split (no `test` list in splits.json), so there is no "
                 "held-out result: evaluate on data the model never saw with\n"
@@ -55,7 +56,8 @@ def _tta_text(spec: SegmenterSpec) -> str:
 
 
 def lgg_card(name: str, spec: SegmenterSpec, metrics: dict[str, Any], command: str, val_raw: float,
-          val_dice: float, val16: float, test: dict[str, Any] | None, args: Any) -> str:
+          val_dice: float, val16: float, test: dict[str, Any] | None,
+             options: SegmentationTrainOptions) -> str:
     a = spec.arch.kwargs
     return f"""# {name}: LGG FLAIR-abnormality segmentation (2D MONAI UNet)
 
@@ -67,7 +69,7 @@ Cite Buda et al., Comput Biol Med 2019;109:218-225 and TCIA TCGA-LGG.
 
 ## Preprocessing
 Input 3 channels (pre-contrast T1, FLAIR, post-contrast T1), each divided by its 99th percentile
-(of voxels above the minimum) over the patient's whole stack and clipped to [0, 1.5]. Training: random {args.crop}² crops (tumour-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}),
+(of voxels above the minimum) over the patient's whole stack and clipped to [0, 1.5]. Training: random {options.crop}² crops (tumour-centred : background = {options.pos_neg[0]:g} : {options.pos_neg[1]:g}),
 left-right flips, affine (±15°, ±10 % scale, ±8 px), per-channel intensity scale ±25 %, shift ±0.05,
 gamma 0.7-1.5.
 Inference on whole 256² slices{' averaged with their left-right mirror (test-time augmentation, below)' if spec.tta == 'lr_flip' else ''}.
@@ -81,14 +83,14 @@ Weights stored as {spec.provenance['dtype']} (fp16 val Dice {val16:.4f} vs fp32 
 ```
 {command}
 ```
-{('Initialisation (`--init`): ' + args.init_note + chr(10)) if getattr(args, 'init_note', '') else ''}Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
+{('Initialisation (`--init`): ' + options.init_note + chr(10)) if options.init_note else ''}Best epoch {metrics.get('best_epoch')} of {metrics.get('epochs_run')} ({metrics.get('status')}), selected on
 validation mean per-patient Dice (threshold 0.5, no post-processing): {metrics.get('best_val', float('nan')):.4f}
 (re-computed at export: {val_raw:.4f}).
 Post-processing chosen on val: threshold {spec.threshold}, remove 3D components smaller than
 {spec.min_size} voxels -> val mean per-patient Dice {val_dice:.4f}.
 {_tta_text(spec)}
 
-{_test_section(name, test, args, True)}
+{_test_section(name, test, options, True)}
 
 ## Published reference
 {PUBLISHED['source']}: mean Dice {PUBLISHED['dice_mean']} ({PUBLISHED['note']}).
@@ -103,7 +105,8 @@ Small test set (6 patients): wide confidence interval.
 
 
 def folder_card(name: str, spec: SegmenterSpec, metrics: dict[str, Any], command: str, val_raw: float,
-                 val_dice: float, val16: float, test: dict[str, Any] | None, args: Any, split: str) -> str:
+                 val_dice: float, val16: float, test: dict[str, Any] | None,
+                options: SegmentationTrainOptions, split: str) -> str:
     """Model card of a model trained on a user's NIfTI pair folder (no published reference)."""
     a = spec.arch.kwargs
     return f"""# {name}: 2D MONAI UNet segmentation trained on {Path(spec.data).name}/
@@ -114,8 +117,8 @@ Split: {split}. Licence and provenance: those of the user's data.
 
 ## Preprocessing
 {len(spec.input.channels)} input channel(s), each scaled over the case's whole stack: (x - min) / p99(x > min),
-clipped to [0, 1.5]. Axial slices of the LPS+-reoriented volumes. Training: random {args.crop}² crops
-(foreground-centred : background = {args.pos_neg[0]:g} : {args.pos_neg[1]:g}), flips, small affine warps,
+clipped to [0, 1.5]. Axial slices of the LPS+-reoriented volumes. Training: random {options.crop}² crops
+(foreground-centred : background = {options.pos_neg[0]:g} : {options.pos_neg[1]:g}), flips, small affine warps,
 intensity jitter. Inference on whole slices.
 
 ## Architecture
@@ -133,7 +136,7 @@ validation mean per-case Dice (threshold 0.5): {metrics.get('best_val', float('n
 {spec.min_size} voxels removed -> val Dice {val_dice:.4f}.
 {_tta_text(spec)}
 
-{_test_section(name, test, args, False)}
+{_test_section(name, test, options, False)}
 
 ## Intended use and limits
 Trained from the MedViz Training page or command line on the user's own data; not validated beyond the

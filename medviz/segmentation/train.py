@@ -33,7 +33,6 @@ from medviz.imaging.intensity import normalise_stack
 from medviz.models.nets import build_network
 from medviz.models.specs import SegmenterSpec
 from medviz.models.weights import load_state_dict, save_state_dict
-from medviz.options import option
 from medviz.segmentation import data as seg_folders
 from medviz.segmentation import evaluate as ev
 from medviz.segmentation.card import folder_card, lgg_card
@@ -41,30 +40,9 @@ from medviz.segmentation.data import cases, default_data_dir, layout
 from medviz.segmentation.infer import TTA_FLIPS
 from medviz.segmentation.measure import dice_score
 from medviz.segmentation.nifti_pairs import split_source
-from medviz.train.task import TaskData, TrainTask, init_note_option, init_option
+from medviz.segmentation.options import SegmentationTrainOptions
+from medviz.train.task import TaskData, TrainTask
 from medviz.types import MedvizError
-
-
-@dataclass(frozen=True)
-class SegmentationTrainOptions:
-    """Options of the segmentation task (``python -m medviz.train --task segmentation ...``)."""
-
-    crop: int = option(128, label="Training crop size (pixels)", min=16, max=1024,
-                       help="training crop size in pixels (default 128)")
-    pos_neg: tuple[float, float] = option((2.0, 1.0), label="Tumour : background crop ratio", min=0.0,
-                                          metavar=("POS", "NEG"),
-                                          help="tumour-centred vs background crop ratio (default 2 1)")
-    unet_channels: list[int] = option(default_factory=lambda: [16, 32, 64, 128, 256], label="UNet channels per level",
-                                      min=1, help="feature channels of each UNet level, top to bottom")
-    res_units: int = option(2, label="Residual units per level", min=0, max=16)
-    dropout: float = option(0.1, label="Dropout", min=0.0, max=1.0)
-    cache_rate: float = option(1.0, label="Cached fraction of the training set", min=0.0, max=1.0)
-    skip_test: bool = option(False, label="Skip the test split",
-                             help="export without touching the test split (candidate runs)")
-    init: Path | None = init_option()
-    init_note: str = init_note_option()
-    label_value: int | None = option(None, label="Foreground label value (NIfTI pairs)", metavar="K",
-                                     help="NIfTI pairs: foreground is label == K (default: label > 0)")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from medviz.models.registry import list_models
 from medviz.models.weights import load_model
 from medviz.reconstruction.infer import compare, input_note
 from medviz.types import MedvizError, Volume
+from medviz.ui.cache import session_memo
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -84,3 +85,17 @@ def distribution_note(volume: Volume, image: np.ndarray, name: str) -> str | Non
     :func:`medviz.reconstruction.infer.input_note`)."""
     _, entry = cached_model(name)
     return input_note(entry.spec, name, volume.modality, tuple(image.shape))
+
+
+#: The slow classical baseline of each mode, computed only when asked for.
+SLOW_BASELINE = {"recon": "CS-TV", "denoise": "BM3D"}
+
+
+def compare_panel(name: str, volume: Volume, index: int, channel: int | None, params: dict[str, Any],
+                  slow: bool, token: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """``(the slice, the comparison)``: slice ``index`` (RGB: ``channel``) degraded and restored by the model
+    and the baselines (:func:`run_compare`), memoised in this session for the study ``token`` and these settings."""
+    image = volume_slice(volume, index, channel)
+    memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}|{slow}"
+    return image, session_memo(memo_name, token, lambda: run_compare(name, image, slow_baseline=slow, **params))
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from medviz.types import Volume, affine_from_spacing
@@ -48,3 +49,20 @@ def test_page_asks_for_a_study_when_none_is_open(tiny_weights):
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
     assert any("Open a study" in i.value for i in at.info)
+
+
+def test_the_colour_channel_is_for_rgb_studies_only():
+    import numpy as np
+
+    from medviz.types import MedvizError, Volume, affine_from_spacing
+    from medviz.ui.reconstruction import volume_slice
+
+    geo = dict(spacing=(1.0, 1.0, 1.0), affine=affine_from_spacing((1.0, 1.0, 1.0)))
+    grey = Volume(array=np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4), **geo)
+    rgb = Volume(array=np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3), units="RGB", **geo)
+    np.testing.assert_array_equal(volume_slice(grey, 1), grey.array[1])
+    np.testing.assert_array_equal(volume_slice(rgb, 0, 1), rgb.array[0, ..., 1])
+    with pytest.raises(MedvizError, match="no colour channel"):
+        volume_slice(grey, 0, 1)  # a channel given for a grey study was silently ignored before
+    with pytest.raises(MedvizError, match="colour channel 0..2"):
+        volume_slice(rgb, 0)
