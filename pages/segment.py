@@ -74,9 +74,11 @@ ps, fused = ui.fused_overlay(store, volume, labels, plane, index, window, colors
 with img_col:
     st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", key="seg.overlay")
 if seq_names:
-    with st.expander("Tumour slices (sequence model)", expanded="sequence" in store):
-        seq_name = st.selectbox("Sequence model", seq_names, key="seg.seq.model")
-        if st.button("Read the whole stack", key="seg.seq.run"):
+    with img_col:
+        strip_head, strip_pick, strip_run = st.columns([3, 3, 3])
+        strip_head.markdown("**Tumour slices (sequence model)**")
+        seq_name = strip_pick.selectbox("Sequence model", seq_names, key="seg.seq.model", label_visibility="collapsed")
+        if strip_run.button("Read all slices", key="seg.seq.run"):
             try:
                 store["sequence"] = seq_ui.run(seq_name, volume)
             except MedvizError as e:

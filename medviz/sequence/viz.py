@@ -18,7 +18,7 @@ def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
 
 
 def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int | None, truth: np.ndarray | None = None,
-                      height: int = 190) -> go.Figure:
+                      height: int = 220) -> go.Figure:
     """Tumour probability per slice, slice numbers 1-based on x.
 
     Args:
@@ -42,8 +42,8 @@ def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int | Non
     if truth is not None:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="reference tumour slices",
                                  marker=dict(size=10, color="rgba(0, 200, 0, 0.35)", symbol="square")))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=10, b=30), clickmode="event+select",
-                      legend=dict(orientation="h", y=1.15, x=0), dragmode=False,
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=36, b=30), clickmode="event+select",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), dragmode=False,
                       xaxis=dict(title="slice", range=[0.5, len(gru) + 0.5], dtick=max(1, len(gru) // 20)),
-                      yaxis=dict(title="P(tumour)", range=[0, 1.02]))
+                      yaxis=dict(title="P(tumour)", range=[-0.04, 1.06]))
     return fig
