@@ -74,8 +74,9 @@ class FrameInfo:
         position: ImagePositionPatient ``(3,)`` in LPS mm, or None.
         orientation: ImageOrientationPatient ``(6,)`` (row then column direction), or None.
         pixel_spacing: ``(row spacing, column spacing)`` in mm, or None when absent/invalid.
-        slope: Rescale Slope.
-        intercept: Rescale Intercept.
+        slope: Rescale Slope (1 when absent or unusable).
+        intercept: Rescale Intercept (0 when absent or unusable).
+        rescale_problem: why the file's Rescale Slope/Intercept could not be used, in words (None: fine).
         window: ``(center, width)`` from the file, or None.
         order_key: tie-break key for frames at one position (temporal index, acquisition...).
     """
@@ -88,6 +89,7 @@ class FrameInfo:
     intercept: float = 0.0
     window: tuple[float, float] | None = None
     order_key: tuple[float, ...] = ()
+    rescale_problem: str | None = None
 
 
 @dataclass
@@ -377,8 +379,8 @@ def _frame_infos(ds: Any, n_frames: int) -> list[FrameInfo]:
             else:
                 pos = None  # one position for many frames: per-frame geometry unknown
         spacing = pair(attr("PixelMeasuresSequence", "PixelSpacing"))
-        slope = to_float(attr("PixelValueTransformationSequence", "RescaleSlope"), 1.0)
-        intercept = to_float(attr("PixelValueTransformationSequence", "RescaleIntercept"), 0.0)
+        slope, intercept, rescale_problem = _rescale(attr("PixelValueTransformationSequence", "RescaleSlope"),
+                                                     attr("PixelValueTransformationSequence", "RescaleIntercept"))
         center = to_float(first_value(attr("FrameVOILUTSequence", "WindowCenter")), math.nan)
         width = to_float(first_value(attr("FrameVOILUTSequence", "WindowWidth")), math.nan)
         window = (center, width) if math.isfinite(center) and math.isfinite(width) and width > 0 else None
@@ -392,8 +394,23 @@ def _frame_infos(ds: Any, n_frames: int) -> list[FrameInfo]:
             to_float(ds.get("InstanceNumber"), math.inf),
             float(i),
         )
-        out.append(FrameInfo(i, pos, ori, spacing, slope or 1.0, intercept, window, order_key))
+        out.append(FrameInfo(i, pos, ori, spacing, slope, intercept, window, order_key, rescale_problem))
     return out
+
+
+def _rescale(raw_slope: Any, raw_intercept: Any) -> tuple[float, float, str | None]:
+    """``(slope, intercept, problem)``: the file's Rescale Slope/Intercept, or ``(1, 0, why)`` when either is
+    present but unusable (not a number, NaN, infinite, or a zero slope) — never a silent 1."""
+    problems = []
+    slope = 1.0 if raw_slope is None else to_float(raw_slope, math.nan)
+    if not math.isfinite(slope) or slope == 0:
+        problems.append(f"Rescale Slope {str(raw_slope).strip()!r} is not usable")
+    intercept = 0.0 if raw_intercept is None else to_float(raw_intercept, math.nan)
+    if not math.isfinite(intercept):
+        problems.append(f"Rescale Intercept {str(raw_intercept).strip()!r} is not usable")
+    if problems:
+        return 1.0, 0.0, " and ".join(problems)
+    return slope, intercept, None
 
 
 def _replace_spacing(f: FrameInfo, spacing: tuple[float, float]) -> FrameInfo:

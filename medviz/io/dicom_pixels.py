@@ -17,6 +17,7 @@ import numpy as np
 
 from medviz.io.dicom import Instance
 from medviz.io.dicom_values import first
+from medviz.io.finite import replace_non_finite
 from medviz.io.quiet import quiet_pydicom
 
 
@@ -92,6 +93,27 @@ def _to_rgb(arr: np.ndarray, ds: Any, photometric: str) -> np.ndarray:
     return arr
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _rescaled(arr: np.ndarray, inst: Instance) -> np.ndarray:
+    """``arr * slope + intercept`` per frame as float32, computed in float64 so that a rescale beyond the
+    float32 range is caught instead of becoming ±Inf.
+
+    Raises:
+        ValueError: the rescaled values cannot be held in 32-bit floats (the message gives the numbers).
+    """
+    out = np.empty(arr.shape, dtype=np.float32)
+    for k, f in enumerate(inst.frames):
+        v = arr[k].astype(np.float64) * f.slope + f.intercept
+        peak = float(np.nanmax(np.abs(v))) if v.size else 0.0
+        if peak > FLOAT32_MAX:
+            raise ValueError(f"Rescale Slope {f.slope:g} and Intercept {f.intercept:g} give values up to {peak:.3g}, "
+                             "beyond what 32-bit floats can hold: the values cannot be shown")
+        out[k] = v
+    return out
+
+
 def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
     from pydicom.pixels import apply_modality_lut
 
@@ -99,10 +121,8 @@ def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
     if ds.get("ModalityLUTSequence"):
         out = apply_modality_lut(arr, ds).astype(np.float32)
     else:
-        out = np.empty(arr.shape, dtype=np.float32)
-        for k, f in enumerate(inst.frames):
-            np.multiply(arr[k], np.float32(f.slope), out=out[k], dtype=np.float32)
-            out[k] += np.float32(f.intercept)
+        out = _rescaled(arr, inst)
+    out, non_finite = replace_non_finite(out)
     rescale_type = str(ds.get("RescaleType", "") or "").upper()
     shared = first(ds.get("SharedFunctionalGroupsSequence"))
     pvt = first(shared.get("PixelValueTransformationSequence")) if shared is not None else None
@@ -112,9 +132,16 @@ def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
     signed = int(ds.get("PixelRepresentation") or 0) == 1
     units = "HU" if inst.modality == "CT" and rescale_type in ("", "HU") and (has_rescale or signed) else "a.u."
     notes: tuple[str, ...] = ()
-    if inst.modality == "CT" and units != "HU":
+    problems = sorted({f.rescale_problem for f in inst.frames if f.rescale_problem})
+    if problems:  # the stored values are shown as they are: they are not calibrated (not HU)
+        units = "a.u."
+        notes = (f"{'; '.join(problems)}: the stored pixel values are shown without rescaling, so they are "
+                 "not calibrated values (not HU); units shown as a.u.",)
+    elif inst.modality == "CT" and units != "HU":
         why = f"RescaleType is {rescale_type}" if rescale_type else "no Rescale Slope/Intercept and unsigned pixels"
         notes = (f"CT values are not Hounsfield units ({why}); units shown as a.u.",)
+    if non_finite:
+        notes += (non_finite,)
     if inst.photometric != "MONOCHROME1":
         return Decoded(out, units, notes=notes)
     if ds.get("ModalityLUTSequence"):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from medviz.io import limits as _lim
+from medviz.io.finite import replace_non_finite
 from medviz.io.geometry import RAS_TO_LPS, check_affine, reorient_to_lps
 from medviz.types import Volume
 
@@ -32,7 +33,8 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
     Returns:
         A :class:`~medviz.types.Volume`: ``(Z, Y, X)`` float32 in LPS+ order, or
         ``(Z, Y, X, 3)`` uint8 for RGB NIfTI. 4D+ data keep the first volume (with a warning);
-        NaN/Inf voxels are replaced by the minimum finite value (with a warning).
+        NaN/Inf voxels are replaced by the minimum finite value, with a warning
+        (:func:`medviz.io.finite.replace_non_finite`, the rule of every reader).
 
     Raises:
         ValueError: corrupt, truncated, complex-valued, non-positive pixdim or singular affine.
@@ -131,14 +133,8 @@ def _first_volume(img: Any, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np
         values = values[:, :, np.newaxis]
     if dtype.names:  # RGB24 / RGBA32 structured voxels
         return np.stack([values[n] for n in dtype.names[:3]], axis=-1).astype(np.uint8), True, warnings
-    values = values.astype(np.float32, copy=False)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        n_bad = int(bad.sum())
-        fill = float(values[~bad].min()) if (~bad).any() else 0.0
-        values = np.where(bad, np.float32(fill), values)
-        warnings.append(f"{n_bad:,} NaN/Inf voxel(s) replaced by {fill:g} (the minimum finite value)")
-    return values, False, warnings
+    values, note = replace_non_finite(values.astype(np.float32, copy=False))
+    return values, False, warnings + ([note] if note else [])
 
 
 def _raw_bytes(data: bytes) -> tuple[bytes, type]:
