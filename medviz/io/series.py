@@ -79,27 +79,59 @@ def assemble(instances: list[_dicom.Instance]) -> Assembly:
         )
     for members in by_series.values():
         members = _dedupe_instances(members, out)
-        for stack, part, phase in _stacks(members, out):
-            try:
-                vol = _build(stack, decoded, out)
-            except Exception as e:  # per-series boundary: one broken series must not stop the others
-                stage = f"could not build series {_series_text(stack[0].inst)}"
-                out.problems.append(FileProblem(_display_name(stack), describe(e, stage)))
-                continue
-            if vol is None:
-                continue
-            first = stack[0].inst
-            label = _label(first, vol, part, phase)
-            key = (
-                first.series_number if first.series_number is not None else 1 << 30,
-                min(s.inst.source for s in stack),
-                part or 0,
-                phase[0] if phase else 0,
-            )
-            out.built.append(Built(label, vol, key))
+        for whole, part, phase in _stacks(members, out):
+            runs = _regular_runs(whole, out)
+            for k, stack in enumerate(runs):
+                built = _built(stack, decoded, out, part, phase, (k, len(runs)))
+                if built is not None:
+                    out.built.append(built)
         decoded.clear()  # instances never span series: free the decoded frames early
     out.built.sort(key=lambda b: b.sort_key)
     return out
+
+
+GAP_FACTOR = 1.5  # a step longer than this many times the median step is a gap
+
+
+def _regular_runs(slices: list[_Slice], out: Assembly) -> list[list[_Slice]]:
+    """Split a position-sorted stack at gaps in its slice positions, so that every volume has regular steps
+    and its affine puts each slice where the files say (a uniform affine across a gap would misplace every
+    slice after it). Stacks without patient geometry, or without gaps, come back whole."""
+    if len(slices) < 3 or not slices[0].inst.has_geometry or any(s.frame.position is None for s in slices):
+        return [slices]
+    normal = _normal(slices[0].frame.orientation)
+    steps = np.diff([float(s.frame.position @ normal) for s in slices])
+    step = float(np.median(steps))
+    cuts = [i + 1 for i, d in enumerate(steps) if step > 0 and d > GAP_FACTOR * step]
+    if not cuts:
+        return [slices]
+    bounds = [0, *cuts, len(slices)]
+    runs = [slices[a:b] for a, b in zip(bounds, bounds[1:])]
+    gaps = ", ".join(f"{steps[c - 1]:.2f} mm after slice {c}" for c in cuts[:5])
+    out.notes.append(
+        f"series {_series_text(slices[0].inst)} has gaps in its slice positions ({gaps}; usual step {step:.2f} mm): "
+        f"split into {len(runs)} stacks with regular spacing, so every slice keeps its true position"
+    )
+    return runs
+
+
+def _built(stack: list[_Slice], decoded: dict[int, _pixels.Decoded | None], out: Assembly, part: int,
+           phase: tuple[int, int] | None, run: tuple[int, int]) -> Built | None:
+    """One volume of the series with its label and sort key (None when nothing could be decoded); a failure
+    becomes a problem of this stack only. ``run``: (index, count) of the regular stacks of a gapped series."""
+    try:
+        vol = _build(stack, decoded, out)
+    except Exception as e:  # per-series boundary: one broken series must not stop the others
+        stage = f"could not build series {_series_text(stack[0].inst)}"
+        out.problems.append(FileProblem(_display_name(stack), describe(e, stage)))
+        return None
+    if vol is None:
+        return None
+    first = stack[0].inst
+    label = _label(first, vol, part, phase) + (f" · stack {run[0] + 1} of {run[1]} (gap)" if run[1] > 1 else "")
+    key = (first.series_number if first.series_number is not None else 1 << 30, min(s.inst.source for s in stack),
+           part or 0, phase[0] if phase else 0, run[0])
+    return Built(label, vol, key)
 
 
 def _fallback_series_key(inst: _dicom.Instance) -> str:

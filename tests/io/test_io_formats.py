@@ -83,7 +83,7 @@ def test_jpeg_rgb_and_gray():
 def test_examples_listed_with_source_and_licence():
     examples = list_examples()
     assert examples[0].key == "ct_small"
-    assert {"ct_small", "mr_small", "ct_4slice_series", "mr_brain_3d", "us_multiframe"} <= {e.key for e in examples}
+    assert {"ct_small", "mr_small", "ct_series_with_gap", "mr_brain_3d", "us_multiframe"} <= {e.key for e in examples}
     for e in examples:
         assert e.title and e.description and e.source
         assert any(word in e.source for word in ("MIT", "CC0", "BSD"))
@@ -94,7 +94,7 @@ def test_examples_load_without_shared_data(monkeypatch, tmp_path):
     expected = {
         "ct_small": ((1, 128, 128), "HU"),
         "mr_small": ((1, 64, 64), "a.u."),
-        "ct_4slice_series": ((4, 16, 16), "HU"),
+        "ct_series_with_gap": ((3, 16, 16), "HU"),
         "mr_brain_3d": ((25, 41, 33), "a.u."),
         "us_multiframe": ((30, 240, 320, 3), "RGB"),
         "retina_photo": ((1, 1411, 1411, 3), "RGB"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from io_builders import SERIES_UID, dicom_bytes, make_ct_dataset
@@ -56,10 +58,30 @@ def test_uneven_duplicates_keep_first_with_note(ct_series):
     assert any("multi-phase/duplicate positions" in n and "first" in n for n in r.notes)
 
 
-def test_gap_and_uneven_spacing_warnings(ct_series):
-    gap = load_files(ct_series(zs=[0.0, 2.0, 4.0, 8.0, 10.0])).series[0].volume
-    assert gap.spacing[0] == pytest.approx(2.0)
-    assert any("gap" in w and "4.00 mm" in w and "2.00 mm" in w for w in gap.warnings)
+def test_a_gap_splits_the_series_so_every_slice_keeps_its_position(ct_series):
+    r = load_files(ct_series(zs=[0.0, 2.0, 4.0, 8.0, 10.0]))
+    assert [s.volume.shape[0] for s in r.series] == [3, 2]
+    for s, zs in zip(r.series, ([0.0, 2.0, 4.0], [8.0, 10.0])):
+        v = s.volume
+        assert v.spacing[0] == pytest.approx(2.0)
+        z = [float((v.affine @ [0, 0, k, 1])[2]) for k in range(v.shape[0])]
+        assert z == pytest.approx(zs)  # a uniform affine over the gap would put the last two at 6 and 8 mm
+        assert "(gap)" in s.label
+    assert any("gaps in its slice positions" in n and "4.00 mm" in n and "2.00 mm" in n for n in r.notes)
+
+
+def test_the_real_gapped_series_has_its_true_positions():
+    """pydicom's dicomdirtests/77654033/CT2: slices at -99.48, 103.02, 104.27, 105.52 mm."""
+    from pydicom.data import get_testdata_file
+
+    from medviz.io import load_path
+
+    r = load_path(Path(get_testdata_file("dicomdirtests/77654033/CT2/17136")).parent)
+    zs = [[round(float((s.volume.affine @ [0, 0, k, 1])[2]), 2) for k in range(s.volume.shape[0])] for s in r.series]
+    assert zs == [[-99.48], [103.02, 104.27, 105.52]]
+
+
+def test_uneven_spacing_warning(ct_series):
     uneven = load_files(ct_series(zs=[0.0, 2.0, 4.3, 6.0, 8.0])).series[0].volume
     assert any("uneven slice spacing" in w and "1.70" in w and "2.30" in w for w in uneven.warnings)
 

@@ -36,7 +36,7 @@ def test_opens_on_first_example_without_upload(viewer):
 
 
 def test_changing_preset_and_slice_rerenders(viewer):
-    at = _open_example(viewer, "ct_4slice_series")
+    at = _open_example(viewer, "ct_series_with_gap")
     _no_exception(at)
     before = chart_spec(at)["data"][0]
     preset = next(s for s in at.selectbox if s.label == "Window preset")
@@ -47,11 +47,11 @@ def test_changing_preset_and_slice_rerenders(viewer):
     assert (before["zmin"], before["zmax"]) == (-160, 240)
     assert [n.value for n in at.number_input[:2]] == [1500, -600]  # width/level follow the preset
     slider = at.slider[0]
-    assert (slider.min, slider.max, slider.value) == (1, 4, 2)
-    slider.set_value(4).run()
+    assert (slider.min, slider.max, slider.value) == (1, 3, 2)
+    slider.set_value(3).run()
     _no_exception(at)
     assert not np.array_equal(plotly_array(chart_spec(at)["data"][0]["z"]), plotly_array(after["z"]))
-    assert any("Axial 4/4" in a["text"] for a in chart_spec(at)["layout"]["annotations"])
+    assert any("Axial 3/3" in a["text"] for a in chart_spec(at)["layout"]["annotations"])
     at.number_input[0].set_value(100.0).run()  # free width
     assert chart_spec(at)["data"][0]["zmax"] - chart_spec(at)["data"][0]["zmin"] == 100
 
@@ -121,8 +121,8 @@ def test_several_series_let_the_user_pick(viewer):
 
 
 def test_new_study_resets_slice(viewer):
-    at = _open_example(viewer, "ct_4slice_series")
-    at.slider[0].set_value(4).run()
+    at = _open_example(viewer, "ct_series_with_gap")
+    at.slider[0].set_value(3).run()
     at = _upload(at, dicom_series(n_slices=3))
     assert (at.slider[0].max, at.slider[0].value) == (3, 2)
 
@@ -150,7 +150,7 @@ def test_distance_and_roi_measurements(viewer):
 
 
 def test_metadata_and_warnings_shown(viewer):
-    at = _open_example(viewer, "ct_4slice_series")
+    at = _open_example(viewer, "ct_series_with_gap")
     assert any("gap" in w.value for w in at.main.warning)  # Volume.warnings
     table = at.dataframe[0].value
     assert "Manufacturer" in set(table["field"])
