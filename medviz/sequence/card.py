@@ -38,6 +38,20 @@ def bar_status(test: dict[str, Any]) -> str:
     return text + (" Aim (extent error <= 1 slice): " + ("met." if test["extent_error"] <= 1 else "not met."))
 
 
+#: What is known of each encoder's training data, for the card (a segmenter not listed gets a generic line).
+ENCODER_CAVEATS = {
+    "lgg_unet": ("Caveat: that segmenter was trained on 34 of the 49 training patients (with their masks) and "
+                 "selected on 5 of the\n10 validation patients, so its features are more confident on those patients "
+                 "than on new ones; the val and test\nnumbers below are on patients whose role is as stated, but the "
+                 "encoder is not independent of the training masks."),
+}
+
+
+def _encoder_caveat(segmenter: str) -> str:
+    return ENCODER_CAVEATS.get(segmenter, f"Check `{segmenter}`'s card for which patients it was trained and "
+                                          "selected on: the encoder may have seen this model's training masks.")
+
+
 def render_card(spec: SequenceSpec, splits: dict[str, int], skipped_test: bool = False) -> str:
     """The card of the parsed manifest entry ``spec``; ``splits``: patients per split of the data folder."""
     a = spec.arch.kwargs
@@ -69,9 +83,7 @@ LGG Segmentation Dataset (Buda / Mazurowski, TCGA-LGG via TCIA), `lgg_flair_mri_
 The shipped segmentation model `{spec.segmenter}` (sha256 `{str(spec.segmenter_sha256)[:12]}…`), frozen:
 global mean and maximum of its 256-channel bottleneck, its maximum output probability and the fraction of pixels
 above 0.5 ({a['n_features']} features per slice{'; output averaged with the left-right mirror' if spec.lr_flip else ''}).
-Caveat: that segmenter was trained on 34 of the 49 training patients (with their masks) and selected on 5 of the
-10 validation patients, so its features are more confident on those patients than on new ones; the val and test
-numbers below are on patients whose role is as stated, but the encoder is not independent of the training masks.
+{_encoder_caveat(spec.segmenter)}
 
 ## Architecture
 Standardised features, their differences to the previous and next slice and the normalised slice position ->

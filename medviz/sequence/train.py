@@ -18,6 +18,7 @@ the card.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,16 +207,15 @@ FEATURE_CACHE_DIR = "sequence-features"
 def _case_features(segmenter: Any, segmenter_sha256: str, lr_flip: bool, root: Path,
                    case: str) -> tuple[np.ndarray, np.ndarray]:
     """``(features (Z, F), labels (Z,))`` of one case of a public data folder. The features depend only on
-    the segmenter's weights, the case's slices and ``lr_flip``, so they are kept on disk under
-    ``MEDVIZ_RUNS_DIR/sequence-features/<segmenter sha256>/`` and reused by later runs (public training
-    data only; a file that does not match the case's slice count is recomputed)."""
+    the segmenter's weights, ``lr_flip`` and the case's normalised stack, so they are kept on disk under
+    ``MEDVIZ_RUNS_DIR/sequence-features/<segmenter sha256>-<lr|no>/<case>-<digest of the stack>.npy`` and
+    reused by later runs; another folder's case of the same name, or changed files, get their own entry."""
     stack = load_stack(root, case)
+    digest = hashlib.blake2b(np.ascontiguousarray(stack.x).tobytes(), digest_size=12).hexdigest()
     folder = get_settings().runs_dir / FEATURE_CACHE_DIR / f"{segmenter_sha256[:16]}-{'lr' if lr_flip else 'no'}"
-    path = folder / f"{case}.npy"
+    path = folder / f"{case}-{digest}.npy"
     if path.is_file():
-        cached = np.load(path, allow_pickle=False)
-        if cached.ndim == 2 and cached.shape[0] == len(stack.labels):
-            return cached, stack.labels
+        return np.load(path, allow_pickle=False), stack.labels
     feats = slice_features(segmenter, stack.x, lr_flip=lr_flip)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")

@@ -118,3 +118,19 @@ class Shots:
 @pytest.fixture
 def shots(output_path: str) -> Shots:
     return Shots(Path(output_path))
+
+
+@pytest.fixture
+def segmented_lgg_page(page, app_url: str, streamlit_idle):
+    """The Segment page with a shared LGG test patient opened and segmented by the shipped model."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(180_000)
+    page.goto(f"{app_url}/segment")
+    expect(page.get_by_role("heading", name="Segment")).to_be_visible(timeout=180_000)
+    streamlit_idle(page)
+    page.get_by_role("button", name="Use an LGG test patient (shared data)").click()
+    streamlit_idle(page)
+    page.get_by_role("button", name="Segment", exact=True).click()
+    streamlit_idle(page, timeout_ms=300_000)
+    return page

@@ -10,18 +10,11 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 
 
-def test_segment_lgg_example_and_download_nifti(page, app_url, data_dir, streamlit_idle, shots, tmp_path):
+def test_segment_lgg_example_and_download_nifti(segmented_lgg_page, data_dir, streamlit_idle, shots, tmp_path):
     import nibabel as nib
     from playwright.sync_api import expect
 
-    page.set_default_timeout(180_000)
-    page.goto(f"{app_url}/segment")
-    expect(page.get_by_role("heading", name="Segment")).to_be_visible(timeout=180_000)
-    streamlit_idle(page)
-    page.get_by_role("button", name="Use an LGG test patient (shared data)").click()
-    streamlit_idle(page)
-    page.get_by_role("button", name="Segment", exact=True).click()
-    streamlit_idle(page, timeout_ms=300_000)
+    page = segmented_lgg_page
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=180_000)
     expect(page.get_by_role("heading", name="Measurements")).to_be_visible()
     shots.save(page, "segment-overlay")

@@ -8,17 +8,10 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.data]
 
 
-def test_sequence_strip_click_jumps_to_the_slice(page, app_url, data_dir, streamlit_idle, shots):
+def test_sequence_strip_click_jumps_to_the_slice(segmented_lgg_page, data_dir, streamlit_idle, shots):
     from playwright.sync_api import expect
 
-    page.set_default_timeout(180_000)
-    page.goto(f"{app_url}/segment")
-    expect(page.get_by_role("heading", name="Segment")).to_be_visible(timeout=180_000)
-    streamlit_idle(page)
-    page.get_by_role("button", name="Use an LGG test patient (shared data)").click()
-    streamlit_idle(page)
-    page.get_by_role("button", name="Segment", exact=True).click()
-    streamlit_idle(page, timeout_ms=300_000)
+    page = segmented_lgg_page
     expect(page.get_by_text("Tumour slices (sequence model)")).to_be_visible()
     page.get_by_role("button", name="Read all slices").click()
     streamlit_idle(page, timeout_ms=300_000)
