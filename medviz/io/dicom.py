@@ -170,6 +170,8 @@ def _read(data: bytes, caught: list) -> Any:
     kind = _lim.sniff(data)
     if kind not in ("dicom", "dicom-nopreamble"):
         raise ValueError("not a DICOM file: no 'DICM' marker and no DICOM elements at the start")
+    if kind == "dicom":
+        _check_after_marker(data[132:])
     if _DEFLATE_UID in data[: 4096 if kind == "dicom" else 0]:
         lim = _lim.limits()
         body_start = _meta_end(data)
@@ -187,6 +189,25 @@ def _read(data: bytes, caught: list) -> Any:
     if _DEFLATE_UID not in data[:4096]:
         _check_truncation(ds, len(data))
     return ds
+
+
+_OTHER_FORMATS = {"png": "a PNG image", "jpeg": "a JPEG image", "zip": "a zip archive", "gzip": "gzip data",
+                  "tiff": "a TIFF image", "gif": "a GIF image", "bmp": "a BMP image", "webp": "a WebP image",
+                  "nifti": "a NIfTI image"}
+
+
+def _check_after_marker(body: bytes) -> None:
+    """Refuse a file whose 'DICM' marker is followed by another format or by no DICOM element at all (the
+    reader would otherwise report absurd element lengths from the foreign bytes)."""
+    other = _OTHER_FORMATS.get(_lim.sniff(body))
+    if other:
+        raise ValueError(f"not a DICOM file: it has a DICOM marker ('DICM') but holds {other} behind it")
+    if len(body) < 8:
+        raise ValueError("not a DICOM file: it ends right after its DICOM marker ('DICM')")
+    if not _lim.looks_like_raw_dicom(body[:1024]):
+        group = int.from_bytes(body[:2], "little")
+        raise ValueError(f"not a DICOM file: its DICOM marker ('DICM') is followed by no DICOM element "
+                         f"(group {group:04X} where the file meta group 0002 belongs)")
 
 
 def _meta_end(data: bytes) -> int:
@@ -238,6 +259,7 @@ def _instance(source: str, ds: Any, pixel_keyword: str) -> Instance:
         raise ValueError(f"NumberOfFrames is {n_frames}; must be at least 1")
     if samples not in (1, 3):
         raise ValueError(f"SamplesPerPixel {samples} is not supported (1 or 3)")
+    _check_photometric(str(ds.PhotometricInterpretation).strip().upper(), samples)
     bits = int(ds.BitsAllocated)
     if bits not in (1, 8, 16, 32, 64):
         raise ValueError(f"BitsAllocated {bits} is not supported")
@@ -284,6 +306,17 @@ def _instance(source: str, ds: Any, pixel_keyword: str) -> Instance:
         spacing_source=spacing_source,
         warnings=warn,
     )
+
+
+def _check_photometric(photometric: str, samples: int) -> None:
+    """Refuse a file whose PhotometricInterpretation contradicts its SamplesPerPixel."""
+    grey = photometric.startswith("MONOCHROME") or photometric == "PALETTE COLOR"
+    if samples == 3 and grey:
+        raise ValueError(f"the file contradicts itself: SamplesPerPixel is 3 (colour) but PhotometricInterpretation "
+                         f"is {photometric}, a one-sample encoding")
+    if samples == 1 and not grey:
+        raise ValueError(f"the file contradicts itself: PhotometricInterpretation is {photometric}, a colour "
+                         "encoding, but SamplesPerPixel is 1")
 
 
 def _transfer_syntax(ds: Any) -> Any:

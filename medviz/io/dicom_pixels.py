@@ -10,6 +10,7 @@ uint8 through ``convert_color_space`` / ``apply_color_lut``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +20,8 @@ from medviz.io.dicom import Instance
 from medviz.io.dicom_values import first
 from medviz.io.finite import replace_non_finite
 from medviz.io.quiet import quiet_pydicom
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,12 @@ def decode_pixels(inst: Instance) -> Decoded:
 
     ds = inst.ds
     with quiet_pydicom() as caught:
-        arr, props = get_decoder(ds.file_meta.TransferSyntaxUID).as_array(ds, as_rgb=True, allow_excess_frames=False)
+        try:
+            arr, props = get_decoder(ds.file_meta.TransferSyntaxUID).as_array(ds, as_rgb=True,
+                                                                                allow_excess_frames=False)
+        except (RuntimeError, NotImplementedError, OSError, IndexError, KeyError, TypeError, AttributeError) as e:
+            log.debug("pixel decoder failed: %s", e)  # the plug-ins' own text: for the server log, not the page
+            raise ValueError(_decoder_failure(inst)) from None
     reported_extra = any("extra data" in w for w in inst.warnings)
     notes = tuple(
         dict.fromkeys(
@@ -72,11 +80,38 @@ def decode_pixels(inst: Instance) -> Decoded:
     return replace(scalar, notes=scalar.notes + notes)
 
 
+def _decoder_failure(inst: Instance) -> str:
+    """Why decoding failed, in words, from what the file declares (the decoders' messages are internal)."""
+    bits = inst.ds.get("BitsStored")
+    variant = f" ({inst.transfer_syntax_name}, {bits}-bit samples)" if bits else f" ({inst.transfer_syntax_name})"
+    from pydicom.uid import UID
+
+    if UID(inst.transfer_syntax).is_compressed:
+        return (f"no installed decoder could read the compressed pixel data{variant}: the data is corrupt, or it "
+                "uses a variant of the format that the decoders do not support")
+    return f"the pixel data could not be read{variant}: its layout does not match the image attributes"
+
+
+class _LutError(ValueError):
+    """A colour palette or modality LUT that does not fit the pixel values (message in words)."""
+
+
+def _apply_lut(apply: Any, arr: np.ndarray, ds: Any, what: str) -> np.ndarray:
+    """``apply(arr, ds)`` for a pydicom LUT function; a LUT that is short, empty or has an invalid
+    descriptor becomes a message in words instead of the library's index or type error."""
+    try:
+        return apply(arr, ds)
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as e:
+        log.debug("%s could not be applied: %s", what, e)
+        raise _LutError(f"the file's {what} cannot be applied to its pixel values: its descriptor or data is "
+                        "invalid (e.g. a table shorter than declared, or an entry size of 0 bits)") from None
+
+
 def _to_rgb(arr: np.ndarray, ds: Any, photometric: str) -> np.ndarray:
     from pydicom.pixels import apply_color_lut, convert_color_space
 
     if photometric == "PALETTE COLOR":
-        arr = apply_color_lut(arr, ds)
+        arr = _apply_lut(apply_color_lut, arr, ds, "colour palette (Palette Color LUT)")
     elif photometric in ("YBR_FULL", "YBR_FULL_422"):
         arr = convert_color_space(arr, photometric, "RGB")
     elif photometric != "RGB" and not photometric.startswith("YBR_RCT") and not photometric.startswith("YBR_ICT"):
@@ -119,7 +154,7 @@ def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
 
     ds = inst.ds
     if ds.get("ModalityLUTSequence"):
-        out = apply_modality_lut(arr, ds).astype(np.float32)
+        out = _apply_lut(apply_modality_lut, arr, ds, "Modality LUT").astype(np.float32)
     else:
         out = _rescaled(arr, inst)
     out, non_finite = replace_non_finite(out)

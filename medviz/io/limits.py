@@ -140,7 +140,7 @@ def sniff(data: bytes) -> str:
     nifti = sniff_nifti_header(head)
     if nifti:
         return nifti
-    if _looks_like_raw_dicom(head):
+    if looks_like_raw_dicom(head):
         return "dicom-nopreamble"
     return "unknown"
 
@@ -159,7 +159,7 @@ def sniff_nifti_header(head: bytes) -> str | None:
     return None
 
 
-def _looks_like_raw_dicom(head: bytes) -> bool:
+def looks_like_raw_dicom(head: bytes) -> bool:
     """A DICOM data set without preamble: starts with a group 0002/0008 element, little or big endian."""
     if len(head) < 8:
         return False

@@ -81,6 +81,9 @@ def _checked_header(raw: bytes, header_cls: type) -> tuple[Any, tuple[int, ...],
     dtype = hdr.get_data_dtype()
     if len(shape) < 2:
         raise ValueError(f"NIfTI image has {len(shape)} dimension(s) {shape}; at least 2 are needed")
+    if any(s < 1 for s in shape):
+        dims = "×".join(str(s) for s in shape)
+        raise ValueError(f"the NIfTI header declares a dimension of size 0 ({dims}): the file holds no voxels to show")
     _lim.check_voxels((shape + (1,))[:3], "NIfTI image")
     needed = int(hdr.get_data_offset()) + math.prod(shape) * dtype.itemsize
     if len(raw) < needed:

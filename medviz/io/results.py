@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
 from medviz.types import Volume
 
+log = logging.getLogger(__name__)
 _RAW_BYTES = re.compile(r"""(?<!\w)b'(?:[^'\\]|\\.)*'?|(?<!\w)b"(?:[^"\\]|\\.)*"?""")
 
 
@@ -64,8 +66,9 @@ class LoadResult:
 def describe(exc: BaseException, stage: str = "") -> str:
     """A one-line user message for an exception caught at the per-file boundary.
 
-    ``ValueError`` messages are written for users by the readers and are kept as they are;
-    other types (decoder plug-ins, pydicom internals) get a short technical suffix.
+    ``ValueError`` messages are written for users by the readers and are kept as they are. Anything
+    else (decoder plug-ins, pydicom or numpy internals) is said in words from the kind of failure; its
+    own text goes to the debug log only, so no exception class name or library internals reach a page.
 
     Args:
         exc: the caught exception.
@@ -73,14 +76,33 @@ def describe(exc: BaseException, stage: str = "") -> str:
     """
     prefix = f"{stage}: " if stage else ""
     if isinstance(exc, RecursionError):
-        return f"{prefix}nested sequences are too deep to read (RecursionError); the file is malformed or hostile"
+        return f"{prefix}nested sequences are too deep to read; the file is malformed or hostile"
     if isinstance(exc, MemoryError):
         return f"{prefix}not enough memory to read this file"
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = _RAW_BYTES.sub("<bytes>", text)  # never echo file content
     if len(text) > 240:
         text = text[:239] + "…"
-    if isinstance(exc, ValueError) and text:
+    if isinstance(exc, ValueError) and text and not EXCEPTION_NAME.search(text):
         return f"{prefix}{text}"
-    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return f"{prefix or 'could not read the file: '}{what}"
+    log.debug("%s%s: %s", prefix, type(exc).__name__, text)
+    return f"{prefix or 'could not read the file: '}{_in_words(exc)}"
+
+
+# A Python exception or warning class name (``IndexError``, ``InvalidDicomError``, ``UserWarning``...).
+EXCEPTION_NAME = re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception|Warning)\b|\b(?:StopIteration|KeyboardInterrupt)\b")
+
+
+def _in_words(exc: BaseException) -> str:
+    """What a library failure means for the file, by the kind of failure."""
+    if isinstance(exc, IndexError | KeyError):
+        return "values in the file do not agree with each other (a table, sequence or size is shorter than declared)"
+    if isinstance(exc, TypeError | AttributeError):
+        return "an attribute of the file has a value of the wrong form (e.g. text where a number belongs)"
+    if isinstance(exc, EOFError | OSError):
+        return "the file could not be read to its end (truncated or corrupt)"
+    if isinstance(exc, RuntimeError | NotImplementedError):
+        return "the data could not be decoded (corrupt, or a variant no installed decoder supports)"
+    if isinstance(exc, ValueError):
+        return "a value in the file is invalid"
+    return "the file is malformed in a way this reader cannot handle"
