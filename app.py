@@ -10,6 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from medviz.train.uploads import sweep_stale_uploads
+
 ROOT = Path(__file__).resolve().parent
 
 # (file under pages/, title, icon) in menu order. The first one is the start page.
@@ -24,9 +26,16 @@ PAGES = [
 ]
 
 
+@st.cache_resource(show_spinner=False)
+def _sweep_training_uploads_once() -> int:
+    """Once per server: remove Training-page upload folders that no live session owns (older than a day)."""
+    return len(sweep_stale_uploads())
+
+
 def run() -> None:
     # An emoji favicon: a Material icon here would make every page load fetch it from the internet.
     st.set_page_config(page_title="MedViz", page_icon="\U0001fa7b", layout="wide")
+    _sweep_training_uploads_once()
     pages = [
         st.Page(str(ROOT / "pages" / file), title=title, icon=icon, default=(i == 0))
         for i, (file, title, icon) in enumerate(PAGES)
