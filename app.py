@@ -1,7 +1,8 @@
 """MedViz entry point: ``streamlit run app.py``.
 
 Builds the page router with ``st.navigation`` inside :func:`run` so tests can drive it. Pages are
-listed explicitly; the ``pages/`` folder is not auto-discovered.
+listed explicitly; the ``pages/`` folder is not auto-discovered. ``streamlit run app.py`` serves the
+``st.App`` below, whose start-up (:func:`medviz.ui.startup.lifespan`) runs once before any session.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from medviz.train.uploads import sweep_stale_uploads
+from medviz.ui.startup import lifespan
 
 ROOT = Path(__file__).resolve().parent
 
@@ -46,5 +48,7 @@ def run() -> None:
     nav.run()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # a script run of one browser session
     run()
+else:  # imported by the server to serve the app: routing, thread count and model warm-up set up at start
+    app = st.App(__file__, lifespan=lifespan)

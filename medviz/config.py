@@ -6,6 +6,8 @@ Environment variables:
     MEDVIZ_RUNS_DIR: folder for training runs and checkpoints (default: a ``medviz-runs`` folder in the
         system temp dir, never inside the project).
     MEDVIZ_DEVICE: ``cpu``, ``cuda`` or ``auto`` (default ``auto``: CUDA when available).
+    MEDVIZ_INFER_THREADS: torch intra-op threads of the web server, set once at start (default ``1``, chosen by
+        ``bench/load.py``: concurrent sessions on a small host wait less; ``auto`` keeps torch's default).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Limits:
     max_upload_bytes: int = 1024 * 1024 * 1024  # matches server.maxUploadSize = 1024 (MB)
     max_unpacked_bytes: int = 2 * 1024 * 1024 * 1024  # total bytes extracted from one zip
     max_zip_entries: int = 20_000
+    max_dicom_files: int = 10_000  # distinct DICOM files parsed per upload (after de-duplication by SOP UID)
+    max_series: int = 100  # series offered per upload; the rest are listed in a note, not decoded
     max_zip_ratio: float = 200.0  # per-entry uncompressed/compressed ratio
     max_voxels: int = 600_000_000  # ~2.4 GB as float32
     max_image_pixels: int = 100_000_000  # PIL decompression-bomb limit (never None)
@@ -38,6 +42,7 @@ class Settings:
     runs_dir: Path
     device: str
     limits: Limits
+    infer_threads: int | None = 1  # None: torch's default (one per core)
 
 
 def get_settings() -> Settings:
@@ -48,7 +53,21 @@ def get_settings() -> Settings:
     device = os.environ.get("MEDVIZ_DEVICE", "auto").lower()
     if device not in {"auto", "cpu", "cuda"}:
         raise ValueError(f"MEDVIZ_DEVICE must be 'auto', 'cpu' or 'cuda', not {device!r}")
-    return Settings(data_dir=data_dir, weights_dir=weights_dir, runs_dir=runs_dir, device=device, limits=Limits())
+    return Settings(data_dir=data_dir, weights_dir=weights_dir, runs_dir=runs_dir, device=device, limits=Limits(),
+                    infer_threads=_infer_threads(os.environ.get("MEDVIZ_INFER_THREADS", "1")))
+
+
+def _infer_threads(text: str) -> int | None:
+    """``MEDVIZ_INFER_THREADS``: a positive whole number, or ``auto`` (None: torch's default)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"MEDVIZ_INFER_THREADS must be a whole number of threads (1 or more) or 'auto', not {text!r}")
+    return n
 
 
 def data_path(*parts: str) -> Path:

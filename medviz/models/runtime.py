@@ -155,3 +155,24 @@ def run_with_oom_fallback(model: Any, attempt: Callable[[Any, int, str, str], T]
                     notes.append("GPU out of memory: running on the CPU instead.")
                 else:
                     raise
+
+
+def set_inference_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count for this process (the ``MEDVIZ_INFER_THREADS`` setting).
+
+    Call it once at server start, before the first model call: threads started afterwards (every
+    Streamlit script run, the warm-up, training jobs) use that count. ``None`` keeps torch's default
+    (one thread per core). On a small shared host one thread per call lets concurrent sessions' model
+    calls run side by side instead of contending for the same cores (see ``bench/load.py``).
+
+    Args:
+        threads: a positive count, or None for torch's default.
+
+    Returns:
+        The count torch reports afterwards.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
