@@ -148,13 +148,25 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def csv_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Measurement rows (e.g. :func:`medviz.segmentation.measure.label_measurements`) as UTF-8 CSV."""
+#: The columns of :func:`medviz.segmentation.measure.label_measurements`, in order (the CSV header).
+MEASUREMENT_COLUMNS = ("label", "name", "voxels", "volume_ml", "slice", "area_mm2", "max_area_mm2")
+
+
+def csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str] = MEASUREMENT_COLUMNS) -> bytes:
+    """Measurement rows (e.g. :func:`medviz.segmentation.measure.label_measurements`) as UTF-8 CSV.
+
+    The header row is always written, so an empty mask downloads as a header-only file, not 0 bytes.
+
+    Raises:
+        ExportError: a row has a column that is not in ``columns``.
+    """
     buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
+    w = csv.DictWriter(buf, fieldnames=list(columns))
+    w.writeheader()
+    try:
         w.writerows(rows)
+    except ValueError as e:  # DictWriter: "dict contains fields not in fieldnames"
+        raise ExportError(f"measurement rows do not match the CSV columns {', '.join(columns)}: {e}") from e
     return buf.getvalue().encode("utf-8")
 
 

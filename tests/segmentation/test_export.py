@@ -106,8 +106,27 @@ def test_png_and_csv_bytes() -> None:
     rgb[1, 2] = (255, 0, 0)
     back = np.asarray(Image.open(io.BytesIO(png_bytes(rgb))))
     np.testing.assert_array_equal(back, rgb)
-    text = csv_bytes([{"label": 1, "volume_ml": 2.5}]).decode()
+    text = csv_bytes([{"label": 1, "volume_ml": 2.5}], columns=["label", "volume_ml"]).decode()
     assert text.splitlines() == ["label,volume_ml", "1,2.5"]
+
+
+def test_measurement_csv_has_its_header_also_without_rows() -> None:
+    """An empty mask has no measurement rows; its CSV is the header row, never a 0-byte file."""
+    from medviz.segmentation.export import MEASUREMENT_COLUMNS, ExportError
+    from medviz.segmentation.measure import label_measurements
+
+    empty = label_measurements(np.zeros((2, 4, 4), np.uint8), (1.0, 1.0, 1.0))
+    assert empty == []
+    assert csv_bytes(empty).decode().splitlines() == [",".join(MEASUREMENT_COLUMNS)]
+
+    mask = np.zeros((2, 4, 4), np.uint8)
+    mask[1, :2, :2] = 1
+    rows = label_measurements(mask, (2.0, 1.0, 1.0))
+    assert tuple(rows[0]) == MEASUREMENT_COLUMNS  # the header names exactly the columns the rows carry
+    lines = csv_bytes(rows).decode().splitlines()
+    assert lines[0] == ",".join(MEASUREMENT_COLUMNS) and lines[1].startswith("1,label 1,4,0.008,1,")
+    with pytest.raises(ExportError, match="do not match the CSV columns"):
+        csv_bytes([{"label": 1, "colour": "red"}])
 
 
 @pytest.mark.parametrize("shear", [0.0, 0.3])
