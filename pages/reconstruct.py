@@ -47,8 +47,8 @@ with ctrl:
     else:
         params = {"sigma": st.select_slider("Rician noise σ (fraction of max)", [0.02, 0.05, 0.08, 0.1, 0.15],
                                             value=0.05, key="recon.sigma")}
-    slow = st.checkbox(f"slow baseline ({ui.SLOW_BASELINE[mode]}, 1-3 s)", value=True,
-                       key="recon.slow")
+    slow = st.button(f"Add the slow baseline ({ui.SLOW_BASELINE[mode]}, 1-3 s) for this slice", key="recon.slow",
+                     disabled=ui.has_slow_baseline(name, index, channel, params, token))
     window = st.slider("window (shared by all images)", 0.0, 1.0, (0.0, 1.0), 0.01, key="recon.window")
 
 try:

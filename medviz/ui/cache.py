@@ -8,7 +8,7 @@ under the study's token, so it never outlives or leaves the session.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
 
@@ -38,6 +38,12 @@ def example_volume(key: str) -> Volume:
     volume = load_example(key)
     volume.array.setflags(write=False)  # shared across sessions: nobody may modify it in place
     return volume
+
+
+def session_memo_get(name: str, token: str) -> Any | None:
+    """The value :func:`session_memo` holds for ``name`` and the study ``token``, or None (nothing computed)."""
+    memo = st.session_state.get(_MEMO_KEY)
+    return memo.get(name) if memo is not None and memo.get("token") == token else None
 
 
 def session_memo(name: str, token: str, compute: Callable[[], T]) -> T:

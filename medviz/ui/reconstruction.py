@@ -19,7 +19,7 @@ from medviz.models.registry import list_models
 from medviz.models.weights import load_model
 from medviz.reconstruction.infer import compare, input_note
 from medviz.types import MedvizError, Volume
-from medviz.ui.cache import session_memo
+from medviz.ui.cache import session_memo, session_memo_get
 
 _IMPORT_LOCK = threading.Lock()
 
@@ -94,8 +94,20 @@ SLOW_BASELINE = {"recon": "CS-TV", "denoise": "BM3D"}
 def compare_panel(name: str, volume: Volume, index: int, channel: int | None, params: dict[str, Any],
                   slow: bool, token: str) -> tuple[np.ndarray, dict[str, Any]]:
     """``(the slice, the comparison)``: slice ``index`` (RGB: ``channel``) degraded and restored by the model
-    and the baselines (:func:`run_compare`), memoised in this session for the study ``token`` and these settings."""
+    and the baselines (:func:`run_compare`), memoised in this session for the study ``token`` and these settings.
+
+    The slow baseline (:data:`SLOW_BASELINE`) runs only when ``slow`` asks for it (the page's button); once
+    computed for a slice and settings, that comparison is shown whenever they come back, without asking again.
+    """
     image = volume_slice(volume, index, channel)
-    memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}|{slow}"
-    return image, session_memo(memo_name, token, lambda: run_compare(name, image, slow_baseline=slow, **params))
+    memo_name = f"{name}|{index}|{channel}|{sorted(params.items())}"
+    if (with_slow := session_memo_get(f"{memo_name}|slow", token)) is not None:
+        return image, with_slow
+    slow_name = f"{memo_name}|slow" if slow else f"{memo_name}|fast"
+    return image, session_memo(slow_name, token, lambda: run_compare(name, image, slow_baseline=slow, **params))
+
+
+def has_slow_baseline(name: str, index: int, channel: int | None, params: dict[str, Any], token: str) -> bool:
+    """Whether the slow baseline of this slice and settings was already computed in this session."""
+    return session_memo_get(f"{name}|{index}|{channel}|{sorted(params.items())}|slow", token) is not None
 

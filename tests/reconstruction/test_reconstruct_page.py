@@ -38,11 +38,50 @@ def test_page_reconstructs_current_study_and_denoises(tiny_weights, phantom):
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # panels, baselines/bars, mask
     table = at.dataframe[0].value
-    assert {"model", "zero_filled", "cs_tv"} <= set(table["method"])
+    assert {"model", "zero_filled"} <= set(table["method"])
+    at.button(key="recon.slow").click().run()
+    assert {"model", "zero_filled", "cs_tv"} <= set(at.dataframe[0].value["method"])
 
     at.selectbox(key="recon.model").set_value("tiny_denoise").run()
     assert not at.exception and not at.error
+    assert {"model", "noisy", "nlm"} <= set(at.dataframe[0].value["method"])
+    at.button(key="recon.slow").click().run()
     assert {"model", "noisy", "nlm", "bm3d"} <= set(at.dataframe[0].value["method"])
+
+
+def test_slow_baseline_only_on_request_and_kept_for_its_slice(tiny_weights, phantom, monkeypatch):
+    """CS-TV / BM3D (about 1-3 s a slice) no longer run on every new slice: only when the button asks, and a
+    slice's result comes back with the slice without being computed again."""
+    from medviz.ui import reconstruction
+    from medviz.ui.state import VOLUME_KEY
+
+    real, slow_runs = reconstruction.run_compare, []
+
+    def spy(name, image, **kwargs):
+        slow_runs.append(kwargs["slow_baseline"])
+        return real(name, image, **kwargs)
+
+    monkeypatch.setattr(reconstruction, "run_compare", spy)
+    study = _study(phantom)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state[VOLUME_KEY] = study
+    at.run()
+    at.selectbox(key="recon.model").set_value("tiny_recon").run()
+    methods = lambda: set(at.dataframe[0].value["method"])  # noqa: E731
+    assert "cs_tv" not in methods() and True not in slow_runs  # off by default
+    assert not at.button(key="recon.slow").disabled
+
+    at.button(key="recon.slow").click().run()
+    assert "cs_tv" in methods() and slow_runs.count(True) == 1
+    at.run()
+    assert at.button(key="recon.slow").disabled  # this slice has it already
+
+    slider = at.slider(key=reconstruction.slider_key(study))
+    slider.set_value(0).run()
+    assert not at.exception and "cs_tv" not in methods()  # a new slice: the fast comparison only
+    assert not at.button(key="recon.slow").disabled
+    slider.set_value(1).run()
+    assert "cs_tv" in methods() and slow_runs.count(True) == 1  # back: kept, not computed again
 
 
 def test_page_asks_for_a_study_when_none_is_open(tiny_weights):
