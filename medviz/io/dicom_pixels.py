@@ -149,6 +149,23 @@ def _rescaled(arr: np.ndarray, inst: Instance) -> np.ndarray:
     return out
 
 
+MAX_PLAUSIBLE_HU = 30_000  # beyond dense metal on extended-scale CT
+
+
+def _signedness_note(values: np.ndarray, units: str, signed: bool) -> tuple[str, ...]:
+    """A warning when unsigned CT data give values no tissue or metal has: negative numbers (air, fat)
+    stored as signed but declared unsigned by PixelRepresentation 0 come out near +65,000 HU."""
+    if units != "HU" or signed or not values.size:
+        return ()
+    peak = float(np.nanmax(values))
+    if peak <= MAX_PLAUSIBLE_HU:
+        return ()
+    share = float(np.mean(values > MAX_PLAUSIBLE_HU))
+    return (f"values up to {peak:,.0f} HU ({share:.0%} of voxels above {MAX_PLAUSIBLE_HU:,} HU) are beyond any "
+            "tissue or metal: PixelRepresentation 0 (unsigned) looks wrong for this file, whose data are probably "
+            "signed; the values are shown as stored, and are likely wrong",)
+
+
 def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
     from pydicom.pixels import apply_modality_lut
 
@@ -177,6 +194,7 @@ def _to_scalar(arr: np.ndarray, inst: Instance) -> Decoded:
         notes = (f"CT values are not Hounsfield units ({why}); units shown as a.u.",)
     if non_finite:
         notes += (non_finite,)
+    notes += _signedness_note(out, units, signed)
     if inst.photometric != "MONOCHROME1":
         return Decoded(out, units, notes=notes)
     if ds.get("ModalityLUTSequence"):

@@ -37,6 +37,9 @@ class _Collector:
     duplicates: int = 0
     digests: set[bytes] = field(default_factory=set)
     side_files: list[str] = field(default_factory=list)
+    pending: list[tuple[str, bytes]] = field(default_factory=list)  # DICOM files to parse, after de-duplication
+    sop_uids: set[str] = field(default_factory=set)
+    sop_duplicates: int = 0
 
     def add(self, name: str, data: bytes, depth: int = 0) -> None:
         if _lim.is_ignored(name):
@@ -76,10 +79,13 @@ class _Collector:
                 self.duplicates += 1
                 return
             self.digests.add(digest)
-            try:
-                self.instances.append(dicom.parse_dicom(name, data))
-            except dicom.NonImageDicom as e:
-                self.non_image.append(f"{name} ({e.kind})")
+            uid = dicom.meta_sop_uid(data)  # cheap: a hostile archive of one image repeated is never parsed
+            if uid is not None and uid in self.sop_uids:
+                self.sop_duplicates += 1
+                return
+            if uid is not None:
+                self.sop_uids.add(uid)
+            self.pending.append((name, data))
         elif kind in ("gzip", "nifti", "analyze"):
             vol = nifti.read_nifti(data, name)
             z, y, x = vol.shape
@@ -103,7 +109,25 @@ class _Collector:
         else:
             raise ValueError("not a recognised image file (DICOM, NIfTI, PNG, JPEG or zip expected)")
 
+    def _parse_pending(self, what: str) -> None:
+        """Parse the de-duplicated DICOM files, unless there are more than the limit allows (then none is
+        parsed: the cost of a hostile archive stays that of reading it)."""
+        pending, self.pending = self.pending, []
+        cap = _lim.limits().max_dicom_files
+        if len(pending) > cap:
+            self.problems.append(FileProblem(what, f"{len(pending):,} distinct DICOM files, over the limit of {cap:,} "
+                                                   "per upload: none of them was read (upload fewer series at a time)"))
+            return
+        for name, data in pending:
+            try:
+                self.instances.append(dicom.parse_dicom(name, data))
+            except dicom.NonImageDicom as e:
+                self.non_image.append(f"{name} ({e.kind})")
+            except Exception as e:  # per-file boundary
+                self.problems.append(FileProblem(name, describe(e)))
+
     def result(self, what: str) -> LoadResult:
+        self._parse_pending(what)
         asm = assemble(self.instances)
         problems = self.problems + asm.problems
         notes = self.notes + asm.notes
@@ -111,6 +135,9 @@ class _Collector:
             notes.append("non-image DICOM listed, not loaded: " + _listing(self.non_image))
         if self.duplicates:
             notes.append(f"{self.duplicates} byte-identical duplicate DICOM file(s) ignored")
+        if self.sop_duplicates:
+            notes.append(f"{self.sop_duplicates:,} duplicate DICOM file(s) ignored (same SOP Instance UID as another "
+                         "file, found before reading them)")
         if self.ignored:
             notes.append(f"{self.ignored} system file(s) ignored (__MACOSX, .DS_Store...)")
         if self.side_files:

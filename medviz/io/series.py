@@ -1,17 +1,21 @@
 """Group parsed DICOM instances into series and build one :class:`~medviz.types.Volume` each.
 
 Rules (see RELIABILITY.md BI-13..BI-18):
-    * Group by SeriesInstanceUID, then into *stacks* of frames sharing Rows/Columns, colour and
-      ImageOrientationPatient. The largest stack is the series; stacks of fewer than 3 frames
-      (or ImageType LOCALIZER) are excluded with a note; larger extra stacks become separate
-      choices ("part 2").
+    * Group by SeriesInstanceUID (at most ``Limits.max_series`` series per upload), then into *stacks* of
+      frames sharing Rows/Columns, colour and ImageOrientationPatient. The largest stack is the series;
+      larger extra stacks become separate choices ("part 2"). Stacks of fewer than 3 frames (or ImageType
+      LOCALIZER) are not part of a volume: they are offered as plain stacks without 3D geometry, one per
+      image size, with a note that counts them per series (a series of only such images, e.g. a 3-plane
+      localizer or radial slices, is one such stack). Series sharing a SeriesNumber are named "N [k of n]".
     * Sort by ImagePositionPatient projected on the slice normal (IOP row × column), never by
       file name or upload order. Identical SOPInstanceUIDs are de-duplicated; several frames at
       one position with different UIDs are "multi-phase/duplicate positions": split into phases
       when every position has the same count, otherwise the first per position is kept.
-    * Slice spacing is the median step between sorted positions; gaps, uneven steps and gantry
-      tilt are reported in ``Volume.warnings`` with the values in mm. Without IPP/IOP the frames
-      are stacked by InstanceNumber (then frame number) and the 3D geometry is unknown.
+    * Every volume is evenly spaced: a stack is split at gaps and where its step changes, so that each
+      slice lies within max(0.05 mm, 2 % of the step) of where its file says; a stack too irregular for
+      that (more runs than a third of its slices) is shown as a plain stack without 3D geometry. Splits
+      are noted with the values in mm; gantry tilt is kept in the affine and warned. Without IPP/IOP
+      the frames are stacked by InstanceNumber (then frame number) and the 3D geometry is unknown.
     * The LPS affine is built from IOP, PixelSpacing and the positions, then the array is
       reoriented to the closest LPS+ axes (:func:`medviz.io.geometry.reorient_to_lps`).
 """
@@ -27,6 +31,7 @@ import numpy as np
 
 from medviz.io import dicom as _dicom
 from medviz.io import dicom_pixels as _pixels
+from medviz.io import limits as _lim
 from medviz.io.geometry import reorient_to_lps
 from medviz.io.results import FileProblem, describe
 from medviz.types import Volume, affine_from_spacing
@@ -77,12 +82,14 @@ def assemble(instances: list[_dicom.Instance]) -> Assembly:
             "some DICOM files have no SeriesInstanceUID: they were grouped by frame of reference, "
             "series number, modality and geometry"
         )
-    for members in by_series.values():
+    series = _capped(by_series, out)
+    _name_series(series)
+    for members in series:
         members = _dedupe_instances(members, out)
-        for whole, part, phase in _stacks(members, out):
-            runs = _regular_runs(whole, out)
-            for k, stack in enumerate(runs):
-                built = _built(stack, decoded, out, part, phase, (k, len(runs)))
+        for whole, part, phase, stack_note in _stacks(members, out):
+            runs = [(whole, stack_note)] if stack_note else _regular_runs(whole, out)
+            for k, (stack, note) in enumerate(runs):
+                built = _built(stack, decoded, out, part, phase, (k, len(runs)), note)
                 if built is not None:
                     out.built.append(built)
         decoded.clear()  # instances never span series: free the decoded frames early
@@ -90,37 +97,96 @@ def assemble(instances: list[_dicom.Instance]) -> Assembly:
     return out
 
 
+def _capped(by_series: dict[str, list[_dicom.Instance]], out: Assembly) -> list[list[_dicom.Instance]]:
+    """The series to build, in series-number order, at most :attr:`~medviz.config.Limits.max_series` of them;
+    the others are counted in a note and never decoded."""
+    ordered = sorted(by_series.values(), key=lambda m: (min((i.series_number for i in m if i.series_number is not None),
+                                                            default=1 << 30), min(i.source for i in m)))
+    cap = _lim.limits().max_series
+    if len(ordered) > cap:
+        out.notes.append(f"the upload holds {len(ordered):,} series: the first {cap} (by series number) are offered; "
+                         f"the other {len(ordered) - cap:,} were not loaded")
+    return ordered[:cap]
+
+
+def _name_series(series: list[list[_dicom.Instance]]) -> None:
+    """Give each series the text its notes and labels use: its SeriesNumber, with "[k of n]" when several
+    series of the upload share that number (so their notes are never merged or confused)."""
+    numbers = [m[0].series_number for m in series]
+    seen: dict[int | None, int] = defaultdict(int)
+    for members, number in zip(series, numbers):
+        seen[number] += 1
+        text = str(number) if number is not None else "(no number)"
+        if numbers.count(number) > 1:
+            text += f" [{seen[number]} of {numbers.count(number)}]"
+        for inst in members:
+            inst.series_text = text
+
+
 GAP_FACTOR = 1.5  # a step longer than this many times the median step is a gap
+EVEN_TOL_MM = 0.05  # a slice may sit this far (or 2 % of the step) from its place on the uniform grid
 
 
-def _regular_runs(slices: list[_Slice], out: Assembly) -> list[list[_Slice]]:
-    """Split a position-sorted stack at gaps in its slice positions, so that every volume has regular steps
-    and its affine puts each slice where the files say (a uniform affine across a gap would misplace every
-    slice after it). Stacks without patient geometry, or without gaps, come back whole."""
+def _regular_runs(slices: list[_Slice], out: Assembly) -> list[tuple[list[_Slice], str]]:
+    """Split a position-sorted stack where its spacing is not regular — at gaps and where the step changes —
+    so that every volume's uniform affine puts each slice within ``max(EVEN_TOL_MM, 2 % of the step)`` of where
+    its file says (a uniform affine across a gap or a change of step would misplace the slices after it).
+
+    Returns ``(slices, stack_note)`` pairs: a regular run has an empty note; a stack so irregular that it would
+    fall apart into many short runs comes back whole with a note, to be shown without 3D geometry. Stacks
+    without patient geometry come back whole."""
     if len(slices) < 3 or not slices[0].inst.has_geometry or any(s.frame.position is None for s in slices):
-        return [slices]
+        return [(slices, "")]
     normal = _normal(slices[0].frame.orientation)
-    steps = np.diff([float(s.frame.position @ normal) for s in slices])
-    step = float(np.median(steps))
-    cuts = [i + 1 for i, d in enumerate(steps) if step > 0 and d > GAP_FACTOR * step]
-    if not cuts:
-        return [slices]
-    bounds = [0, *cuts, len(slices)]
-    runs = [slices[a:b] for a, b in zip(bounds, bounds[1:])]
-    gaps = ", ".join(f"{steps[c - 1]:.2f} mm after slice {c}" for c in cuts[:5])
+    d = np.array([float(s.frame.position @ normal) for s in slices])
+    step = float(np.median(np.diff(d)))
+    if step <= 0:
+        return [(slices, "")]
+    gaps = [i + 1 for i, g in enumerate(np.diff(d)) if g > GAP_FACTOR * step]
+    tol = max(EVEN_TOL_MM, 0.02 * step)
+    bounds = [(a + lo, a + hi) for a, b in zip([0, *gaps], [*gaps, len(d)]) for lo, hi in _even_bounds(d[a:b], tol)]
+    if len(bounds) == 1:
+        return [(slices, "")]
+    series = _series_text(slices[0].inst)
+    if len(bounds) > max(2, len(slices) // 3):
+        steps = np.diff(d)
+        return [(slices, f"slice spacing is irregular (steps from {steps.min():.2f} to {steps.max():.2f} mm): the "
+                         f"{len(slices)} slices are shown as a stack in position order without 3D geometry, so that "
+                         "no slice is shown at a position its file does not give")]
+    cuts = []
+    for (_, end), (nxt, _) in zip(bounds, bounds[1:]):
+        gap = d[nxt] - d[end - 1]
+        kind = "a gap of" if gap > GAP_FACTOR * step else "a change of step,"
+        cuts.append(f"{kind} {gap:.2f} mm after slice {end}")
     out.notes.append(
-        f"series {_series_text(slices[0].inst)} has gaps in its slice positions ({gaps}; usual step {step:.2f} mm): "
-        f"split into {len(runs)} stacks with regular spacing, so every slice keeps its true position"
+        f"series {series} is not evenly spaced ({'; '.join(cuts[:5])}; usual step {step:.2f} mm): split into "
+        f"{len(bounds)} stacks with regular spacing, so every slice keeps its true position"
     )
-    return runs
+    return [(slices[a:b], "") for a, b in bounds]
+
+
+def _even_bounds(d: np.ndarray, tol: float) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` index ranges of ``d`` (sorted positions, mm) in which every position lies within
+    ``tol`` of the straight line through the range's first and last position (greedy, in order)."""
+    bounds, start = [], 0
+    for i in range(2, len(d)):
+        k = np.arange(i - start + 1)
+        line = d[start] + k * (d[i] - d[start]) / (i - start)
+        if np.max(np.abs(d[start:i + 1] - line)) > tol:
+            bounds.append((start, i))
+            start = i
+    bounds.append((start, len(d)))
+    return bounds
 
 
 def _built(stack: list[_Slice], decoded: dict[int, _pixels.Decoded | None], out: Assembly, part: int,
-           phase: tuple[int, int] | None, run: tuple[int, int]) -> Built | None:
+           phase: tuple[int, int] | None, run: tuple[int, int], stack_note: str = "") -> Built | None:
     """One volume of the series with its label and sort key (None when nothing could be decoded); a failure
-    becomes a problem of this stack only. ``run``: (index, count) of the regular stacks of a gapped series."""
+    becomes a problem of this stack only. ``run``: (index, count) of the regular stacks of an unevenly spaced
+    series; ``stack_note``: why the images are laid out as a plain stack without 3D geometry (empty: they
+    are not)."""
     try:
-        vol = _build(stack, decoded, out)
+        vol = _build(stack, decoded, out, stack_note)
     except Exception as e:  # per-series boundary: one broken series must not stop the others
         stage = f"could not build series {_series_text(stack[0].inst)}"
         out.problems.append(FileProblem(_display_name(stack), describe(e, stage)))
@@ -128,7 +194,9 @@ def _built(stack: list[_Slice], decoded: dict[int, _pixels.Decoded | None], out:
     if vol is None:
         return None
     first = stack[0].inst
-    label = _label(first, vol, part, phase) + (f" · stack {run[0] + 1} of {run[1]} (gap)" if run[1] > 1 else "")
+    label = _label(first, vol, part, phase) + (f" · stack {run[0] + 1} of {run[1]}" if run[1] > 1 else "")
+    if stack_note:
+        label += " · no 3D"
     key = (first.series_number if first.series_number is not None else 1 << 30, min(s.inst.source for s in stack),
            part or 0, phase[0] if phase else 0, run[0])
     return Built(label, vol, key)
@@ -155,8 +223,10 @@ def _dedupe_instances(members: list[_dicom.Instance], out: Assembly) -> list[_di
     return kept
 
 
-def _stacks(members: list[_dicom.Instance], out: Assembly) -> list[tuple[list[_Slice], int, tuple[int, int] | None]]:
-    """Split one series into stacks; returns ``(slices, part, phase)`` for each volume to build."""
+def _stacks(members: list[_dicom.Instance],
+            out: Assembly) -> list[tuple[list[_Slice], int, tuple[int, int] | None, str]]:
+    """Split one series into stacks; returns ``(slices, part, phase, stack_note)`` for each volume to build
+    (``stack_note``: why images of other planes or sizes are laid out without 3D geometry; empty otherwise)."""
     groups: list[tuple[tuple, np.ndarray | None, list[_Slice]]] = []
     for inst in members:
         solo = not inst.has_geometry and (inst.modality in _dicom.PROJECTION_MODALITIES or inst.n_frames > 1)
@@ -177,25 +247,54 @@ def _stacks(members: list[_dicom.Instance], out: Assembly) -> list[tuple[list[_S
             else:
                 groups.append((key, ori, [_Slice(inst, fr)]))
     groups.sort(key=lambda g: (g[0][4], -len(g[2])))  # non-localizers first, then largest
-    result: list[tuple[list[_Slice], int, tuple[int, int] | None]] = []
-    excluded, parts = 0, 0
+    result: list[tuple[list[_Slice], int, tuple[int, int] | None, str]] = []
+    extra: list[list[_Slice]] = []
+    parts = 0
     for key, _ori, slices in groups:
         solo = bool(key[5])
         if result and not solo and (len(slices) < MIN_STACK or key[4]):
-            excluded += len(slices)
+            extra.append(slices)
             continue
         part = 0
         if not solo:
             parts += 1
             part = parts if parts > 1 else 0
         for phase_slices, phase in _phases(slices, out):
-            result.append((phase_slices, part, phase))
-    if excluded:
-        out.notes.append(
-            f"{excluded} localizer/other-orientation image(s) excluded from series "
-            f"{_series_text(members[0])} (different ImageOrientationPatient, size or LOCALIZER type)"
-        )
+            result.append((phase_slices, part, phase, ""))
+    if extra:
+        result += _other_planes(extra, result, members[0], out)
     return result
+
+
+OTHER_PLANES_NOTE = ("images of different planes or sizes, shown as a stack in InstanceNumber order without 3D "
+                     "geometry: distances within an image hold, distances across images do not")
+
+
+def _other_planes(extra: list[list[_Slice]], result: list, first: _dicom.Instance,
+                  out: Assembly) -> list[tuple[list[_Slice], int, tuple[int, int] | None, str]]:
+    """Offer the images left out of a series' volumes (localizers, other orientations, odd sizes) as their own
+    choices: one plain stack (no 3D geometry) per image size, in InstanceNumber order. A series made only of
+    such images (a 3-plane localizer, radial slices) becomes one stack of all of them, not one image of many."""
+    only_small = len(result) == 1 and len(result[0][0]) < MIN_STACK
+    if only_small:  # no real volume: the first small group goes back into the stack with the rest
+        extra = [result.pop()[0], *extra]
+    by_size: dict[tuple, list[_Slice]] = defaultdict(list)
+    for slices in extra:
+        for sl in slices:
+            by_size[(sl.inst.rows, sl.inst.columns, sl.inst.is_colour)].append(sl)
+    stacks = []
+    for slices in by_size.values():
+        slices.sort(key=lambda sl: (sl.inst.instance_number if sl.inst.instance_number is not None else 1 << 30,
+                                    sl.inst.source, sl.frame.index))
+        stacks.append((slices, 0 if only_small and not stacks else 90 + len(stacks), None, OTHER_PLANES_NOTE))
+    n = sum(len(sl) for sl, *_ in stacks)
+    if only_small:
+        out.notes.append(f"series {_series_text(first)}: its {n} images lie in {len(extra)} different planes or "
+                         f"sizes, so they form no 3D volume; offered as {len(stacks)} stack(s) without 3D geometry")
+    else:
+        out.notes.append(f"series {_series_text(first)}: {n} image(s) in other planes or sizes, or localizers, are "
+                         f"not part of its volume; offered as {len(stacks)} separate stack(s) without 3D geometry")
+    return stacks
 
 
 def _phases(slices: list[_Slice], out: Assembly) -> list[tuple[list[_Slice], tuple[int, int] | None]]:
@@ -253,7 +352,8 @@ class _Placed:
     headers_order: list[int]
 
 
-def _build(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None], out: Assembly) -> Volume | None:
+def _build(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None], out: Assembly,
+           stack_note: str = "") -> Volume | None:
     """One Volume from the slices of one stack (None when no slice could be decoded)."""
     kept, warnings = _decode_stack(stack, cache, out)
     if not kept:
@@ -264,7 +364,7 @@ def _build(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None], out: A
     spacing_known = slices[0].frame.pixel_spacing is not None
     if first.spacing_source == "ImagerPixelSpacing":
         warnings.append("pixel spacing from ImagerPixelSpacing (detector plane, not corrected for magnification)")
-    placed = _place(np.stack([a for _, a, _ in kept]), slices, first, spacing_known, warnings)
+    placed = _place(np.stack([a for _, a, _ in kept]), slices, first, spacing_known, warnings, stack_note)
     return Volume(
         array=placed.array,
         spacing=placed.spacing,
@@ -301,11 +401,17 @@ def _decode_stack(stack: list[_Slice], cache: dict[int, _pixels.Decoded | None],
 
 
 def _place(array: np.ndarray, slices: list[_Slice], first: _dicom.Instance, spacing_known: bool,
-           warnings: list[str]) -> _Placed:
+           warnings: list[str], stack_note: str = "") -> _Placed:
     """Lay the stacked ``(n, rows, cols[, 3])`` array out in patient space (reoriented to LPS+) when the
-    files have geometry, else as a plain stack with the spacing the files give; appends to ``warnings``."""
+    files have geometry, else (or with a ``stack_note``: why not) as a plain stack with the spacing the files
+    give; appends to ``warnings``."""
     headers_order = list(range(len(slices)))
-    if first.has_geometry:
+    plain = bool(stack_note) and len(slices) > 1
+    if plain:
+        warnings.append(stack_note)
+        if len({s.frame.pixel_spacing for s in slices}) > 1:
+            warnings.append("PixelSpacing differs between the images of this stack; the first image's is used")
+    if first.has_geometry and not plain:
         affine, geo_warn = _affine(slices, first)
         warnings += geo_warn
         xyz = np.transpose(array, (2, 1, 0, 3) if array.ndim == 4 else (2, 1, 0))
@@ -318,7 +424,7 @@ def _place(array: np.ndarray, slices: list[_Slice], first: _dicom.Instance, spac
     spacing = (first.slice_spacing_hint or 1.0, ps[0], ps[1])
     if not spacing_known and not any("PixelSpacing" in w for w in warnings):
         warnings.append("no pixel spacing in the file: 1 mm assumed")
-    if len(slices) > 1:
+    if len(slices) > 1 and not plain:
         how = "frame order" if first.n_frames > 1 and len(_unique(s.inst for s in slices)) == 1 else "InstanceNumber"
         warnings.append(
             f"no patient geometry (ImagePositionPatient/ImageOrientationPatient missing): {len(slices)} images "
@@ -388,21 +494,7 @@ def _affine(slices: list[_Slice], first: _dicom.Instance) -> tuple[np.ndarray, l
     n = len(slices)
     if n > 1:
         dist = pos @ normal
-        steps = np.diff(dist)
-        step = float(np.median(steps))
-        gaps = [(i, float(d)) for i, d in enumerate(steps) if d > 1.5 * step]
-        for i, d in gaps[:5]:
-            warn.append(
-                f"gap in slice positions: {d:.2f} mm between slices {i} and {i + 1} (usual step {step:.2f} mm); "
-                f"about {max(1, round(d / step) - 1)} slice(s) missing"
-            )
-        regular = [d for d in steps if d <= 1.5 * step]
-        tol = max(0.05, 0.01 * step)
-        if regular and (max(regular) - min(regular)) > tol:
-            warn.append(
-                f"uneven slice spacing: steps from {min(regular):.2f} to {max(regular):.2f} mm (median {step:.2f} mm); "
-                "3D distances are approximate"
-            )
+        step = float(dist[-1] - dist[0]) / (n - 1)  # runs are regular (see _regular_runs): exact at both ends
         along = pos[-1] - pos[0]
         u = along / np.linalg.norm(along)
         cos = float(np.clip(abs(u @ normal), -1.0, 1.0))
@@ -435,6 +527,8 @@ def _unique(items) -> list:
 
 
 def _series_text(inst: _dicom.Instance) -> str:
+    if inst.series_text:
+        return inst.series_text
     return str(inst.series_number) if inst.series_number is not None else "(no number)"
 
 
@@ -442,13 +536,13 @@ def _label(inst: _dicom.Instance, vol: Volume, part: int, phase: tuple[int, int]
     z = int(vol.meta.get("NumberOfSlices", vol.shape[0]))
     if z == 1:
         count = "1 image"
-    elif inst.has_geometry:
+    elif inst.has_geometry and vol.orientation != "unknown":
         count = f"{z} slices"
     else:
         count = f"{z} frames" if inst.n_frames > 1 else f"{z} images"
     bits = [vol.modality, count, f"{inst.rows}×{inst.columns}"]
     if inst.series_number is not None:
-        bits.append(f"series {inst.series_number}")
+        bits.append(f"series {_series_text(inst)}")
     if part:
         bits.append(f"part {part}")
     if phase:

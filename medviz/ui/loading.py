@@ -102,7 +102,7 @@ def _read_upload(files: list) -> UploadStatus:
         return status
     except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
         log.error("upload loader failed with %s", type(exc).__name__)  # no file names: may identify
-        status.error = f"The files could not be read (internal error: {type(exc).__name__})."
+        status.error = "The files could not be read because of an unexpected problem in the reader (logged on the server)."
         return status
     status.problems = [(p.source, p.problem) for p in result.problems]
     status.notes = list(result.notes)

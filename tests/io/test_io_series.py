@@ -58,16 +58,43 @@ def test_uneven_duplicates_keep_first_with_note(ct_series):
     assert any("multi-phase/duplicate positions" in n and "first" in n for n in r.notes)
 
 
+def _file_z(v) -> list[float]:
+    return [float((v.affine @ [0, 0, k, 1])[2]) for k in range(v.shape[0])]
+
+
 def test_a_gap_splits_the_series_so_every_slice_keeps_its_position(ct_series):
     r = load_files(ct_series(zs=[0.0, 2.0, 4.0, 8.0, 10.0]))
     assert [s.volume.shape[0] for s in r.series] == [3, 2]
-    for s, zs in zip(r.series, ([0.0, 2.0, 4.0], [8.0, 10.0])):
-        v = s.volume
-        assert v.spacing[0] == pytest.approx(2.0)
-        z = [float((v.affine @ [0, 0, k, 1])[2]) for k in range(v.shape[0])]
-        assert z == pytest.approx(zs)  # a uniform affine over the gap would put the last two at 6 and 8 mm
-        assert "(gap)" in s.label
-    assert any("gaps in its slice positions" in n and "4.00 mm" in n and "2.00 mm" in n for n in r.notes)
+    for k, (s, zs) in enumerate(zip(r.series, ([0.0, 2.0, 4.0], [8.0, 10.0]))):
+        assert s.volume.spacing[0] == pytest.approx(2.0)
+        assert _file_z(s.volume) == pytest.approx(zs)  # a uniform affine over the gap: 6 and 8 mm for the last two
+        assert f"stack {k + 1} of 2" in s.label
+    assert any("a gap of 4.00 mm after slice 3" in n and "usual step 2.00 mm" in n for n in r.notes)
+
+
+def test_a_change_of_step_splits_the_series(ct_series):
+    zs = [0.0, 2.0, 4.0, 6.0, 9.0, 12.0, 15.0]
+    r = load_files(ct_series(zs=zs))
+    assert [_file_z(s.volume) for s in r.series] == [pytest.approx(zs[:4]), pytest.approx(zs[4:])]
+    assert [s.volume.spacing[0] for s in r.series] == [pytest.approx(2.0), pytest.approx(3.0)]
+    assert any("a change of step, 3.00 mm after slice 4" in n for n in r.notes)
+
+
+def test_jitter_within_the_tolerance_keeps_one_volume_with_every_slice_in_place(ct_series):
+    zs = [0.0, 2.01, 4.0, 5.99, 8.0]
+    r = load_files(ct_series(zs=zs))
+    assert len(r.series) == 1
+    assert max(abs(a - b) for a, b in zip(_file_z(r.series[0].volume), zs)) <= 0.05
+
+
+def test_irregular_spacing_is_a_stack_without_3d_geometry(ct_series):
+    """Steps 2, 2.3, 1.7, 2 mm: no uniform affine fits, and splitting would leave runs of one or two slices."""
+    r = load_files(ct_series(zs=[0.0, 2.0, 4.3, 6.0, 8.0]))
+    (choice,) = r.series
+    v = choice.volume
+    assert v.shape[0] == 5 and v.orientation == "unknown" and "no 3D" in choice.label
+    assert [float(v.array[k, 1, 1]) for k in range(5)] == [0.0, 1.0, 2.0, 3.0, 4.0]  # still in position order
+    assert any("slice spacing is irregular" in w and "1.70 to 2.30 mm" in w for w in v.warnings)
 
 
 def test_the_real_gapped_series_has_its_true_positions():
@@ -81,25 +108,70 @@ def test_the_real_gapped_series_has_its_true_positions():
     assert zs == [[-99.48], [103.02, 104.27, 105.52]]
 
 
-def test_uneven_spacing_warning(ct_series):
-    uneven = load_files(ct_series(zs=[0.0, 2.0, 4.3, 6.0, 8.0])).series[0].volume
-    assert any("uneven slice spacing" in w and "1.70" in w and "2.30" in w for w in uneven.warnings)
-
-
-def test_localizer_with_other_orientation_excluded(ct_series):
+def test_a_localizer_in_another_orientation_is_offered_as_its_own_image(ct_series):
     files = ct_series(n=5)
     loc = make_ct_dataset(np.zeros((6, 8)), orientation=(0, 1, 0, 0, 0, -1), position=(0, -50, 50), instance=99)
     r = load_files(files + [("series/LOC", dicom_bytes(loc))])
-    assert len(r.series) == 1 and r.series[0].volume.shape[0] == 5
+    assert [s.volume.shape[0] for s in r.series] == [5, 1]
     assert r.series[0].volume.spacing[0] == pytest.approx(2.0)  # spacing not stretched by the localizer
-    assert any("localizer" in n and "excluded" in n for n in r.notes)
+    assert r.series[1].volume.name == "LOC"
+    assert any("1 image(s) in other planes or sizes, or localizers, are not part of its volume" in n for n in r.notes)
 
 
-def test_different_size_in_series_excluded(ct_series):
+def test_an_odd_sized_slice_is_offered_as_its_own_image(ct_series):
     odd = make_ct_dataset(np.zeros((10, 10)), position=(0, 0, 99), instance=50)
     r = load_files(ct_series(n=4) + [("series/ODD", dicom_bytes(odd))])
-    assert [s.volume.shape for s in r.series] == [(4, 6, 8)]
-    assert any("excluded" in n for n in r.notes)
+    assert [(s.volume.shape) for s in r.series] == [(4, 6, 8), (1, 10, 10)]
+
+
+def test_every_image_of_the_three_plane_localizer_folder_is_reachable_and_counted():
+    """pydicom's dicomdirtests/98892003/MR2: 7 files in 3 series that all have SeriesNumber 2 — one image,
+    and two 3-plane localizers (3 images in 3 orientations each)."""
+    from pydicom.data import get_testdata_file
+
+    from medviz.io import load_path
+
+    r = load_path(Path(get_testdata_file("dicomdirtests/98892003/MR2/4950")).parent)
+    assert sum(s.volume.shape[0] for s in r.series) == 7
+    assert [s.volume.shape[0] for s in r.series] == [1, 3, 3]
+    assert [s.label.split(" · ")[3] for s in r.series] == [f"series 2 [{k} of 3]" for k in (1, 2, 3)]
+    notes = [n for n in r.notes if "different planes or sizes" in n]
+    assert len(notes) == 2 and "2 [2 of 3]" in notes[0] and "2 [3 of 3]" in notes[1]
+    assert all("its 3 images lie in 3 different planes" in n for n in notes)
+
+
+def test_radial_slices_are_one_stack_of_all_of_them():
+    """pydicom's dicomdirtests/98892003/MR700: 7 radial slices, each in its own plane."""
+    from pydicom.data import get_testdata_file
+
+    from medviz.io import load_path
+
+    r = load_path(Path(get_testdata_file("dicomdirtests/98892003/MR700/4467")).parent)
+    (choice,) = r.series
+    assert choice.volume.shape[0] == 7 and choice.volume.orientation == "unknown"
+    instance_order = [int(h.InstanceNumber) for h in choice.volume.dicom_headers]
+    assert instance_order == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_two_series_sharing_a_number_get_separate_notes(ct_series):
+    loc = {"orientation": (0, 1, 0, 0, 0, -1), "position": (0, -50, 50), "instance": 99}
+    files = ct_series(n=4) + [("series/LOC", dicom_bytes(make_ct_dataset(np.zeros((6, 8)), **loc)))]
+    other = "1.2.826.0.1.3680043.8.498.2"
+    files += [(f"b/{name}", data) for name, data in ct_series(n=4, series_uid=other)]
+    files += [("b/LOC", dicom_bytes(make_ct_dataset(np.zeros((6, 8)), series_uid=other, **loc)))]
+    r = load_files(files)
+    notes = [n for n in r.notes if "not part of its volume" in n]
+    assert len(notes) == 2 and "series 3 [1 of 2]" in notes[0] and "series 3 [2 of 2]" in notes[1]
+
+
+def test_invalid_orientation_or_position_is_warned_not_dropped():
+    for kw, value, expected in (("ImageOrientationPatient", [0, 0, 0, 0, 0, 0], "\\".join(["0.0"] * 6)),
+                                ("ImagePositionPatient", [1.0, 2.0], "1.0\\2.0")):
+        ds = make_ct_dataset(np.zeros((6, 8)))
+        setattr(ds, kw, value)
+        v = load_files([("bad.dcm", dicom_bytes(ds))]).series[0].volume
+        assert v.orientation == "unknown"
+        assert any(f"{kw} is not valid ({expected};" in w and "without patient geometry" in w for w in v.warnings)
 
 
 def test_several_series_give_several_choices(ct_series):
