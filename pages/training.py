@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from medviz.evaluate import evaluation_report
-from medviz.train.command import RunOptions, TrainCommand, command_line, to_argv
+from medviz.train.command import RunOptions, TrainCommand, command_line
 from medviz.train.estimate import estimate
 from medviz.train.jobs import JobError
 from medviz.train.registry import available_tasks
@@ -23,17 +21,13 @@ if not tasks:
     st.stop()
 with st.expander("New run", expanded=not manager.jobs(owner)):
     task = st.selectbox("task", tasks, key="train.task")
-    data = st.text_input("data source (folder or file; empty: the task's default data set)", key="train.data",
-                         help="Classification: MedMNIST .npz or a folder/zip of class folders; segmentation: "
-                              "LGG folder (pairs.csv) or NIfTI images/ + labels/ (imagesTr/ + labelsTr/) pairs; "
-                              "reconstruction: LGG folder (FLAIR channel).")
-    data = ui.uploaded_data_source(owner) or data.strip()
+    data, data_problem = ui.data_source(manager, owner)
     config, problems = ui.common_options()
     with st.popover(f"{task} options"):
         options, task_problems = ui.task_options(task)
-    problems += task_problems
-    command = TrainCommand(task, run=RunOptions(data=Path(data) if data else None), config=config, options=options)
-    st.code(command_line(to_argv(command)), language="bash")
+    problems += task_problems + ([data_problem] if data_problem else [])
+    command = TrainCommand(task, run=RunOptions(data=data), config=config, options=options)
+    st.code(command_line(manager.shown_argv(owner, command)), language="bash")
     for problem in problems:
         st.error(problem)
     c1, c2 = st.columns(2)
@@ -75,10 +69,17 @@ ui.show_summary(job)
 ui.live_view(manager, job.id, owner)
 
 b1, b2, b3 = st.columns(3)
-if b1.button("Stop", disabled=not job.running, key="train.stop"):
+if job.queued:
+    if b1.button("Cancel (leave the queue)", key="train.cancel"):
+        try:
+            manager.cancel(job.id, owner)
+            st.rerun()
+        except JobError as e:
+            st.error(str(e))
+elif b1.button("Stop", disabled=not job.running, key="train.stop"):
     manager.stop(job.id, owner)
     st.toast("Stopping after the current step…")
-if b2.button("Resume", disabled=job.running or job.status == "completed" or job.owner != owner, key="train.resume"):
+if b2.button("Resume", disabled=job.active or job.status == "completed" or job.owner != owner, key="train.resume"):
     try:
         manager.resume(job.id, owner)
         st.rerun()

@@ -4,13 +4,21 @@
 A job is a thread running :func:`medviz.train.engine.train` with an :class:`EventLog` listener and a
 ``threading.Event`` for Stop. Jobs belong to the owner token that started them; another token sees
 or stops a job only after the owner shares it (a share code) and that token joins with the code.
-Only the owner can promote a job into the model registry. At most ``max_running`` jobs run at once
-per server (1 by default: the CPU is shared); another start is refused with a clear message.
+Only the owner can promote a job into the model registry.
+
+At most ``max_running`` jobs train at once per server (1 by default: the CPU is shared); a start or
+resume beyond that waits in a first-in-first-out queue (status ``queued``) and starts by itself when
+a running job ends; a waiting job can be cancelled (:meth:`JobManager.cancel`, or Stop). Training
+threads run at a lower CPU priority than the page (:mod:`medviz.train.priority`).
+
+Data sources chosen on the page must lie under the data folder or the owner's upload folder
+(:mod:`medviz.train.paths`, :mod:`medviz.train.uploads`); :meth:`JobManager.start` checks this again.
 
 Example:
     >>> manager = JobManager()
     >>> job = manager.start(owner, TrainCommand("classification", config=TrainConfig(epochs=5)))
     >>> manager.stop(job.id, owner); manager.resume(job.id, owner)
+    >>> manager.queue_place(other.id, owner2)       # QueuePlace(position=1, eta_s=...) while job runs
 """
 
 from __future__ import annotations
@@ -28,16 +36,35 @@ from medviz.config import get_settings
 from medviz.models.registry import ModelEntry
 from medviz.train.command import TrainCommand, command_line, to_argv
 from medviz.train.engine import export_model, train
+from medviz.train.eta import wait_estimate
 from medviz.train.events import EventLog, TrainEvent
+from medviz.train.paths import DataSourceError, check_data_source
+from medviz.train.priority import TRAINING_NICE, lower_thread_priority
+from medviz.train.uploads import public_command, upload_folder
 from medviz.types import MedvizError
 
 log = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 RUNNING = ("starting", "running")
+ACTIVE = (*RUNNING, "queued")
 
 
 class JobError(MedvizError):
     """A job request that cannot be honoured (busy server, unknown job, not yours, ...)."""
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where a queued job stands.
+
+    Attributes:
+        position: 1 for the next job to start.
+        eta_s: rough seconds until it starts (see :func:`medviz.train.eta.wait_estimate`); None
+            while there is nothing to extrapolate from yet.
+    """
+
+    position: int
+    eta_s: float | None
 
 
 @dataclass
@@ -45,11 +72,12 @@ class Job:
     """One training run started from the page.
 
     Attributes:
-        status: ``starting`` (data loading), ``running``, ``completed``, ``early_stopped``,
-            ``stopped`` or ``failed``.
+        status: ``queued`` (waiting for a free slot), ``starting`` (data loading), ``running``,
+            ``completed``, ``early_stopped``, ``stopped``, ``failed`` or ``cancelled`` (left the queue).
         command: the run's configuration.
         argv: the equivalent command-line arguments (``python -m medviz.train ...``), for display
-            and the model card.
+            and the model card (an uploaded data source appears as ``<uploaded: NAME>``).
+        native_id: the training thread's native id once it runs (its nice value is lowered).
     """
 
     id: str
@@ -69,10 +97,21 @@ class Job:
     created: float = field(default_factory=time.time)
     thread: threading.Thread | None = None
     promoted: ModelEntry | None = None
+    native_id: int | None = None
+    resume_pending: bool = False
 
     @property
     def running(self) -> bool:
         return self.status in RUNNING
+
+    @property
+    def queued(self) -> bool:
+        return self.status == "queued"
+
+    @property
+    def active(self) -> bool:
+        """Queued or training: not finished."""
+        return self.status in ACTIVE
 
     @property
     def task_name(self) -> str:
@@ -86,7 +125,9 @@ class Job:
             self.status = "running"
         self.log(event)
 
-    def _run(self, resume: bool) -> None:
+    def _run(self, resume: bool, nice: int = TRAINING_NICE) -> None:
+        self.native_id = threading.get_native_id()
+        lower_thread_priority(nice)  # before any torch call: torch's worker threads inherit it
         try:
             self.result = train(self.task, self.cfg, self.run_dir, listeners=[self._listen],
                                 stop_event=self.stop_event, resume=resume)
@@ -102,25 +143,46 @@ class JobManager:
     """Thread-safe registry of jobs for one server process.
 
     Args:
-        runs_dir: parent folder of the jobs' run folders (default: ``get_settings().runs_dir``).
+        runs_dir: parent folder of the jobs' run folders and of the upload folders (default:
+            ``get_settings().runs_dir``).
         max_running: jobs allowed to train at the same time.
+        keep_finished: finished jobs remembered per owner.
+        max_queued: jobs allowed to wait in the queue (a start beyond that is refused).
+        nice: how much lower than the server's the training threads' CPU priority is (Linux).
     """
 
-    def __init__(self, runs_dir: Path | None = None, max_running: int = 1, keep_finished: int = 5) -> None:
+    def __init__(self, runs_dir: Path | None = None, max_running: int = 1, keep_finished: int = 5,
+                 max_queued: int = 16, nice: int = TRAINING_NICE) -> None:
         self.runs_dir = runs_dir
         self.max_running = max_running
         self.keep_finished = keep_finished
+        self.max_queued = max_queued
+        self.nice = nice
         self._jobs: dict[str, Job] = {}
+        self._queue: list[str] = []  # ids of queued jobs, first to start first
         self._lock = threading.Lock()
+
+    def upload_folder(self, owner: str) -> Path:
+        """The folder this owner's uploads are saved in (the only place outside the data folder that
+        the owner's runs may read)."""
+        return upload_folder(owner, self.runs_dir)
+
+    def shown_argv(self, owner: str, command: TrainCommand) -> list[str]:
+        """The command's arguments as shown to users: an upload by its file name, never its server path."""
+        return to_argv(public_command(command, self.upload_folder(owner)))
 
     # -- starting -------------------------------------------------------------------------------------
     def start(self, owner: str, command: TrainCommand) -> Job:
         """Build the task ``command`` describes and start training it in a thread (``resume`` is
         ignored: use :meth:`resume`).
 
+        When ``max_running`` jobs are training already, the job is queued (status ``queued``) and
+        starts when its turn comes.
+
         Raises:
-            JobError: another job is running, the command names its own run or export folder, or
-                an option value is invalid (out of range, not a choice, ...).
+            JobError: the queue is full, the data source lies outside the data folder and the
+                owner's upload folder, the command names its own run or export folder, or an option
+                value is invalid (out of range, not a choice, ...).
         """
         _check_owner(owner)
         if command.run.run_dir is not None or command.run.out is not None:
@@ -128,52 +190,81 @@ class JobManager:
         found = command.problems()
         if found:
             raise JobError(f"invalid training options: {'; '.join(found)}")
-        command = replace(command, run=replace(command.run, resume=False))
+        data = command.run.data
+        if data is not None:
+            try:
+                data = check_data_source(data, [self.upload_folder(owner)])
+            except DataSourceError as e:
+                raise JobError(str(e)) from None
+        command = replace(command, run=replace(command.run, data=data, resume=False))
         task = command.build_task()
         with self._lock:
-            self._check_capacity()
             self._prune(owner)
             job_id = secrets.token_hex(4)
             run_dir = (self.runs_dir or get_settings().runs_dir) / f"job-{job_id}"
-            job = Job(id=job_id, owner=owner, command=command, argv=to_argv(command), task=task,
+            job = Job(id=job_id, owner=owner, command=command, argv=self.shown_argv(owner, command), task=task,
                       cfg=command.config, run_dir=run_dir)
+            self._admit(job, resume=False)
             self._jobs[job_id] = job
-            self._launch(job, resume=False)
         return job
 
     def resume(self, job_id: str, owner: str) -> Job:
-        """Continue a stopped or failed job from its last checkpoint (same run folder; owner only)."""
+        """Continue a stopped or failed job from its last checkpoint (same run folder; owner only); it
+        waits in the queue when the server is busy."""
         job = self._owned(job_id, owner)
         with self._lock:
             if job.running:
                 raise JobError("this run is still training")
-            if job.status not in ("stopped", "failed", "completed", "early_stopped"):
+            if job.queued:
+                raise JobError("this run is already waiting in the queue")
+            if job.status not in ("stopped", "failed", "completed", "early_stopped", "cancelled"):
                 raise JobError(f"a {job.status} run cannot be resumed")
             if not (job.run_dir / "last.pt").exists():
                 raise JobError("no completed epoch to resume from yet: start the run again instead")
-            self._check_capacity()
             job.stop_event.clear()
-            job.error, job.status = "", "starting"
-            self._launch(job, resume=True)
+            job.error = ""
+            self._admit(job, resume=True)
         return job
 
-    def _check_capacity(self) -> None:
-        busy = sum(j.running for j in self._jobs.values())
-        if busy >= self.max_running:
-            raise JobError(f"{busy} training run(s) already in progress on this server (limit {self.max_running}); "
-                           "wait until it finishes or is stopped, then start again")
+    def _admit(self, job: Job, resume: bool) -> None:
+        """Launch ``job`` now if a slot is free and nobody waits, else append it to the queue (lock held)."""
+        if not self._queue and self._busy() < self.max_running:
+            self._launch(job, resume)
+            return
+        if len(self._queue) >= self.max_queued:
+            raise JobError(f"the training queue is full ({len(self._queue)} runs waiting); try again later")
+        job.status, job.resume_pending = "queued", resume
+        self._queue.append(job.id)
+
+    def _busy(self) -> int:
+        return sum(j.running for j in self._jobs.values())
+
+    def _advance(self) -> None:
+        """Start queued jobs, oldest first, while slots are free (called when a job's thread ends)."""
+        with self._lock:
+            while self._queue and self._busy() < self.max_running:
+                job = self._jobs.get(self._queue.pop(0))
+                if job is not None and job.queued:
+                    self._launch(job, job.resume_pending)
 
     def _prune(self, owner: str) -> None:
         """Forget this owner's oldest finished jobs beyond ``keep_finished`` (their models hold memory;
         their run folders stay on disk)."""
-        done = sorted((j for j in self._jobs.values() if j.owner == owner and not j.running), key=lambda j: j.created)
+        done = sorted((j for j in self._jobs.values() if j.owner == owner and not j.active), key=lambda j: j.created)
         for job in done[: max(len(done) - self.keep_finished + 1, 0)]:
             del self._jobs[job.id]
 
-    @staticmethod
-    def _launch(job: Job, resume: bool) -> None:
-        job.thread = threading.Thread(target=job._run, args=(resume,), name=f"medviz-train-{job.id}", daemon=True)
-        job.thread.start()
+    def _launch(self, job: Job, resume: bool) -> None:
+        thread = threading.Thread(target=self._work, args=(job, resume), name=f"medviz-train-{job.id}", daemon=True)
+        job.thread = thread  # before the status changes: wait() reads the thread once the job is not queued
+        job.status, job.resume_pending = "starting", False
+        thread.start()
+
+    def _work(self, job: Job, resume: bool) -> None:
+        try:
+            job._run(resume, self.nice)
+        finally:
+            self._advance()
 
     # -- access ---------------------------------------------------------------------------------------
     def jobs(self, owner: str) -> list[Job]:
@@ -190,15 +281,48 @@ class JobManager:
         return job
 
     def stop(self, job_id: str, owner: str) -> Job:
-        """Ask the job to stop before its next step; nothing partial is saved."""
+        """Ask the job to stop before its next step (nothing partial is saved); a queued job is cancelled."""
         job = self.get(job_id, owner)
+        with self._lock:
+            if job.queued:
+                self._dequeue(job)
+                return job
         job.stop_event.set()
         return job
 
-    def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
+    def cancel(self, job_id: str, owner: str) -> Job:
+        """Take a queued job out of the queue (status ``cancelled``); whoever may stop it may cancel it."""
         job = self.get(job_id, owner)
-        if job.thread is not None:
-            job.thread.join(timeout)
+        with self._lock:
+            if not job.queued:
+                raise JobError("only a run waiting in the queue can be cancelled; use Stop for a running one")
+            self._dequeue(job)
+        return job
+
+    def _dequeue(self, job: Job) -> None:
+        self._queue.remove(job.id)
+        job.status, job.resume_pending = "cancelled", False
+
+    def queue_place(self, job_id: str, owner: str) -> QueuePlace | None:
+        """The job's place in the queue and a rough wait; None when it is not queued."""
+        job = self.get(job_id, owner)
+        with self._lock:
+            if not job.queued:
+                return None
+            index = self._queue.index(job.id)
+            ahead = [self._jobs[i].cfg.epochs for i in self._queue[:index] if i in self._jobs]
+            running = [j.events() for j in self._jobs.values() if j.running]
+        return QueuePlace(position=index + 1, eta_s=wait_estimate(running, ahead, self.max_running))
+
+    def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
+        """Wait for the job's thread to end (a queued job: wait until it has started and ended)."""
+        job = self.get(job_id, owner)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while job.queued and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.05)
+        thread = job.thread
+        if thread is not None and not job.queued:
+            thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
         return job
 
     # -- sharing --------------------------------------------------------------------------------------

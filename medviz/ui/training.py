@@ -2,7 +2,8 @@
 
 The :class:`~medviz.train.jobs.JobManager` is one object per server (``st.cache_resource``); each
 browser session gets a random owner token in ``st.session_state`` and sees only its own runs and
-runs shared with it by code.
+runs shared with it by code. Uploaded data sets are kept in a per-session folder that goes away with
+the session (:class:`~medviz.train.uploads.SessionUploads` in ``st.session_state``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from medviz.config import get_settings
 from medviz.options import OptionInfo, describe
 from medviz.train.engine import TrainConfig
+from medviz.train.eta import progress_numbers
 from medviz.train.jobs import Job, JobManager
+from medviz.train.paths import DataSourceError, check_data_source
 from medviz.train.registry import get_task_class
+from medviz.train.uploads import SessionUploads
 
 OWNER_KEY = "medviz.train.owner"
 JOB_KEY = "medviz.train.job"
 REPORT_KEY = "medviz.train.report"
+UPLOADS_KEY = "medviz.train.uploads"
 
 
 @st.cache_resource
@@ -138,22 +142,10 @@ def curves_figure(events: list[Any]) -> go.Figure:
     return fig
 
 
-def progress_numbers(events: list[Any]) -> dict[str, float]:
-    """Fraction done, ETA (s), throughput (samples/s) and memory (MB) from the latest events."""
-    start = next((e for e in reversed(events) if e.kind == "start"), None)
-    last = next((e for e in reversed(events) if e.kind in ("step", "epoch")), None)
-    if start is None or last is None:
-        return {}
-    spe = max(last.steps_per_epoch, 1)
-    pos = last.epoch + (1.0 if last.kind == "epoch" else last.step / spe)
-    done = pos - start.epoch
-    eta = last.elapsed_s / done * (last.epochs - pos) if done > 0 else float("nan")
-    return {"fraction": min(pos / max(last.epochs, 1), 1.0), "eta_s": eta, "throughput": last.throughput,
-            "memory_mb": last.memory_mb, "epoch": last.epoch + 1, "epochs": last.epochs}
-
-
 def show_summary(job: Job) -> None:
     """The data set summary and sample grid the task reported at start."""
+    if job.queued:
+        return
     start = next((e for e in job.events() if e.kind == "start"), None)
     if start is None:
         st.info("Preparing data…")
@@ -178,14 +170,40 @@ def _to_uint8(a: Any) -> np.ndarray:
     return ((a - lo) / max(hi - lo, 1e-8) * 255).astype(np.uint8)
 
 
+def _phase(job: Job) -> str:
+    return "queued" if job.queued else "running" if job.running else "done"
+
+
+def queue_note(manager: JobManager, job: Job, owner: str) -> str:
+    """Words for a queued job's place in the queue and its rough wait ("" when it is not queued)."""
+    place = manager.queue_place(job.id, owner)
+    if place is None:
+        return ""
+    wait = ("a rough wait cannot be given until the running run has made progress" if place.eta_s is None
+            else f"it should start in roughly {_duration(place.eta_s)} (a rough guess from the running run's "
+                 "progress and the epochs left)")
+    ahead = "it is next" if place.position == 1 else f"{place.position - 1} run(s) ahead of it"
+    return f"Waiting in the training queue at position {place.position}: {ahead}; {wait}."
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def live_view(manager: JobManager, job_id: str, owner: str) -> None:
-    """Status, progress bar, ETA, throughput, memory and curves; refreshed every second while running."""
+    """Queue place, status, progress bar, ETA, throughput, memory and curves; refreshed every second
+    while queued or running."""
     job = manager.get(job_id, owner)
 
-    live = job.running  # this full run's view; a fragment rerun that finds the job done refreshes the page
+    seen = _phase(job)  # this full run's view; a fragment rerun that finds the phase changed refreshes the page
 
-    @st.fragment(run_every=1.0 if live else None)
+    @st.fragment(run_every=1.0 if seen != "done" else None)
     def _live() -> None:
+        if _phase(job) != seen:
+            st.rerun()  # switch the whole page (Stop/Cancel, Resume, Evaluate, Promote)
+        if job.queued:
+            st.info(queue_note(manager, job, owner))
+            return
         events = job.events()
         p = progress_numbers(events)
         st.progress(p.get("fraction", 0.0), text=f"{job.status} · epoch {p.get('epoch', 0)}/{p.get('epochs', job.cfg.epochs)}")
@@ -198,8 +216,6 @@ def live_view(manager: JobManager, job_id: str, owner: str) -> None:
         st.plotly_chart(curves_figure(events), key=f"curves-{job.id}")
         if job.error:
             st.error(job.error)
-        if live and not job.running:
-            st.rerun()  # switch the whole page to the finished state (Resume, Evaluate, Promote)
 
     _live()
 
@@ -232,20 +248,35 @@ def show_report(report: dict[str, Any]) -> None:
         st.dataframe([{"case": c, "Dice": d} for c, d in report["per_case"]], hide_index=True)
 
 
-def uploaded_data_source(owner: str) -> str | None:
-    """An optional upload (zip of class folders, or a MedMNIST-style ``.npz``) saved on the server
-    under the runs folder, private to this session; returns its path for ``--data``."""
-    import hashlib
-    import re
+def data_source(manager: JobManager, owner: str) -> tuple[Path | None, str | None]:
+    """The data source field and upload box; returns the data path for ``--data`` (None: the task's
+    default data set) and what is wrong with the entry (None: nothing).
 
+    A typed path must lie under the data folder (:func:`medviz.train.paths.check_data_source`); an
+    upload (zip of class folders, or a MedMNIST-style ``.npz``) is saved readable by the server only,
+    in this session's folder, removed when the session ends.
+    """
+    typed = st.text_input("data source (folder or file under the data folder; empty: the task's default data set)",
+                          key="train.data",
+                          help="Classification: MedMNIST .npz or a folder/zip of class folders; segmentation: "
+                               "LGG folder (pairs.csv) or NIfTI images/ + labels/ (imagesTr/ + labelsTr/) pairs; "
+                               "reconstruction: LGG folder (FLAIR channel). A relative path is read from the "
+                               "data folder.")
     up = st.file_uploader("…or upload a data set (.zip of class folders, or .npz)", type=["zip", "npz"],
                           key="train.upload")
-    if up is None:
-        return None
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(up.name).name)[:100] or "upload.zip"
-    folder = get_settings().runs_dir / "uploads" / hashlib.sha256(owner.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / safe
-    if not path.exists() or path.stat().st_size != up.size:
-        path.write_bytes(up.getvalue())
-    return str(path)
+    if up is not None:
+        return session_uploads(manager, owner).save(up.name, up.getvalue()), None
+    if not typed.strip():
+        return None, None
+    try:
+        return check_data_source(typed, [manager.upload_folder(owner)]), None
+    except DataSourceError as e:
+        return None, str(e)
+
+
+def session_uploads(manager: JobManager, owner: str) -> SessionUploads:
+    """This session's upload folder (kept in ``st.session_state``: removed when the session is dropped)."""
+    store = st.session_state.get(UPLOADS_KEY)
+    if store is None:
+        store = st.session_state[UPLOADS_KEY] = SessionUploads(manager.upload_folder(owner))
+    return store

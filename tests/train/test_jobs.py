@@ -1,7 +1,10 @@
-"""Background jobs: ownership, sharing, one run at a time, stop/resume, promotion."""
+"""Background jobs: ownership, sharing, a queue behind one running run, stop/resume, promotion, allowed data
+sources, lower CPU priority."""
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +15,12 @@ from medviz.models.registry import list_models
 from medviz.train.command import RunOptions, TrainCommand
 from medviz.train.engine import TrainConfig
 from medviz.train.jobs import JobError, JobManager
+from medviz.train.paths import REFUSED
+from medviz.train.priority import TRAINING_NICE, thread_nice
+from medviz.train.uploads import SessionUploads
 from tests.train.toy_task import ToyOptions
 
-ALICE, BOB = "a" * 24, "b" * 24
+ALICE, BOB, CAROL = "a" * 24, "b" * 24, "c" * 24
 CONFIG = TrainConfig(epochs=3, batch_size=8, lr=0.01, device="cpu")
 
 
@@ -33,9 +39,9 @@ def _wait(job, cond, timeout=120):
 def test_jobs_are_private_single_and_resumable(tmp_path):
     m = JobManager(runs_dir=tmp_path)
     job = m.start(ALICE, _cmd(ToyOptions(step_delay=0.05)))
-    with pytest.raises(JobError, match="already in progress"):
-        m.start(BOB, _cmd())
-    assert m.jobs(BOB) == []
+    waiting = m.start(BOB, _cmd())
+    assert waiting.status == "queued" and m.jobs(BOB) == [waiting]
+    m.cancel(waiting.id, BOB)
     with pytest.raises(JobError, match="no training run"):
         m.stop(job.id, BOB)
     _wait(job, lambda j: any(e.kind == "epoch" for e in j.events()))
@@ -99,3 +105,129 @@ def test_old_finished_jobs_are_forgotten(tmp_path):
         m.wait(job.id, ALICE, 60)
         ids.append(job.id)
     assert [j.id for j in m.jobs(ALICE)] == ids[:0:-1]
+
+
+def _long(m: JobManager, owner: str = ALICE):
+    """A run that trains until it is stopped (the queue tests must not race its end)."""
+    job = m.start(owner, _cmd(ToyOptions(step_delay=0.02), epochs=100_000))
+    _wait(job, lambda j: any(e.kind == "step" for e in j.events()))
+    return job
+
+
+def test_a_busy_server_queues_runs_first_in_first_out_and_starts_the_next_by_itself(tmp_path):
+    m = JobManager(runs_dir=tmp_path)
+    first = _long(m)
+    b = m.start(BOB, _cmd(epochs=1))
+    c = m.start(CAROL, _cmd(epochs=1))
+    d = m.start(BOB, _cmd(epochs=1))
+    assert [j.status for j in (b, c, d)] == ["queued"] * 3
+    assert [m.queue_place(j.id, o).position for j, o in ((b, BOB), (c, CAROL), (d, BOB))] == [1, 2, 3]
+    assert m.queue_place(first.id, ALICE) is None
+    place = m.queue_place(c.id, CAROL)
+    assert place.eta_s is not None and place.eta_s > 0
+    assert m.jobs(CAROL) == [c]  # the queue does not show other sessions' runs
+    with pytest.raises(JobError, match="no training run"):
+        m.cancel(b.id, CAROL)
+    with pytest.raises(JobError, match="only a run waiting"):
+        m.cancel(first.id, ALICE)
+    m.cancel(c.id, CAROL)
+    assert c.status == "cancelled" and m.queue_place(d.id, BOB).position == 2
+    with pytest.raises(JobError, match="only a run waiting"):
+        m.cancel(c.id, CAROL)
+    m.stop(first.id, ALICE)
+    m.wait(d.id, BOB, 120)
+    assert first.status == "stopped"
+    assert b.status == "completed" and d.status == "completed", (b.error, d.error)
+    assert c.thread is None and c.events() == []
+    assert b.thread is not None and not b.thread.is_alive()  # d started only after b ended (one slot)
+
+
+def test_stop_on_a_queued_run_cancels_it_and_a_resume_waits_its_turn(tmp_path):
+    m = JobManager(runs_dir=tmp_path)
+    job = m.start(ALICE, _cmd(ToyOptions(step_delay=0.02), epochs=2))
+    m.wait(job.id, ALICE, 120)
+    blocker = _long(m, BOB)
+    queued = m.start(CAROL, _cmd())
+    m.stop(queued.id, CAROL)
+    assert queued.status == "cancelled"
+    m.resume(job.id, ALICE)
+    with pytest.raises(JobError, match="already waiting"):
+        m.resume(job.id, ALICE)
+    assert job.status == "queued" and m.queue_place(job.id, ALICE).position == 1
+    m.stop(blocker.id, BOB)
+    m.wait(job.id, ALICE, 120)
+    assert job.status == "completed", job.error
+    assert sum(e.kind == "start" for e in job.events()) == 2
+
+
+def test_the_queue_has_a_limit(tmp_path):
+    m = JobManager(runs_dir=tmp_path, max_queued=1)
+    first = _long(m)
+    waiting = m.start(BOB, _cmd())
+    with pytest.raises(JobError, match="queue is full"):
+        m.start(CAROL, _cmd())
+    assert m.jobs(CAROL) == []
+    m.cancel(waiting.id, BOB)
+    m.stop(first.id, ALICE)
+    m.wait(first.id, ALICE, 60)
+
+
+def _thread_ids() -> set[int]:
+    return {int(p.name) for p in Path("/proc/self/task").iterdir()}
+
+
+def _nices(tids: set[int]) -> dict[int, int]:
+    """Nice values of the threads that still exist."""
+    out = {}
+    for tid in tids:
+        try:
+            out[tid] = thread_nice(tid)
+        except ProcessLookupError:
+            pass
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_training_runs_at_a_lower_cpu_priority_than_the_server(tmp_path):
+    m = JobManager(runs_dir=tmp_path)
+    before = _thread_ids()
+    job = _long(m)
+    try:
+        assert job.native_id is not None and job.thread.is_alive()
+        server = os.getpriority(os.PRIO_PROCESS, 0)
+        assert thread_nice(job.native_id) == min(server + TRAINING_NICE, 19) > server
+        assert thread_nice() == server  # the calling (serving) thread keeps its priority
+        # threads the run created (torch's intra-op workers, the data loader's thread) inherit the lower priority
+        created = _nices(_thread_ids() - before)
+        assert job.native_id in created and set(created.values()) == {created[job.native_id]}, created
+        # a queued run, started from the ending run's (lowered) thread, is lowered once, not twice
+        nxt = m.start(BOB, _cmd(ToyOptions(step_delay=0.02), epochs=100_000))
+        m.stop(job.id, ALICE)
+        _wait(nxt, lambda j: any(e.kind == "step" for e in j.events()))
+        assert thread_nice(nxt.native_id) == min(server + TRAINING_NICE, 19)
+        m.stop(nxt.id, BOB)
+        m.wait(nxt.id, BOB, 60)
+    finally:
+        m.stop(job.id, ALICE)
+        m.wait(job.id, ALICE, 60)
+
+
+def test_start_accepts_only_the_data_folder_and_the_owners_uploads(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("MEDVIZ_DATA_DIR", str(data))
+    (tmp_path / "outside.npz").write_bytes(b"x")
+    os.symlink(tmp_path, data / "up")
+    m = JobManager(runs_dir=tmp_path / "runs")
+    for bad in ("/etc/hostname", str(tmp_path / "outside.npz"), str(tmp_path / "missing.npz"),
+                f"{data}/../outside.npz", str(data / "up" / "outside.npz")):
+        with pytest.raises(JobError) as e:
+            m.start(ALICE, _cmd(run=RunOptions(data=Path(bad)), epochs=1))
+        assert str(e.value) == REFUSED, bad
+    upload = SessionUploads(m.upload_folder(ALICE)).save("brains.npz", b"x")
+    with pytest.raises(JobError, match="cannot be used"):
+        m.start(BOB, _cmd(run=RunOptions(data=upload), epochs=1))  # another session's upload
+    job = m.start(ALICE, _cmd(run=RunOptions(data=upload), epochs=1))
+    assert "<uploaded: brains.npz>" in job.argv and not any(str(tmp_path) in a for a in job.argv)
+    m.wait(job.id, ALICE, 120)
+    assert job.status == "completed", job.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -46,3 +47,63 @@ def test_training_page_runs_evaluates_and_promotes(tmp_path, monkeypatch):
     assert not at.error, [e.value for e in at.error]
     assert "toy-page" in at.success[0].value
     assert [e.name for e in list_models("toy", tmp_path / "weights")] == ["toy-page"]
+
+
+def _start(at, epochs, step_delay=0.0):
+    at.selectbox(key="train.task").set_value("toy").run()
+    at.number_input(key="train.epochs").set_value(epochs)
+    at.number_input(key="train.batch_size").set_value(8)
+    at.number_input(key="train.toy.step_delay").set_value(step_delay)
+    at.button(key="train.start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _wait_for(at, cond, what):
+    deadline = time.monotonic() + 120
+    while not cond(at):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+        at.run()
+
+
+def test_a_second_session_waits_in_the_queue_sees_its_place_and_can_cancel(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    alice = _start(AppTest.from_file(PAGE, default_timeout=60).run(), 100_000, 0.02)
+    _wait_for(alice, lambda a: _metric(a, "status") == "running", "first run did not start")
+    bob = _start(AppTest.from_file(PAGE, default_timeout=60).run(), 1)
+    note = next((i.value for i in bob.info if "training queue" in i.value), "")
+    assert "position 1" in note and "rough" in note, [i.value for i in bob.info]
+    assert not any("already in progress" in e.value for e in bob.error)
+    bob.button(key="train.cancel").click().run()
+    assert not bob.error, [e.value for e in bob.error]
+    assert _metric(bob, "status") == "cancelled"
+    alice.button(key="train.stop").click().run()
+    _wait_for(alice, lambda a: _metric(a, "status") == "stopped", "first run did not stop")
+
+
+def test_data_source_outside_the_data_folder_is_refused_and_uploads_stay_private(tmp_path, monkeypatch):
+    from medviz.train.paths import REFUSED
+    from medviz.ui.training import OWNER_KEY, get_manager
+
+    monkeypatch.setenv("MEDVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MEDVIZ_DATA_DIR", str(tmp_path / "data"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="train.task").set_value("toy").run()
+    messages = []
+    for path in ("/etc/hostname", str(tmp_path / "no-such-file.npz")):
+        at.text_input(key="train.data").set_value(path).run()
+        messages.append([e.value for e in at.error])
+        assert at.button(key="train.start").disabled
+    assert messages == [[REFUSED], [REFUSED]]
+    at.text_input(key="train.data").set_value("").run()
+    at.file_uploader(key="train.upload").set_value(("my brains.npz", b"\x00" * 10, "application/octet-stream")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    command = at.code[0].value
+    assert "<uploaded: my_brains.npz>" in command and str(tmp_path) not in command
+    saved = get_manager().upload_folder(at.session_state[OWNER_KEY]) / "my_brains.npz"
+    assert saved.read_bytes() == b"\x00" * 10
+    assert saved.stat().st_mode & 0o777 == 0o600 and saved.parent.stat().st_mode & 0o777 == 0o700
+    del at  # the session ends: Streamlit drops its state, and the upload folder goes with it
+    gc.collect()
+    assert not saved.parent.exists()
