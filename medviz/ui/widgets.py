@@ -72,27 +72,51 @@ def plane_and_slice(volume: Volume, token: str) -> tuple[Plane, int]:
     return plane, int(number) - 1
 
 
+_KEPT = "medviz.kept."  # widget values kept across pages (a widget met on another page starts from its default)
+
+
+def _seed(key: str, default: object) -> None:
+    """Give widget ``key`` its kept value (or ``default``) before it is drawn.
+
+    Streamlit keys a widget's value by the page it is drawn on: the same key drawn on another page (the Viewer's
+    window on the Segment page) starts from the widget's default (a number input's minimum, 0) although the
+    key still holds the old value. The value therefore lives under a plain key and is copied in every run."""
+    st.session_state[key] = st.session_state.setdefault(_KEPT + key, default)
+
+
+def _keep(*keys: str) -> None:
+    """on_change callback: remember the widgets' new values (see :func:`_seed`)."""
+    for key in keys:
+        st.session_state[_KEPT + key] = st.session_state[key]
+
+
 def window_picker(volume: Volume, token: str) -> WindowPreset | None:
-    """Preset selectbox plus free width/level inputs; None for RGB (shown without windowing)."""
+    """Preset selectbox plus free width/level inputs; None for RGB (shown without windowing).
+
+    The window is kept per study across pages: it opens on the default preset (CT: soft tissue) and shows
+    the values that are applied, never a reset 0 / 0."""
     presets = session_memo("presets", token, lambda: window_presets(volume))
     if not presets:
         st.caption("Colour image: shown as acquired, without windowing.")
         return None
     key = f"viewer.{token}.window"
+    first = presets[next(iter(presets))]
 
     def apply_preset() -> None:
-        chosen = presets[st.session_state[f"{key}.preset"]]
-        st.session_state[f"{key}.width"] = float(chosen.width)
-        st.session_state[f"{key}.level"] = float(chosen.level)
+        name = st.session_state[f"{key}.preset"]
+        st.session_state.update({_KEPT + f"{key}.preset": name, _KEPT + f"{key}.width": float(presets[name].width),
+                                 _KEPT + f"{key}.level": float(presets[name].level)})
 
-    if f"{key}.width" not in st.session_state:
-        st.session_state[f"{key}.preset"] = next(iter(presets))
-        apply_preset()
+    _seed(f"{key}.preset", next(iter(presets)))
+    _seed(f"{key}.width", float(first.width))
+    _seed(f"{key}.level", float(first.level))
     st.selectbox("Window preset", list(presets), key=f"{key}.preset", on_change=apply_preset)
-    step = 10.0 if volume.units == "HU" else float(f"{max(presets[next(iter(presets))].width / 100, 1e-6):.1g}")
+    step = 10.0 if volume.units == "HU" else float(f"{max(first.width / 100, 1e-6):.1g}")
     c1, c2 = st.columns(2)
-    width = c1.number_input(f"Width ({volume.units})", min_value=0.0, step=step, key=f"{key}.width", format="%g")
-    level = c2.number_input(f"Level ({volume.units})", step=step, key=f"{key}.level", format="%g")
+    width = c1.number_input(f"Width ({volume.units})", min_value=0.0, step=step, key=f"{key}.width", format="%g",
+                            on_change=_keep, args=(f"{key}.width",))
+    level = c2.number_input(f"Level ({volume.units})", step=step, key=f"{key}.level", format="%g",
+                            on_change=_keep, args=(f"{key}.level",))
     return WindowPreset(str(st.session_state[f"{key}.preset"]), max(float(width), 1e-6), float(level))
 
 

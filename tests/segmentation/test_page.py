@@ -62,3 +62,48 @@ def test_page_lgg_example_button(tiny_registry, data_dir) -> None:
     at.button(key="seg.example").click().run()
     assert not at.exception
     assert at.session_state["medviz.volume"].array.shape[1:] == (256, 256, 3)
+
+
+def _grey_study(kind: str) -> Volume:
+    """A grey study with smooth anatomy-like values: CT in HU (air, soft tissue, bone) or MR in a.u. (all > 0)."""
+    yy, xx = np.mgrid[:32, :32]
+    r = np.hypot(yy - 16, xx - 16)
+    if kind == "CT":
+        img = np.where(r < 14, 40.0 + 2.0 * (14 - r) * 5, -1000.0)
+        img[r < 4] = 700.0
+        units = "HU"
+    else:
+        img = 200.0 + 40.0 * r
+        units = "a.u."
+    arr = np.stack([img, img + 5]).astype(np.float32)
+    return Volume(array=arr, spacing=(2.0, 1.0, 1.0), affine=affine_from_spacing((2.0, 1.0, 1.0)), modality=kind,
+                  units=units, name=f"grey {kind}")
+
+
+@pytest.mark.parametrize("kind", ["CT", "MR"])
+def test_segment_page_keeps_the_viewer_window_of_a_grey_study(tiny_registry, kind) -> None:
+    """Viewer → Segment: the window shown and applied is the study's (CT soft tissue 400/40, MR auto), never 0/0,
+    and the fused overlay and its PNG export show the image (a 0/0 window made CT binary and MR plain white)."""
+    import io
+
+    from PIL import Image
+    from streamlit.testing.v1 import AppTest
+
+    from medviz.segmentation.export import png_bytes
+
+    at = AppTest.from_file(str(Path(PAGE).parents[1] / "app.py"), default_timeout=240)
+    at.session_state["medviz.volume"] = _grey_study(kind)
+    at.run()
+    viewer_window = [n.value for n in at.number_input[:2]]
+    assert viewer_window[0] > 0
+    at.switch_page("pages/segment.py").run()
+    at.button(key="seg.run").click().run()
+    assert not at.exception, at.exception
+    width, level = (n for n in at.number_input if n.label.startswith(("Width", "Level")))
+    assert [width.value, level.value] == viewer_window
+    if kind == "CT":
+        assert (width.value, level.value) == (400, 40)
+    ps, fused = at.session_state["medviz.segment.results"]["fused"][1]
+    exported = np.asarray(Image.open(io.BytesIO(png_bytes(fused))))
+    assert len(np.unique(exported)) > 8, "the overlay export lost the grey levels of the image"
+    assert (exported < 250).mean() > 0.5, "the overlay export is (almost) blank white"
