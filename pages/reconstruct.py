@@ -65,15 +65,15 @@ with view:
     degraded = "zero-filled" if mode == "recon" else "noisy input"
     st.plotly_chart(comparison_figure({"reference": res["reference"], degraded: res["degraded"],
                                        f"model ({name})": res["output"]}, window, res["difference"]),
-                    width="stretch", key="recon.figure")
+                    width="stretch", theme=None, key="recon.figure")
     others = {k: v for k, v in res["baselines"].items() if k not in ("zero_filled", "noisy")}
     if others:
         with st.expander("classical baselines (same window and zoom)"):
             st.plotly_chart(comparison_figure({"reference": res["reference"], **others}, window),
-                            width="stretch", key="recon.baselines")
+                            width="stretch", theme=None, key="recon.baselines")
     left, right = st.columns([2, 1])
     left.dataframe(metrics_rows(res["metrics"], res["seconds"]), hide_index=True, key="recon.table")
-    left.plotly_chart(metrics_bar(res["metrics"]), width="stretch", key="recon.bars")
+    left.plotly_chart(metrics_bar(res["metrics"]), width="stretch", theme=None, key="recon.bars")
     if res["mask"] is not None:
-        right.plotly_chart(mask_figure(res["mask"], res["reference"].shape[0]), width="stretch",
+        right.plotly_chart(mask_figure(res["mask"], res["reference"].shape[0]), width="stretch", theme=None,
                            key="recon.mask_fig")

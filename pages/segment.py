@@ -72,7 +72,7 @@ if ref_file is not None:
         st.error(str(e))
 ps, fused = ui.fused_overlay(store, volume, labels, plane, index, window, colors, opacity, mode)
 with img_col:
-    st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", key="seg.overlay")
+    st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", theme=None, key="seg.overlay")
 if seq_names:
     with img_col:
         strip_head, strip_pick, strip_run = st.columns([3, 3, 3])
@@ -92,13 +92,13 @@ st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
 tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
 with tabs[0]:
     if st.toggle("Show 3D surface", key="seg.surface") and ui.has_surface(res.mask, volume):
-        st.plotly_chart(surface_figure(res.mask, measured.spacing, colors={1: rgb}), width="stretch")
+        st.plotly_chart(surface_figure(res.mask, measured.spacing, colors={1: rgb}), width="stretch", theme=None)
 with tabs[1]:
     if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
         with st.spinner("Test-time augmentation…"):
             store["uncertainty"] = ui.tta_map(model, entry, volume)
     if "uncertainty" in store:
-        st.plotly_chart(map_figure(volume, store["uncertainty"], plane, index, "uncertainty"), width="stretch")
+        st.plotly_chart(map_figure(volume, store["uncertainty"], plane, index, "uncertainty"), width="stretch", theme=None)
 with tabs[2]:
     axial = ui.axial_index(plane, index)
     if st.button("Grad-CAM of this axial slice", key="seg.cam", disabled=axial is None,
@@ -106,6 +106,6 @@ with tabs[2]:
         with st.spinner("Grad-CAM…"):
             store["cam"] = ui.cam_map(model, entry, volume, res.mask, axial)
     if "cam" in store:
-        st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch")
+        st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch", theme=None)
 with tabs[3]:
     ui.downloads(volume, res.mask, fused, rows, store, ui.label_name(entry))

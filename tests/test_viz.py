@@ -132,3 +132,35 @@ def test_histogram_figure_marks_window():
     assert isinstance(fig.data[0], go.Bar) and sum(fig.data[0].y) == 500
     assert {s.type for s in fig.layout.shapes} == {"rect", "line"}
     assert fig.layout.shapes[0].x0 == SOFT.low and fig.layout.shapes[0].x1 == SOFT.high
+
+
+def _nonneg_traces() -> dict[str, go.Heatmap]:
+    """The heat-map trace of every figure that draws a non-negative map, built from tiny synthetic maps."""
+    from medviz.classification.viz import confusion_figure
+    from medviz.reconstruction.viz import comparison_figure
+    from medviz.segmentation.viz import map_figure
+
+    vol = ct_volume()
+    values = np.zeros(vol.shape, np.float32)
+    values[CUBE] = 0.7
+    img = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    recon = comparison_figure({"reference": img, "model": img * 0.9}, difference=np.abs(img - img * 0.9))
+    return {
+        "uncertainty": map_figure(vol, values, Plane.AXIAL, CUBE[0], "uncertainty").data[0],
+        "Grad-CAM": map_figure(vol, values, Plane.AXIAL, CUBE[0], "Grad-CAM").data[0],
+        "|difference|": recon.data[-1],
+        "confusion": confusion_figure(np.array([[5, 0], [1, 7]]), ["a", "b"]).data[0],
+    }
+
+
+@pytest.mark.parametrize("name", ["uncertainty", "Grad-CAM", "|difference|", "confusion"])
+def test_every_nonnegative_map_starts_at_the_neutral_colour_with_a_labelled_colour_bar(name):
+    from medviz.imaging.viz import NEUTRAL_ZERO, NONNEG_COLORSCALE
+
+    trace = _nonneg_traces()[name]
+    stops = [tuple(stop) for stop in trace.colorscale]
+    assert stops[0] == (0.0, NEUTRAL_ZERO), f"{name}: zero is drawn {stops[0][1]}, not the neutral colour"
+    assert stops == [tuple(s) for s in NONNEG_COLORSCALE]  # one shared scale for every map
+    assert trace.zmin == 0 and trace.zmax > 0 and trace.showscale
+    title = trace.colorbar.title.text
+    assert "(" in title and ")" in title, f"{name}: the colour bar names no units ({title!r})"

@@ -6,29 +6,53 @@ from typing import Any
 
 import numpy as np
 
+from medviz.imaging.viz import nonneg_scale
+
 
 def probability_bars(classes: list[str], probs: np.ndarray, spread: np.ndarray | None = None,
-                     uncalibrated: np.ndarray | None = None) -> Any:
-    """Horizontal bars of calibrated probabilities, with the TTA spread as error bars.
+                     uncalibrated: np.ndarray | None = None, label: str = "calibrated") -> Any:
+    """Horizontal bars of the probabilities shown, with the TTA spread as error bars.
 
     Args:
         classes: ``K`` names.
-        probs: ``(K,)`` calibrated probabilities.
+        probs: ``(K,)`` probabilities shown (temperature-scaled).
         spread: ``(K,)`` standard deviation across test-time augmentations (error bars).
         uncalibrated: ``(K,)`` raw softmax, drawn as hollow markers for comparison.
+        label: what the bars are (:class:`medviz.classification.calibration.ShownProbability` ``label``).
     """
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Bar(
-        x=probs, y=classes, orientation="h", name="calibrated",
+        x=probs, y=classes, orientation="h", name=label,
         error_x=dict(type="data", array=spread, visible=spread is not None),
         text=[f"{p:.1%}" for p in probs], textposition="auto",
-        hovertemplate="%{y}: %{x:.3f}<extra>calibrated</extra>"))
+        hovertemplate=f"%{{y}}: %{{x:.3f}}<extra>{label}</extra>"))
     if uncalibrated is not None:
         fig.add_trace(go.Scatter(x=uncalibrated, y=classes, mode="markers", name="uncalibrated",
                                  marker=dict(symbol="line-ns-open", size=18, color="black")))
     fig.update_layout(xaxis=dict(range=[0, 1], title="probability"), yaxis=dict(autorange="reversed"),
                       height=80 + 40 * len(classes), margin=dict(l=10, r=10, t=10, b=40), showlegend=False)
+    return fig
+
+
+def ood_figure(val_scores: np.ndarray, threshold: float, score: float, score_name: str) -> Any:
+    """The image's out-of-distribution score against the model's validation images: a histogram of the
+    val scores (the in-distribution range), the abstention threshold (dashed) and this image (red)."""
+    import plotly.graph_objects as go
+
+    v = np.asarray(val_scores, dtype=np.float64)
+    fig = go.Figure(go.Histogram(x=v, nbinsx=30, name="validation images", marker_color="#7f8c8d",
+                                 hovertemplate="score %{x}<br>%{y} val images<extra></extra>"))
+    fig.add_vline(x=threshold, line_dash="dash", line_color="#333333", annotation_text="threshold",
+                  annotation_position="top left")
+    fig.add_vline(x=score, line_color="#d62728", line_width=3, annotation_text="this image",
+                  annotation_position="top right" if score >= threshold else "top left")
+    hi = max(float(v.max()) if v.size else threshold, score, threshold)
+    lo = min(float(v.min()) if v.size else threshold, score)
+    pad = 0.05 * max(hi - lo, 1e-6)
+    fig.update_layout(xaxis=dict(title=f"{score_name} score (higher: less like the training images)",
+                                 range=[lo - pad, hi + pad]), yaxis_title="val images", height=220,
+                      margin=dict(l=10, r=10, t=30, b=40), showlegend=False, bargap=0.05)
     return fig
 
 
@@ -49,11 +73,14 @@ def image_figure(rgb: np.ndarray, title: str = "") -> Any:
 
 
 def confusion_figure(cm: np.ndarray, classes: list[str]) -> Any:
-    """Confusion-matrix heat map (rows true, columns predicted) with counts."""
+    """Confusion-matrix heat map (rows true, columns predicted) with counts, in the shared colour scale of
+    non-negative maps (:func:`medviz.imaging.viz.nonneg_scale`: 0 is neutral black)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=cm, x=classes, y=classes, colorscale="Blues", text=cm, texttemplate="%{text}",
-                               hovertemplate="true %{y}<br>predicted %{x}: %{z}<extra></extra>"))
+    counts = np.asarray(cm)
+    fig = go.Figure(go.Heatmap(z=counts, x=classes, y=classes, text=counts, texttemplate="%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}: %{z}<extra></extra>",
+                               **nonneg_scale(float(counts.max()) if counts.size else 1.0, "count", "images")))
     fig.update_layout(xaxis_title="predicted", yaxis_title="true", yaxis=dict(autorange="reversed"),
                       height=320, margin=dict(l=10, r=10, t=10, b=40))
     return fig

@@ -26,6 +26,36 @@ MEASURE_COLOR = "#00e5ff"
 ROI_COLOR = "#76ff03"
 BACKGROUND = "#000000"
 DEFAULT_MAX_DISPLAY_PX = 1024
+#: The colour of zero in every non-negative map: the black of the image background, so "nothing" reads as nothing.
+NEUTRAL_ZERO = "#000000"
+#: The one colour scale of every non-negative map (TTA uncertainty, Grad-CAM, |difference|, counts): inferno
+#: (perceptually uniform, readable in grey) from :data:`NEUTRAL_ZERO` at 0 through purple and orange to pale yellow.
+NONNEG_COLORSCALE: tuple[tuple[float, str], ...] = tuple(
+    (i / 9, c) for i, c in enumerate((NEUTRAL_ZERO, "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925",
+                                      "#fb9b06", "#f7d13d", "#fcffa4"))
+)
+
+
+def nonneg_scale(zmax: float, title: str, units: str) -> dict:
+    """Heatmap settings shared by every non-negative map: :data:`NONNEG_COLORSCALE` from 0 (neutral) to ``zmax``
+    and a colour bar titled with the map's name and units.
+
+    Args:
+        zmax: the value drawn brightest (values above are clipped); a non-positive or non-finite value gives 1.
+        title: what the map shows (``"uncertainty"``, ``"|difference|"``).
+        units: the map's units, shown in brackets on the colour bar (``"0-1"``, ``"fraction of reference max"``).
+
+    Returns:
+        Keyword arguments for ``go.Heatmap`` (or ``trace.update``): ``colorscale``, ``zmin``, ``zmax``,
+        ``showscale``, ``colorbar``.
+
+    Example:
+        >>> nonneg_scale(1.0, "Grad-CAM", "relative, 0-1")["colorscale"][0]
+        [0.0, '#000000']
+    """
+    top = float(zmax) if np.isfinite(zmax) and zmax > 0 else 1.0
+    return dict(colorscale=[list(stop) for stop in NONNEG_COLORSCALE], zmin=0.0, zmax=top, showscale=True,
+                colorbar=dict(title=dict(text=f"{title}<br>({units})" if units else title)))
 
 
 @dataclass(frozen=True)

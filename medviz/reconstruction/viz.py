@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from medviz.imaging.viz import BACKGROUND, nonneg_scale
+
+#: The Viewer's look for image figures: dark template on the black image background.
+IMAGE_LAYOUT = {"template": "plotly_dark", "paper_bgcolor": BACKGROUND, "plot_bgcolor": BACKGROUND}
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "nmse": "NMSE"}
 
 
@@ -21,7 +25,8 @@ def comparison_figure(panels: dict[str, np.ndarray], window: tuple[float, float]
     Args:
         panels: title -> ``(H, W)`` image, all the same shape, drawn in grey with ``window`` (lo, hi).
         window: display range shared by every image panel (window/level), reference units.
-        difference: ``(H, W)`` absolute difference, drawn last with its own colour bar (0..``diff_max``).
+        difference: ``(H, W)`` absolute difference, drawn last with the shared colour scale of non-negative maps
+            (:func:`medviz.imaging.viz.nonneg_scale`: 0 is neutral black) and its own colour bar (0..``diff_max``).
         diff_max: top of the difference colour scale (default: its 99th percentile).
 
     Returns:
@@ -49,11 +54,13 @@ def comparison_figure(panels: dict[str, np.ndarray], window: tuple[float, float]
     if difference is not None:
         d = np.asarray(difference, np.float32)
         top = float(diff_max) if diff_max else max(float(np.percentile(d, 99)), 1e-6)
-        fig.add_trace(go.Heatmap(z=d, colorscale="Inferno", zmin=0, zmax=top, colorbar={"title": "|diff|", "len": 0.9},
-                                 hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>"), row=1, col=len(titles))
+        style = nonneg_scale(top, "|difference|", "fraction of reference max")
+        style["colorbar"]["len"] = 0.9
+        fig.add_trace(go.Heatmap(z=d, hovertemplate="x %{x}, y %{y}: %{z:.3f}<extra></extra>", **style),
+                      row=1, col=len(titles))
     fig.update_xaxes(matches="x", showticklabels=False, constrain="domain")
     fig.update_yaxes(matches="y", autorange="reversed", showticklabels=False, scaleanchor="x", constrain="domain")
-    fig.update_layout(height=height, margin={"l": 5, "r": 5, "t": 30, "b": 5}, dragmode="zoom")
+    fig.update_layout(height=height, margin={"l": 5, "r": 5, "t": 30, "b": 5}, dragmode="zoom", **IMAGE_LAYOUT)
     return fig
 
 
@@ -74,7 +81,7 @@ def mask_figure(mask: np.ndarray, height_px: int, kspace: np.ndarray | None = No
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False, title=f"phase encoding: {int(np.sum(mask))}/{len(mask)} lines "
                                                   f"({frac:.1%}, {1 / max(frac, 1e-9):.1f}x)")
-    fig.update_layout(height=height, margin={"l": 5, "r": 5, "t": 25, "b": 40},
+    fig.update_layout(height=height, margin={"l": 5, "r": 5, "t": 25, "b": 40}, **IMAGE_LAYOUT,
                       title={"text": "k-space sampling" if kspace is None else "log |k-space| (sampled)", "x": 0.5})
     return fig
 
@@ -98,5 +105,5 @@ def metrics_bar(metrics: dict[str, dict[str, float]]) -> Any:
         vals = [metrics[n][key] for n in names]
         fig.add_trace(go.Bar(x=names, y=vals, marker_color=colours, text=[f"{v:.3g}" for v in vals],
                              textposition="auto", showlegend=False), row=1, col=j)
-    fig.update_layout(height=300, margin={"l": 5, "r": 5, "t": 30, "b": 5})
+    fig.update_layout(height=300, margin={"l": 5, "r": 5, "t": 30, "b": 5}, **IMAGE_LAYOUT)
     return fig

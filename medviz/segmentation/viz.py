@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from medviz.constants import Plane, WindowPreset
 from medviz.imaging.overlay import LABEL_COLORS, as_volume
 from medviz.imaging.slicing import PlaneSlice, extract_plane
-from medviz.imaging.viz import slice_figure
+from medviz.imaging.viz import nonneg_scale, slice_figure
 from medviz.types import Volume
 
 CONFUSION_COLORS: dict[int, tuple[int, int, int]] = {1: (0, 220, 0), 2: (255, 40, 40), 3: (40, 120, 255)}
@@ -29,13 +29,19 @@ def fused_figure(ps: PlaneSlice, rgb: np.ndarray, spacing_known: bool, height: i
                         height=height)
 
 
+#: Units of the maps drawn by :func:`map_figure`, shown on their colour bars.
+MAP_UNITS = {"uncertainty": "2 × SD of 4 flips, 0-1", "Grad-CAM": "relative, 0-1"}
+
+
 def map_figure(volume: Volume, values: np.ndarray, plane: Plane | str, index: int, title: str,
-               height: int = 400) -> go.Figure:
-    """A scalar map (uncertainty, Grad-CAM) in [0, 1] on the volume grid, drawn for one plane."""
+               height: int = 400, units: str | None = None) -> go.Figure:
+    """A non-negative scalar map (uncertainty, Grad-CAM) in [0, 1] on the volume grid, drawn for one plane with the
+    shared colour scale of non-negative maps (:func:`medviz.imaging.viz.nonneg_scale`: zero is neutral black) and a
+    colour bar in the map's ``units`` (default :data:`MAP_UNITS` of ``title``)."""
     ps = extract_plane(as_volume(volume, np.asarray(values, dtype=np.float32)), plane, index)
     fig = slice_figure(ps, window=WindowPreset(title, 1.0, 0.5), units="", spacing_known=volume.spacing_known,
                        height=height)
-    fig.data[0].update(colorscale="Inferno", showscale=True, colorbar=dict(title=title))
+    fig.data[0].update(**nonneg_scale(1.0, title, MAP_UNITS.get(title, "") if units is None else units))
     return fig
 
 

@@ -37,6 +37,8 @@ def test_page_reconstructs_current_study_and_denoises(tiny_weights, phantom):
     assert any("out of distribution" in w.value for w in at.warning)  # 64x64, not the 256x256 training size
     charts = at.get("plotly_chart")
     assert len(charts) >= 3  # panels, baselines/bars, mask
+    # themed like the Viewer (Streamlit's theme repainted the |difference| colour scale: zero bright red)
+    assert [c.proto.theme for c in charts] == [""] * len(charts)
     table = at.dataframe[0].value
     assert {"model", "zero_filled"} <= set(table["method"])
     at.button(key="recon.slow").click().run()

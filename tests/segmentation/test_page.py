@@ -47,6 +47,8 @@ def test_page_segments_and_offers_exports(tiny_registry, rng) -> None:
     at.button(key="seg.tta").click().run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 2
+    # every figure themed like the Viewer: Streamlit's theme repainted the uncertainty map (zero bright red)
+    assert [c.proto.theme for c in at.get("plotly_chart")] == [""] * len(at.get("plotly_chart"))
     # a reference mask equal to the prediction (NIfTI round trip) gives Dice 1
     from medviz.segmentation.export import nifti_bytes
 
