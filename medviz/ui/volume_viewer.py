@@ -1,0 +1,93 @@
+"""The in-browser volume viewer: NiiVue (WebGL, from the npm registry) as a Streamlit component.
+
+The study travels to the browser once: it is written as NIfTI (:func:`medviz.io.nifti_write.nifti_bytes_of`,
+int16 when lossless, gzip) and hosted by Streamlit's media file manager for this session, and the component gets
+only its URL. Slice steps, window/level (on the GPU), cine, zoom and pan then happen in the browser with no message
+to the server; the component reports back finished actions only (a crosshair click, a finished distance or ROI, a
+changed window), as a dict with a ``kind`` and a unique ``id``.
+
+Why not the ``niivue-streamlit`` package: its API takes the volume as base64 in the component's arguments, so
+every rerun of the page re-sends the whole study as text — the cost this viewer exists to remove.
+
+The built assets live in ``volume_viewer_component/build`` (committed); ``volume_viewer_component/frontend``
+holds the sources, ``package.json`` and ``package-lock.json``. Rebuild with
+``npm ci --prefix medviz/ui/volume_viewer_component/frontend && npm run build --prefix
+medviz/ui/volume_viewer_component/frontend``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+import streamlit.components.v1 as components
+
+from medviz.imaging.windowing import window_presets
+from medviz.io.nifti_write import nifti_bytes_of
+from medviz.types import Volume
+
+BUILD = Path(__file__).resolve().parent / "volume_viewer_component" / "build"
+_component = components.declare_component("medviz_volume_viewer", path=str(BUILD))
+LAYOUTS = ("axial", "coronal", "sagittal", "multiplanar", "render")
+
+
+def hosted_url(data: bytes, slot: str) -> str:
+    """The URL under which this session's browser can fetch ``data`` (a NIfTI), registered for this run of the
+    page (Streamlit drops the file once no run of any session refers to it any more)."""
+    from streamlit.runtime import get_instance
+
+    return get_instance().media_file_mgr.add(data, "application/gzip", f"medviz.volume_viewer.{slot}")
+
+
+def _study_bytes(volume: Volume, token: str) -> bytes:
+    """The study's NIfTI bytes, made once per study and session (only the latest study is kept)."""
+    key = "volume_viewer.nifti"
+    held = st.session_state.get(key)
+    if not held or held[0] != token:
+        held = (token, nifti_bytes_of(volume))
+        st.session_state[key] = held
+    return held[1]
+
+
+def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", height: int = 520, fps: int = 10,
+                  overlay: Any = None, key: str = "volume_viewer") -> dict | None:
+    """Show ``volume`` in the WebGL viewer; returns the last action the user finished there (or None).
+
+    Args:
+        volume: the study (Volume contract; RGB clips play as cine too).
+        token: a string that changes with the study (:func:`medviz.ui.widgets.study_token`).
+        layout: the first layout: one of :data:`LAYOUTS` (a study without patient geometry is single-plane).
+        height: canvas height in CSS pixels.
+        fps: the cine's first frame rate.
+        overlay: a label map ``(Z, Y, X)`` on the study's grid to draw over it (values > 0), or None.
+        key: the component's key.
+
+    Returns:
+        ``{"kind": "crosshair", "lps": [mm, mm, mm], "shown_value": v, "plane": ...}``,
+        ``{"kind": "distance", "start_lps", "end_lps", "mm"}``, ``{"kind": "roi", "start_lps", "end_lps", "plane"}``,
+        ``{"kind": "window", "low", "high"}`` or ``{"kind": "no-webgl"}``; each with a unique ``id``. Positions are
+        LPS mm; :func:`medviz.imaging.patient_space.voxel_at` finds the voxel.
+    """
+    data = _study_bytes(volume, token)
+    presets = {name: [p.low, p.high] for name, p in window_presets(volume).items()}
+    first = next(iter(presets.values()), [0.0, 255.0])
+    overlay_url = None
+    if overlay is not None:
+        overlay_url = hosted_url(nifti_bytes_of(volume, overlay.astype("uint8")), f"{key}.overlay")
+    return _component(
+        url=hosted_url(data, key),
+        study=hashlib.sha256(token.encode()).hexdigest()[:16],
+        window=first,
+        presets=presets,
+        units=volume.units,
+        layout=layout if layout in LAYOUTS else "multiplanar",
+        geometry=volume.orientation != "unknown" and volume.is_3d,
+        height=height,
+        fps=fps,
+        overlay_url=overlay_url,
+        overlay_opacity=0.5,
+        key=key,
+        default=None,
+    )

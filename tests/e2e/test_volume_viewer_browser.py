@@ -1,0 +1,135 @@
+"""The WebGL viewer in a real browser (issue #13): slices step in the browser with nothing on the websocket,
+drag windows, cine plays, the three planes share one crosshair whose LPS position equals ``Volume.affine``, and no
+request leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect
+from streamlit_server import run_streamlit
+
+from medviz.imaging.patient_space import voxel_at
+from medviz.io.examples import load_example
+
+APP = Path(__file__).resolve().parent / "volume_viewer_app.py"
+LOAD_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def viewer_url(tmp_path_factory):
+    with run_streamlit(APP, tmp_path_factory.mktemp("vv") / "server.log") as url:
+        yield url
+
+
+class Viewer:
+    """The component's frame, its status line and the websocket traffic of the page."""
+
+    def __init__(self, page, url: str, example: str, layout: str = "multiplanar") -> None:
+        self.page = page
+        self.outside: list[str] = []
+        self.ws_bytes = 0
+
+        def route(r):
+            if re.match(r"^(https?|wss?)://127\.0\.0\.1[:/]", r.request.url) or r.request.url.startswith("data:"):
+                r.continue_()
+            else:
+                self.outside.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.on("websocket", self._watch)
+        page.goto(f"{url}/?ex={example}&layout={layout}")
+        self.frame = page.frame_locator("iframe[title*='volume_viewer']")
+        self.status = self.frame.locator("#status")
+        expect(self.status).to_have_text(re.compile(r"^slice \d+ / \d+"), timeout=LOAD_TIMEOUT_MS)
+        self.canvas = self.frame.locator("#gl")
+        time.sleep(1.0)  # let the first render's messages settle before counting
+
+    def _watch(self, ws) -> None:
+        def count(payload) -> None:
+            self.ws_bytes += len(payload) if isinstance(payload, bytes | str) else 0
+
+        ws.on("framesent", count)
+        ws.on("framereceived", count)
+
+    def slice(self) -> int:
+        return int(self.status.get_attribute("data-slice"))
+
+    def window(self) -> tuple[float, float]:
+        lo, hi = self.status.get_attribute("data-window").split(",")
+        return float(lo), float(hi)
+
+    def point(self, fx: float, fy: float) -> tuple[float, float]:
+        box = self.canvas.bounding_box()
+        return box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+
+    def event(self) -> dict:
+        text = self.page.locator("[data-testid='stCode']").last.inner_text()
+        return json.loads(text) if text.strip() not in ("", "null") else {}
+
+
+@pytest.mark.browser
+def test_wheel_and_keys_step_slices_with_no_bytes_on_the_websocket(page, viewer_url):
+    v = Viewer(page, viewer_url, "mr_brain_3d", layout="axial")
+    first = v.slice()
+    page.mouse.move(*v.point(0.5, 0.5))
+    before = v.ws_bytes
+    for _ in range(3):
+        page.mouse.wheel(0, 100)
+        time.sleep(0.15)
+    page.keyboard.press("ArrowUp")
+    time.sleep(0.3)
+    assert v.slice() == first + 4
+    assert v.ws_bytes == before  # slice steps never reach the server
+    assert v.outside == []
+
+
+@pytest.mark.browser
+def test_right_drag_changes_the_window_in_the_browser(page, viewer_url):
+    v = Viewer(page, viewer_url, "mr_brain_3d", layout="axial")
+    lo, hi = v.window()
+    x, y = v.point(0.5, 0.5)
+    page.mouse.move(x, y)
+    page.mouse.down(button="right")
+    page.mouse.move(x + 60, y + 40, steps=8)
+    page.mouse.up(button="right")
+    time.sleep(0.5)
+    assert v.window() != (lo, hi)
+    expect(page.locator("[data-testid='stCode']").last).to_contain_text('"kind": "window"', timeout=LOAD_TIMEOUT_MS)
+
+
+@pytest.mark.browser
+def test_cine_plays_the_ultrasound_clip(page, viewer_url):
+    v = Viewer(page, viewer_url, "us_multiframe")
+    first = v.slice()
+    v.frame.locator("#play").click()
+    time.sleep(1.5)
+    v.frame.locator("#play").click()
+    played = v.slice()
+    assert played != first  # at 10 frames/s, 1.5 s moves the clip on by many frames (it wraps at the end)
+    time.sleep(0.5)
+    assert v.slice() == played  # and pause holds it
+
+
+@pytest.mark.browser
+def test_three_planes_share_a_crosshair_at_the_volumes_lps_position(page, viewer_url):
+    volume = load_example("mr_brain_3d")
+    v = Viewer(page, viewer_url, "mr_brain_3d", layout="multiplanar")
+    page.mouse.click(*v.point(0.22, 0.35))  # inside the first (axial) tile
+    expect(page.locator("[data-testid='stCode']").last).to_contain_text('"kind": "crosshair"', timeout=LOAD_TIMEOUT_MS)
+    event = v.event()
+    index = voxel_at(volume, event["lps"])
+    assert index is not None
+    x, y, z = index
+    half_voxel = 0.5 * float(np.linalg.norm(volume.spacing))
+    assert float(np.linalg.norm((volume.affine @ [x, y, z, 1])[:3] - event["lps"])) <= half_voxel
+    # the value the browser shows at the crosshair is the Volume's value of that voxel: the geometry agrees
+    assert event["shown_value"] == pytest.approx(float(volume.array[z, y, x]), rel=1e-5)
+    assert v.outside == []
