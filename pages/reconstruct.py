@@ -34,7 +34,7 @@ with ctrl:
     if volume is None:
         st.stop()
     z = volume.shape[0]
-    index = st.slider("slice", 0, z - 1, z // 2, key=ui.slider_key(volume)) if z > 1 else 0
+    index = widgets.slice_slider(z, ui.slider_key(volume))
     channel = st.selectbox("colour channel (LGG PNG: 1 = FLAIR)", [0, 1, 2], index=1, key="recon.channel") \
         if volume.is_rgb else None
     if mode == "recon":
@@ -60,6 +60,7 @@ except MedvizError as e:
 with view:
     if note := ui.distribution_note(volume, image, name):
         st.warning(note)
+    st.caption(widgets.slice_caption(index, z) + (f" · colour channel {channel}" if channel is not None else ""))
     st.warning("The reference is the displayed magnitude image: k-space and noise are **simulated** from it "
                "(no raw k-space, phase or coil data). Real acquisitions will differ. Not for diagnosis.")
     degraded = "zero-filled" if mode == "recon" else "noisy input"

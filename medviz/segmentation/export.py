@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from medviz.segmentation.measure import SLICE_COLUMN
 from medviz.types import MedvizError, Volume
 
 RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -149,7 +150,7 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 #: The columns of :func:`medviz.segmentation.measure.label_measurements`, in order (the CSV header).
-MEASUREMENT_COLUMNS = ("label", "name", "voxels", "volume_ml", "slice", "area_mm2", "max_area_mm2")
+MEASUREMENT_COLUMNS = ("label", "name", "voxels", "volume_ml", SLICE_COLUMN, "area_mm2", "max_area_mm2")
 
 
 def csv_bytes(rows: Sequence[dict[str, Any]], columns: Sequence[str] = MEASUREMENT_COLUMNS) -> bytes:

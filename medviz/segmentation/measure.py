@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The column of the slice number in measurement rows and their CSV: numbered from 1, and it says so.
+SLICE_COLUMN = "slice (1-based)"
+
 
 def dice_score(pred: np.ndarray, truth: np.ndarray) -> float:
     """Dice ``2|P∩T| / (|P| + |T|)`` of two binary masks of the same shape (any ndim).
@@ -37,8 +40,9 @@ def label_measurements(mask: np.ndarray, spacing: tuple[float, float, float], sl
         names: label -> display name.
 
     Returns:
-        One row per non-zero label: ``label, name, voxels, volume_ml, slice, area_mm2,
-        max_area_mm2`` (volume = voxels x sz x sy x sx / 1000).
+        One row per non-zero label: ``label, name, voxels, volume_ml, slice (1-based), area_mm2,
+        max_area_mm2`` (volume = voxels x sz x sy x sx / 1000). The slice is numbered from 1, as a person
+        reads it on the slider, in tables and in the CSV (``slice_index`` itself is 0-based).
     """
     m = np.asarray(mask)
     if m.ndim != 3:
@@ -53,7 +57,7 @@ def label_measurements(mask: np.ndarray, spacing: tuple[float, float, float], sl
             "name": (names or {}).get(lab, f"label {lab}"),
             "voxels": int(per_slice.sum()),
             "volume_ml": float(per_slice.sum() * sz * sy * sx / 1000.0),
-            "slice": k,
+            SLICE_COLUMN: k + 1,
             "area_mm2": float(per_slice[k] * sy * sx),
             "max_area_mm2": float(per_slice.max() * sy * sx),
         })

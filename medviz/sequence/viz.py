@@ -44,6 +44,6 @@ def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int | Non
                                  marker=dict(size=10, color="rgba(0, 200, 0, 0.35)", symbol="square")))
     fig.update_layout(height=height, margin=dict(l=40, r=10, t=36, b=30), clickmode="event+select",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0), dragmode=False,
-                      xaxis=dict(title="slice", range=[0.5, len(gru) + 0.5], dtick=max(1, len(gru) // 20)),
+                      xaxis=dict(title="slice (1-based)", range=[0.5, len(gru) + 0.5], dtick=max(1, len(gru) // 20)),
                       yaxis=dict(title="P(tumour)", range=[-0.04, 1.06]))
     return fig

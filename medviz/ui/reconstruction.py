@@ -57,14 +57,14 @@ def run_compare(name: str, image: np.ndarray, **kwargs: Any) -> dict[str, Any]:
 
 
 def volume_slice(volume: Volume, index: int, channel: int | None = None) -> np.ndarray:
-    """Slice ``index`` of a Volume as a 2D float array: one colour ``channel`` (0..2) of an RGB volume;
+    """Slice ``index`` (0-based) of a Volume as a 2D float array: one colour ``channel`` (0..2) of an RGB volume;
     grey volumes take no channel.
 
     Raises:
         MedvizError: index out of range, a channel missing for RGB or given for a grey volume.
     """
     if not 0 <= index < volume.shape[0]:
-        raise MedvizError(f"slice {index} is outside 0..{volume.shape[0] - 1}")
+        raise MedvizError(f"slice {index + 1} is outside 1..{volume.shape[0]}")
     arr = volume.array[index]
     if volume.is_rgb:
         if channel is None or not 0 <= channel < 3:

@@ -68,8 +68,23 @@ def plane_and_slice(volume: Volume, token: str) -> tuple[Plane, int]:
     if n == 1:
         st.caption("Single slice")
         return plane, 0
-    number = st.slider("Slice", 1, n, value=(n + 1) // 2, key=slice_key(token, plane))
-    return plane, int(number) - 1
+    return plane, slice_slider(n, slice_key(token, plane))
+
+
+def slice_slider(n: int, key: str, label: str = "Slice") -> int:
+    """The slice slider of every page: numbered 1..n as a person reads it, the middle slice first.
+
+    Returns:
+        The 0-based index of the chosen slice (0 without a slider when ``n`` is 1).
+    """
+    if n <= 1:
+        return 0
+    return int(st.slider(label, 1, n, value=(n + 1) // 2, key=key)) - 1
+
+
+def slice_caption(index: int, n: int) -> str:
+    """``"Slice k of n"``, numbered from 1 like :func:`slice_slider` (``index`` is 0-based)."""
+    return f"Slice {index + 1} of {n}"
 
 
 _KEPT = "medviz.kept."  # widget values kept across pages (a widget met on another page starts from its default)

@@ -79,11 +79,30 @@ def test_slow_baseline_only_on_request_and_kept_for_its_slice(tiny_weights, phan
     assert at.button(key="recon.slow").disabled  # this slice has it already
 
     slider = at.slider(key=reconstruction.slider_key(study))
-    slider.set_value(0).run()
+    slider.set_value(1).run()
     assert not at.exception and "cs_tv" not in methods()  # a new slice: the fast comparison only
     assert not at.button(key="recon.slow").disabled
-    slider.set_value(1).run()
+    slider.set_value(2).run()
     assert "cs_tv" in methods() and slow_runs.count(True) == 1  # back: kept, not computed again
+
+
+def test_slice_numbers_are_one_based_and_the_caption_follows_the_slider(tiny_weights, phantom):
+    import re
+
+    from medviz.ui import reconstruction
+    from medviz.ui.state import VOLUME_KEY
+
+    study = _study(phantom)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.session_state[VOLUME_KEY] = study
+    at.run()
+    slider = at.slider(key=reconstruction.slider_key(study))
+    assert (slider.min, slider.max, slider.value) == (1, 3, 2)
+    for number in (1, 3):
+        at.slider(key=reconstruction.slider_key(study)).set_value(number).run()
+        assert not at.exception
+        shown = [int(m.group(1)) for c in at.caption if (m := re.match(r"Slice (\d+) of 3", c.value))]
+        assert shown == [number]
 
 
 def test_page_asks_for_a_study_when_none_is_open(tiny_weights):

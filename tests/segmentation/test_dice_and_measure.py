@@ -41,6 +41,7 @@ def test_measurements_use_spacing() -> None:
     assert r1["voxels"] == 40
     assert r1["volume_ml"] == pytest.approx(40 * 2.0 * 0.5 * 0.25 / 1000)
     assert r1["area_mm2"] == pytest.approx(20 * 0.5 * 0.25)
+    assert r1["slice (1-based)"] == 2  # slice_index 1 is the second slice
     assert [r["label"] for r in rows] == [1, 2]
 
 

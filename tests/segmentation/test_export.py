@@ -124,7 +124,7 @@ def test_measurement_csv_has_its_header_also_without_rows() -> None:
     rows = label_measurements(mask, (2.0, 1.0, 1.0))
     assert tuple(rows[0]) == MEASUREMENT_COLUMNS  # the header names exactly the columns the rows carry
     lines = csv_bytes(rows).decode().splitlines()
-    assert lines[0] == ",".join(MEASUREMENT_COLUMNS) and lines[1].startswith("1,label 1,4,0.008,1,")
+    assert lines[0] == ",".join(MEASUREMENT_COLUMNS) and lines[1].startswith("1,label 1,4,0.008,2,")
     with pytest.raises(ExportError, match="do not match the CSV columns"):
         csv_bytes([{"label": 1, "colour": "red"}])
 
@@ -145,3 +145,14 @@ def test_resample_labels_matches_brute_force(rng: np.random.Generator, shear: fl
             expected[z, y, x] = src[a, b, c]
     assert expected.any()
     np.testing.assert_array_equal(resample_labels(src, src_aff, v), expected)
+
+
+def test_measurement_csv_numbers_slices_from_one_and_says_so() -> None:
+    """The CSV a person opens numbers slices as the slider does (first slice = 1) and its header says so."""
+    from medviz.segmentation.measure import label_measurements
+
+    mask = np.zeros((3, 4, 4), np.uint8)
+    mask[0, :2, :2] = 1  # only on the first slice
+    header, row = csv_bytes(label_measurements(mask, (1.0, 1.0, 1.0))).decode().splitlines()
+    column = header.split(",").index("slice (1-based)")
+    assert row.split(",")[column] == "1"

@@ -109,3 +109,25 @@ def test_segment_page_keeps_the_viewer_window_of_a_grey_study(tiny_registry, kin
     exported = np.asarray(Image.open(io.BytesIO(png_bytes(fused))))
     assert len(np.unique(exported)) > 8, "the overlay export lost the grey levels of the image"
     assert (exported < 250).mean() > 0.5, "the overlay export is (almost) blank white"
+
+
+def test_segment_page_numbers_slices_from_one_in_slider_image_and_table(tiny_registry) -> None:
+    vol = _grey_study("MR")
+    at = _app(vol)
+    at.button(key="seg.run").click().run()
+    token = at.session_state["medviz.segment.results"]["token"]
+    for number in (1, 2):
+        at.slider(key=f"viewer.{token}.slice.axial").set_value(number).run()
+        assert not at.exception, at.exception
+        assert at.slider(key=f"viewer.{token}.slice.axial").min == 1
+        corner = next(a["text"] for a in _spec(at)["layout"]["annotations"] if a.get("name") == "corner")
+        assert corner.split("<br>")[0] == f"Axial {number}/2", corner
+        table = at.dataframe[0].value
+        if "slice (1-based)" in table:
+            assert list(table["slice (1-based)"]) == [number]
+
+
+def _spec(at, index: int = 0) -> dict:
+    import json
+
+    return json.loads(at.get("plotly_chart")[index].proto.spec)

@@ -177,3 +177,16 @@ def test_sessions_do_not_share_uploads(viewer):
     assert "24 × 32 × 3 px" in study_caption(viewer)
     assert "24 × 32 × 3 px" not in study_caption(other)
     assert other.selectbox(key=EXAMPLE_SELECT_KEY).value is not None  # the other session shows an example
+
+
+@pytest.mark.parametrize("plane", ["Axial", "Coronal", "Sagittal"])
+def test_slice_slider_is_one_based_and_the_image_caption_shows_its_number(viewer, plane):
+    at = _open_example(viewer, "mr_brain_3d")
+    at.radio[0].set_value(plane).run()
+    slider = at.slider[0]
+    assert slider.min == 1
+    for number in (1, int(slider.max)):
+        at.slider[0].set_value(number).run()
+        _no_exception(at)
+        corner = next(a["text"] for a in chart_spec(at)["layout"]["annotations"] if a.get("name") == "corner")
+        assert corner.split("<br>")[0] == f"{plane} {number}/{int(slider.max)}", corner
