@@ -5,6 +5,9 @@ Environment variables:
     MEDVIZ_WEIGHTS_DIR: folder with shipped weights and ``manifest.json`` (default ``weights/``).
     MEDVIZ_RUNS_DIR: folder for training runs and checkpoints (default: a ``medviz-runs`` folder in the
         system temp dir, never inside the project).
+    MEDVIZ_USER_MODELS_DIR: folder for models promoted from the Training page, listed beside the shipped ones and
+        marked user-trained (default: ``user-models`` in the runs folder, never inside the project; set it to a
+        lasting folder to keep promoted models across reboots).
     MEDVIZ_DEVICE: ``cpu``, ``cuda`` or ``auto`` (default ``auto``: CUDA when available).
     MEDVIZ_INFER_THREADS: torch intra-op threads of the web server, set once at start (default ``1``, chosen by
         ``bench/load.py``: concurrent sessions on a small host wait less; ``auto`` keeps torch's default).
@@ -40,6 +43,7 @@ class Settings:
     data_dir: Path
     weights_dir: Path
     runs_dir: Path
+    user_models_dir: Path  # promoted (user-trained) models, never the shipped weights_dir
     device: str
     limits: Limits
     infer_threads: int | None = 1  # None: torch's default (one per core)
@@ -54,7 +58,8 @@ def get_settings() -> Settings:
     if device not in {"auto", "cpu", "cuda"}:
         raise ValueError(f"MEDVIZ_DEVICE must be 'auto', 'cpu' or 'cuda', not {device!r}")
     return Settings(data_dir=data_dir, weights_dir=weights_dir, runs_dir=runs_dir, device=device, limits=Limits(),
-                    infer_threads=_infer_threads(os.environ.get("MEDVIZ_INFER_THREADS", "1")))
+                    infer_threads=_infer_threads(os.environ.get("MEDVIZ_INFER_THREADS", "1")),
+                    user_models_dir=Path(os.environ.get("MEDVIZ_USER_MODELS_DIR") or runs_dir / "user-models"))
 
 
 def _infer_threads(text: str) -> int | None:

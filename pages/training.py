@@ -102,7 +102,8 @@ if not job.running and job.result is not None and job.result.best_epoch > 0:
         if st.button("Promote", key="train.promote"):
             try:
                 promoted = manager.promote(job.id, owner, name)
-                st.success(f"Registered {promoted.name} ({promoted.task}); it now appears on the model pages.")
+                st.success(f"Registered {promoted.label} ({promoted.task}) in the user models folder; it now appears "
+                           "on the model pages, marked user-trained.")
             except (JobError, MedvizError, NotImplementedError) as e:
                 st.error(str(e))
         if job.promoted:

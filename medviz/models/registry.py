@@ -18,6 +18,12 @@ Each manifest entry describes one shipped model::
 
 Writers (training, promotion) go through :func:`upsert_entry`, which takes a file lock and
 replaces the manifest atomically, so concurrent writers never corrupt it.
+
+The registry is two folders with a manifest each: the shipped models (``MEDVIZ_WEIGHTS_DIR``, the
+project's ``weights/``) and the user-trained models promoted from the Training page
+(``MEDVIZ_USER_MODELS_DIR``, outside the project). :func:`list_models` lists both; each entry's
+:attr:`ModelEntry.origin` says which (``shipped`` or ``user-trained``; not a manifest key), and a user
+model never shadows a shipped model of the same name (it is left out; promotion refuses such names).
 """
 
 from __future__ import annotations
@@ -38,10 +44,13 @@ from medviz.config import get_settings
 from medviz.models.errors import RegistryError
 from medviz.models.specs import ModelSpec, parse_spec
 
-__all__ = ["MANIFEST_NAME", "ModelEntry", "RegistryError", "get_entry", "get_spec", "list_models", "manifest_path",
-           "read_manifest", "sha256_file", "upsert_entry", "verify_weights"]
+__all__ = ["MANIFEST_NAME", "ORIGINS", "SHIPPED", "USER_TRAINED", "ModelEntry", "RegistryError", "get_entry", "get_spec",
+           "list_models", "manifest_path", "read_manifest", "registry_folders", "sha256_file", "upsert_entry",
+           "verify_weights"]
 
 MANIFEST_NAME = "manifest.json"
+SHIPPED, USER_TRAINED = "shipped", "user-trained"
+ORIGINS = (SHIPPED, USER_TRAINED)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,9 @@ class ModelEntry:
     """A manifest entry, its typed spec and where its files live.
 
     ``raw`` is the manifest dict, read only inside :mod:`medviz.models`; everything else reads
-    :attr:`spec`, the typed, read-only view parsed (and checked) when the entry is made.
+    :attr:`spec`, the typed, read-only view parsed (and checked) when the entry is made. ``origin``
+    is :data:`SHIPPED` (the project's weights) or :data:`USER_TRAINED` (promoted from a training run
+    into the user models folder); it comes from the folder, not from the manifest.
 
     Raises:
         RegistryError: unknown task, unknown key or missing required key (named in the message).
@@ -57,10 +68,22 @@ class ModelEntry:
 
     raw: dict[str, Any]
     weights_dir: Path
+    origin: str = SHIPPED
     spec: ModelSpec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.origin not in ORIGINS:
+            raise RegistryError(f"model origin {self.origin!r} is not one of {', '.join(ORIGINS)}")
         object.__setattr__(self, "spec", parse_spec(self.raw))
+
+    @property
+    def user_trained(self) -> bool:
+        return self.origin == USER_TRAINED
+
+    @property
+    def label(self) -> str:
+        """The name with its origin, for lists of models people choose from (``lgg_unet (shipped)``)."""
+        return f"{self.name} ({self.origin})"
 
     @property
     def name(self) -> str:
@@ -104,14 +127,30 @@ def read_manifest(weights_dir: Path | None = None) -> list[dict[str, Any]]:
     return data["models"]
 
 
-_PARSED: dict[Path, tuple[tuple[int, int], list[ModelEntry]]] = {}
+_PARSED: dict[tuple[Path, str], tuple[tuple[int, int], list[ModelEntry]]] = {}
 _PARSED_LOCK = threading.Lock()
 
 
-def list_models(task: str | None = None, weights_dir: Path | None = None) -> list[ModelEntry]:
-    """Every registered model (of ``task``), each entry parsed into its spec once per manifest version
-    (the file's modification time and size); a bad entry raises :class:`RegistryError` naming it."""
-    wd = weights_dir or get_settings().weights_dir
+def registry_folders(weights_dir: Path | None = None) -> list[tuple[Path, str]]:
+    """``(folder, origin)`` of the manifests :func:`list_models` reads for ``weights_dir``.
+
+    None, the settings' weights folder or the user models folder: the registry, i.e. the shipped
+    folder, then the user models folder (unless both are one folder); any other folder: that folder
+    alone, its models counted as shipped.
+    """
+    settings = get_settings()
+    shipped, user = settings.weights_dir, settings.user_models_dir
+    if weights_dir is not None and not _same_folder(weights_dir, shipped) and not _same_folder(weights_dir, user):
+        return [(Path(weights_dir), SHIPPED)]
+    return [(shipped, SHIPPED)] if _same_folder(shipped, user) else [(shipped, SHIPPED), (user, USER_TRAINED)]
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _parsed(wd: Path, origin: str) -> list[ModelEntry]:
+    """The entries of ``wd``'s manifest, parsed once per manifest version (modification time and size)."""
     path = manifest_path(wd)
     try:
         st = path.stat()
@@ -119,12 +158,26 @@ def list_models(task: str | None = None, weights_dir: Path | None = None) -> lis
     except FileNotFoundError:
         return []
     with _PARSED_LOCK:
-        cached = _PARSED.get(path)
+        cached = _PARSED.get((path, origin))
     if cached is None or cached[0] != version:
-        cached = (version, [ModelEntry(raw=m, weights_dir=wd) for m in read_manifest(wd)])
+        cached = (version, [ModelEntry(raw=m, weights_dir=wd, origin=origin) for m in read_manifest(wd)])
         with _PARSED_LOCK:
-            _PARSED[path] = cached
-    return [e for e in cached[1] if task is None or e.task == task]
+            _PARSED[(path, origin)] = cached
+    return cached[1]
+
+
+def list_models(task: str | None = None, weights_dir: Path | None = None) -> list[ModelEntry]:
+    """Every registered model (of ``task``): the shipped ones, then the user-trained ones whose names
+    no shipped model has (see :func:`registry_folders` for ``weights_dir``); each entry is parsed into
+    its spec once per manifest version, and a bad entry raises :class:`RegistryError` naming it."""
+    out: list[ModelEntry] = []
+    names: set[str] = set()
+    for wd, origin in registry_folders(weights_dir):
+        for e in _parsed(wd, origin):
+            if e.name not in names:  # a user model never shadows a shipped one
+                names.add(e.name)
+                out.append(e)
+    return [e for e in out if task is None or e.task == task]
 
 
 def get_entry(name: str, weights_dir: Path | None = None) -> ModelEntry:

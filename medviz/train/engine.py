@@ -478,7 +478,9 @@ def export_model(task: TrainTask, result: TrainResult, out_dir: Path, name: str,
     weights: ``entry["shards"]`` = ``[{"file": ...}, ...]``, the first being ``entry["file"]``) and optionally register the model.
 
     Args:
-        out_dir: folder receiving ``<name>.safetensors`` and ``<name>.md`` (e.g. ``weights/``).
+        out_dir: folder receiving ``<name>.safetensors`` and ``<name>.md`` (``weights/`` only for the shipped
+            models the maintainers train from the command line; the Training page promotes into the user
+            models folder, see :meth:`medviz.train.jobs.JobManager.promote`).
         register: add/replace the entry in ``out_dir/manifest.json``.
 
     Returns:

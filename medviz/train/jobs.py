@@ -4,7 +4,8 @@
 A job is a thread running :func:`medviz.train.engine.train` with an :class:`EventLog` listener and a
 ``threading.Event`` for Stop. Jobs belong to the owner token that started them; another token sees
 or stops a job only after the owner shares it (a share code) and that token joins with the code.
-Only the owner can promote a job into the model registry.
+Only the owner can promote a job into the model registry: into the user models folder
+(``MEDVIZ_USER_MODELS_DIR``), never into the shipped ``weights/``, and never under a shipped model's name.
 
 At most ``max_running`` jobs train at once per server (1 by default: the CPU is shared); a start or
 resume beyond that waits in a first-in-first-out queue (status ``queued``) and starts by itself when
@@ -24,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from medviz.config import get_settings
-from medviz.models.registry import ModelEntry
+from medviz.models.registry import SHIPPED, USER_TRAINED, ModelEntry, list_models, read_manifest
 from medviz.train.command import TrainCommand, command_line, to_argv
 from medviz.train.engine import export_model, train
 from medviz.train.eta import wait_estimate
@@ -354,11 +356,22 @@ class JobManager:
         return job
 
     # -- results --------------------------------------------------------------------------------------
-    def promote(self, job_id: str, owner: str, name: str, weights_dir: Path | None = None) -> ModelEntry:
-        """Export the job's best weights and model card into the registry (owner only).
+    def promote(self, job_id: str, owner: str, name: str, models_dir: Path | None = None) -> ModelEntry:
+        """Export the job's best weights and model card into the user models folder and register them
+        there (owner only); the shipped ``weights/`` folder is never written.
+
+        Args:
+            models_dir: the folder receiving the model (default: ``get_settings().user_models_dir``,
+                ``MEDVIZ_USER_MODELS_DIR``); it may not be the shipped weights folder.
 
         Returns:
-            The registered entry (typed spec inside); the model then appears in ``list_models`` of its task.
+            The registered entry (typed spec inside, origin ``user-trained`` when ``models_dir`` is the
+            user models folder); the model then appears in ``list_models`` of its task.
+
+        Raises:
+            JobError: not the owner, a bad name, a shipped model's name, the name of another user-trained
+                model (this run may promote again under its own name), a running run, nothing to promote, or
+                a destination inside the shipped weights folder.
         """
         job = self._owned(job_id, owner)
         if not NAME_RE.match(name):
@@ -367,11 +380,19 @@ class JobManager:
             raise JobError("stop the run or let it finish before promoting it")
         if job.result is None or job.result.best_epoch < 1:
             raise JobError("this run has no completed epoch to promote")
-        wd = weights_dir or get_settings().weights_dir
-        entry = ModelEntry(raw=export_model(job.task, job.result, wd, name, command_line(job.argv), register=True),
-                           weights_dir=wd)
-        job.promoted = entry
-        return entry
+        settings = get_settings()
+        dest = Path(models_dir or settings.user_models_dir)
+        if Path(os.path.realpath(dest)).is_relative_to(os.path.realpath(settings.weights_dir)):
+            raise JobError(f"promoted models go to the user models folder, not into the shipped weights folder "
+                           f"({settings.weights_dir}); set MEDVIZ_USER_MODELS_DIR to a folder outside it")
+        if any(e.name == name for e in list_models() if e.origin == SHIPPED):
+            raise JobError(f"{name!r} is the name of a shipped model; choose another name for your model")
+        again = job.promoted is not None and job.promoted.name == name  # this run's own earlier promotion
+        if not again and any(m.get("name") == name for m in read_manifest(dest)):
+            raise JobError(f"a user-trained model named {name!r} exists already; choose another name")
+        raw = export_model(job.task, job.result, dest, name, command_line(job.argv), register=True)
+        job.promoted = ModelEntry(raw=raw, weights_dir=dest, origin=USER_TRAINED)
+        return job.promoted
 
 
 def _check_owner(owner: str) -> None:

@@ -164,3 +164,28 @@ def test_a_tampered_or_missing_shard_is_refused(tmp_path):
     last.unlink()
     with pytest.raises(RegistryError, match="is missing"):
         load_model("big", weights_dir=tmp_path)
+
+
+def test_the_registry_lists_shipped_and_user_trained_models_each_marked(tmp_path, monkeypatch):
+    from medviz.models.registry import SHIPPED, USER_TRAINED
+
+    shipped, user, other = tmp_path / "weights", tmp_path / "user", tmp_path / "other"
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(shipped))
+    monkeypatch.setenv("MEDVIZ_USER_MODELS_DIR", str(user))
+    _ship(shipped, "tiny")
+    _ship(user, "mine")
+    _ship(user, "tiny")  # a user model under a shipped name (written by hand): never shadows the shipped one
+    _ship(other, "elsewhere")
+    entries = list_models(task="classification")
+    assert [(e.name, e.origin) for e in entries] == [("tiny", SHIPPED), ("mine", USER_TRAINED)]
+    assert [e.label for e in entries] == ["tiny (shipped)", "mine (user-trained)"]
+    assert [e.user_trained for e in entries] == [False, True]
+    assert get_entry("tiny").weights_dir == shipped and get_entry("mine").weights_dir == user
+    assert all("origin" not in e.raw for e in entries)  # the marker is the folder's, not a manifest key
+    model, entry = load_model("mine")
+    assert entry.origin == USER_TRAINED and not model.training
+    # either configured folder names the registry; any other folder is read alone
+    assert [e.name for e in list_models(weights_dir=user)] == ["tiny", "mine"]
+    assert [(e.name, e.origin) for e in list_models(weights_dir=other)] == [("elsewhere", SHIPPED)]
+    with pytest.raises(RegistryError, match="origin"):
+        type(entry)(raw=entry.raw, weights_dir=user, origin="downloaded")

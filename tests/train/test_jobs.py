@@ -82,6 +82,45 @@ def test_promote_registers_the_model(tmp_path):
     assert "python -m medviz.train --task toy" in entry.card_path.read_text()
 
 
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_promote_writes_only_the_user_models_folder_and_refuses_shipped_names(tmp_path, monkeypatch):
+    from medviz.models.registry import SHIPPED, USER_TRAINED
+    from medviz.train.engine import export_model
+
+    weights, user = tmp_path / "weights", tmp_path / "user-models"
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("MEDVIZ_USER_MODELS_DIR", str(user))
+    m = JobManager(runs_dir=tmp_path / "runs")
+    job = m.start(ALICE, _cmd(epochs=1))
+    m.wait(job.id, ALICE, 120)
+    assert job.status == "completed", job.error
+    export_model(job.task, job.result, weights, "toy-shipped", "cmd", register=True)  # the "shipped" model
+    before = _listing(weights)
+    manifest = (weights / "manifest.json").read_bytes()
+
+    entry = m.promote(job.id, ALICE, "toy-mine")
+    assert entry.origin == USER_TRAINED and entry.weights_dir == user
+    assert _listing(weights) == before and (weights / "manifest.json").read_bytes() == manifest
+    assert {"manifest.json", "toy-mine.safetensors", "toy-mine.md"} <= set(_listing(user))
+    assert [(e.name, e.origin, e.label) for e in list_models("toy")] == [
+        ("toy-shipped", SHIPPED, "toy-shipped (shipped)"), ("toy-mine", USER_TRAINED, "toy-mine (user-trained)")]
+    assert m.promote(job.id, ALICE, "toy-mine").name == "toy-mine"  # the same run may promote again
+
+    user_files = _listing(user)
+    with pytest.raises(JobError, match="'toy-shipped' is the name of a shipped model; choose another name"):
+        m.promote(job.id, ALICE, "toy-shipped")
+    other = m.start(BOB, _cmd(epochs=1))
+    m.wait(other.id, BOB, 120)
+    with pytest.raises(JobError, match="user-trained model named 'toy-mine' exists already"):
+        m.promote(other.id, BOB, "toy-mine")  # another session's model is not overwritten
+    with pytest.raises(JobError, match="not into the shipped weights folder"):
+        m.promote(job.id, ALICE, "toy-sneaky", weights / "sub")
+    assert _listing(weights) == before and _listing(user) == user_files
+
+
 def test_failures_are_reported_not_raised(tmp_path):
     m = JobManager(runs_dir=tmp_path)
     job = m.start(ALICE, _cmd(ToyOptions(nan_at_step=2)))

@@ -45,8 +45,10 @@ def test_training_page_runs_evaluates_and_promotes(tmp_path, monkeypatch):
     at.text_input(key="train.name").set_value("toy-page").run()
     at.button(key="train.promote").click().run()
     assert not at.error, [e.value for e in at.error]
-    assert "toy-page" in at.success[0].value
-    assert [e.name for e in list_models("toy", tmp_path / "weights")] == ["toy-page"]
+    assert "toy-page (user-trained)" in at.success[0].value
+    assert [(e.name, e.origin) for e in list_models("toy")] == [("toy-page", "user-trained")]
+    assert not (tmp_path / "weights").exists()  # the shipped folder is never written
+    assert (tmp_path / "runs" / "user-models" / "toy-page.safetensors").is_file()  # default: in the runs folder
 
 
 def _start(at, epochs, step_delay=0.0):
