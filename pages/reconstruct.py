@@ -51,13 +51,12 @@ with ctrl:
                      disabled=ui.has_slow_baseline(name, index, channel, params, token))
     window = st.slider("window (shared by all images)", 0.0, 1.0, (0.0, 1.0), 0.01, key="recon.window")
 
-try:
-    image, res = ui.compare_panel(name, volume, index, channel, params, slow, token)
-except MedvizError as e:
-    st.error(str(e))
-    st.stop()
-
 with view:
+    try:  # in the result area: its spinner replaces the old result's first element while the new one is computed
+        image, res = ui.compare_panel(name, volume, index, channel, params, slow, token)
+    except MedvizError as e:
+        st.error(str(e))
+        st.stop()
     if note := ui.distribution_note(volume, image, name):
         st.warning(note)
     st.caption(widgets.slice_caption(index, z) + (f" · colour channel {channel}" if channel is not None else ""))

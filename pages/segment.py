@@ -31,16 +31,16 @@ if volume is None:
 
 token = widgets.study_token(volume)
 widgets.study_header(volume, get_volume_source())
-store = ui.results(token)
 c1, c2, c3 = st.columns([2, 2, 1])
 name = c1.selectbox("Model", names, key="seg.model")
+store = ui.results(token, name)  # this model's results only: a model change never shows the old one
 path = c2.radio("Inference", ["auto", "stack", "sliding_window"], horizontal=True, key="seg.path",
                 help="auto: one image or slice-wise batches; sliding_window: MONAI sliding-window inferer")
 try:
     model, entry = ui.load_seg_model(name)
     if c3.button("Segment", type="primary", key="seg.run"):
         store.clear()
-        store.update(token=token, result=ui.run_segmentation(model, entry, volume, path))
+        store.update(token=token, model=name, result=ui.run_segmentation(model, entry, volume, path))
 except MedvizError as e:
     st.error(str(e))
     st.stop()
@@ -78,13 +78,14 @@ if seq_names:
         strip_head, strip_pick, strip_run = st.columns([3, 3, 3])
         strip_head.markdown("**Tumour slices (sequence model)**")
         seq_name = strip_pick.selectbox("Sequence model", seq_names, key="seg.seq.model", label_visibility="collapsed")
+        seq_key = f"sequence.{seq_name}"  # one result per sequence model, never shown under another's name
         if strip_run.button("Read all slices", key="seg.seq.run"):
             try:
-                store["sequence"] = seq_ui.run(seq_name, volume)
+                store[seq_key] = seq_ui.run(seq_name, volume)
             except MedvizError as e:
                 st.error(str(e))
-        if "sequence" in store:
-            seq_ui.strip(store["sequence"], token, ui.axial_index(plane, index),
+        if seq_key in store:
+            seq_ui.strip(store[seq_key], token, ui.axial_index(plane, index),
                          cmp.reference_slices if cmp is not None else None)
 rows = ui.measurement_rows(res.mask, measured, plane, index, entry)
 st.subheader("Measurements")
@@ -92,7 +93,9 @@ st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
 tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
 with tabs[0]:
     if st.toggle("Show 3D surface", key="seg.surface") and ui.has_surface(res.mask, volume):
-        st.plotly_chart(surface_figure(res.mask, measured.spacing, colors={1: rgb}), width="stretch", theme=None)
+        with st.spinner("Building the 3D surface…"):
+            surface = surface_figure(res.mask, measured.spacing, colors={1: rgb})
+        st.plotly_chart(surface, width="stretch", theme=None)
 with tabs[1]:
     if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
         with st.spinner("Test-time augmentation…"):

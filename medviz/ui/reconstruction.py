@@ -96,7 +96,9 @@ def compare_panel(name: str, volume: Volume, index: int, channel: int | None, pa
     """``(the slice, the comparison)``: slice ``index`` (RGB: ``channel``) degraded and restored by the model
     and the baselines (:func:`run_compare`), memoised in this session for the study ``token`` and these settings.
 
-    The slow baseline (:data:`SLOW_BASELINE`) runs only when ``slow`` asks for it (the page's button); once
+    Results are keyed by model name, slice and settings, so a model change never shows another model's result;
+    while one is computed a spinner says so (call this where the result goes: Streamlit dims the old result
+    below it until the new one replaces it). The slow baseline (:data:`SLOW_BASELINE`) runs only when ``slow`` asks for it (the page's button); once
     computed for a slice and settings, that comparison is shown whenever they come back, without asking again.
     """
     image = volume_slice(volume, index, channel)
@@ -104,7 +106,12 @@ def compare_panel(name: str, volume: Volume, index: int, channel: int | None, pa
     if (with_slow := session_memo_get(f"{memo_name}|slow", token)) is not None:
         return image, with_slow
     slow_name = f"{memo_name}|slow" if slow else f"{memo_name}|fast"
-    return image, session_memo(slow_name, token, lambda: run_compare(name, image, slow_baseline=slow, **params))
+
+    def compute() -> dict[str, Any]:
+        with st.spinner(f"Restoring slice {index + 1} with {name}{' and the slow baseline' if slow else ''}…"):
+            return run_compare(name, image, slow_baseline=slow, **params)
+
+    return image, session_memo(slow_name, token, compute)
 
 
 def has_slow_baseline(name: str, index: int, channel: int | None, params: dict[str, Any], token: str) -> bool:

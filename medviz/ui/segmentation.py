@@ -26,7 +26,8 @@ from medviz.segmentation.preprocess import prepare_input
 from medviz.segmentation.reference import ReferenceComparison, compare_with_reference, read_reference_mask
 from medviz.types import MedvizError, Volume, affine_from_spacing
 
-_RESULTS = "medviz.segment.results"
+_RESULTS = "medviz.segment.results"  # the result store of the model shown
+_RESULTS_BY_MODEL = "medviz.segment.results_by_model"  # {"token": study token, model name: its store}
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the segmentation model…")
@@ -72,12 +73,16 @@ def overlay_controls(token: str) -> tuple[float, str, tuple[int, int, int]]:
     return float(opacity), str(mode), rgb  # type: ignore[return-value]
 
 
-def results(token: str) -> dict[str, Any]:
-    """This session's results for the study ``token`` (cleared when the study changes)."""
-    store = st.session_state.get(_RESULTS)
-    if store is None or store.get("token") != token:
-        store = {"token": token}
-        st.session_state[_RESULTS] = store
+def results(token: str, model: str) -> dict[str, Any]:
+    """This session's results of ``model`` on the study ``token``: one store per model (all dropped when the
+    study changes), so a model change never shows another model's result under the new name, and switching
+    back shows that model's own result again. The store shown is also kept under ``medviz.segment.results``."""
+    by_model = st.session_state.get(_RESULTS_BY_MODEL)
+    if by_model is None or by_model.get("token") != token:
+        by_model = {"token": token}
+        st.session_state[_RESULTS_BY_MODEL] = by_model
+    store = by_model.setdefault(model, {"token": token, "model": model})
+    st.session_state[_RESULTS] = store
     return store
 
 

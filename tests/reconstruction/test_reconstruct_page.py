@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,8 @@ def test_page_reconstructs_current_study_and_denoises(tiny_weights, phantom):
     at.selectbox(key="recon.model").set_value("tiny_denoise").run()
     assert not at.exception and not at.error
     assert {"model", "noisy", "nlm"} <= set(at.dataframe[0].value["method"])
+    titles = [a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]]
+    assert "model (tiny_denoise)" in titles and not any("tiny_recon" in t for t in titles)  # no stale result
     at.button(key="recon.slow").click().run()
     assert {"model", "noisy", "nlm", "bm3d"} <= set(at.dataframe[0].value["method"])
 

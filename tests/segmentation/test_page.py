@@ -131,3 +131,36 @@ def _spec(at, index: int = 0) -> dict:
     import json
 
     return json.loads(at.get("plotly_chart")[index].proto.spec)
+
+
+def test_a_model_change_never_shows_the_old_result_under_the_new_name(tiny_registry) -> None:
+    """Segment with one model, choose another: its name is shown with no result (Press Segment), not the first
+    model's mask; choosing the first model again shows its own result."""
+    import torch
+
+    from medviz.models.nets import build_network
+    from medviz.models.registry import sha256_file, upsert_entry
+    from medviz.models.weights import save_state_dict
+    from tests.segmentation.conftest import TINY_ARCH
+
+    torch.manual_seed(1)
+    path = tiny_registry / "tiny_seg_b.safetensors"
+    save_state_dict(build_network(TINY_ARCH), path)
+    upsert_entry({"name": "tiny_seg_b", "task": "segmentation", "file": path.name, "sha256": sha256_file(path),
+                  "arch": TINY_ARCH, "threshold": 0.5, "min_size": 0, "cam_layer": "model.1.submodule.2"},
+                 tiny_registry)
+    at = _app(_grey_study("MR"))
+    at.selectbox(key="seg.model").set_value("tiny_seg").run()
+    at.button(key="seg.run").click().run()
+    assert not at.exception, at.exception
+    first = at.session_state["medviz.segment.results"]["result"]
+    assert at.get("plotly_chart") and at.dataframe
+
+    at.selectbox(key="seg.model").set_value("tiny_seg_b").run()
+    assert not at.exception, at.exception
+    assert not at.get("plotly_chart") and not at.dataframe and not at.get("download_button")
+    assert any("Press Segment" in i.value and "tiny_seg_b" in i.value for i in at.info)
+    assert "result" not in at.session_state["medviz.segment.results"]
+
+    at.selectbox(key="seg.model").set_value("tiny_seg").run()
+    assert at.session_state["medviz.segment.results"]["result"] is first and at.get("plotly_chart")
