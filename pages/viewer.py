@@ -22,6 +22,8 @@ if volume is None:
     st.info("No study is open. Choose an example or upload files in the sidebar.")
     st.stop()
 
+if line := loading.start_here():
+    st.info(line, icon=":material/play_circle:")
 token = widgets.study_token(volume)
 widgets.study_header(volume, get_volume_source())
 image_col, side_col = st.columns([3, 1], gap="medium")

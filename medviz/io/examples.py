@@ -85,6 +85,14 @@ EXAMPLES: tuple[Example, ...] = (
 )
 
 
+#: The example a new session opens on (the first screen of a demo): a real 3D study that can be browsed in three planes.
+DEFAULT_EXAMPLE = "mr_brain_3d"
+
+#: The "start here" line shown with :data:`DEFAULT_EXAMPLE` on the first screen.
+START_HERE = ("Start here: a real 3D head MR is open. Drag the slice slider, switch to Coronal or Sagittal, try the "
+              "window presets and hover for values; pick another example or upload your own study in the sidebar.")
+
+
 def list_examples() -> list[Example]:
     """The bundled examples, the most useful real scan first."""
     return list(EXAMPLES)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from medviz.config import get_settings
 from medviz.io import load_files
+from medviz.io.examples import DEFAULT_EXAMPLE, START_HERE
 from medviz.types import MedvizError
 from medviz.ui import cache
 from medviz.ui.state import get_volume, set_volume
@@ -71,20 +72,33 @@ def example_picker() -> None:
     if not examples:
         st.info("No bundled examples are installed; upload a study below.")
         return
-    if get_volume() is None:
-        st.session_state["medviz.viewer.example_error"] = _open_example(examples[0].key)
-    loaded = st.session_state.get(_EXAMPLE_LOADED_KEY)
-    current = loaded[0] if loaded and loaded[1] is get_volume() else None
-    st.session_state[EXAMPLE_SELECT_KEY] = current  # show which example is open (None: an upload)
     by_key = {e.key: e for e in examples}
+    if get_volume() is None:  # a new session (also after a browser reload) opens on the demo's first screen
+        first = DEFAULT_EXAMPLE if DEFAULT_EXAMPLE in by_key else examples[0].key
+        st.session_state["medviz.viewer.example_error"] = _open_example(first)
+    current = current_example()
+    st.session_state[EXAMPLE_SELECT_KEY] = current  # show which example is open (None: an upload)
     st.selectbox(
         "Example studies", list(by_key), key=EXAMPLE_SELECT_KEY, on_change=_on_example_change,
         format_func=lambda k: by_key[k].title, placeholder="Choose an example…",
+        help="Real studies shipped with the installed packages (no download): " + "; ".join(
+            f"{e.title}: {e.description}" for e in examples),
     )  # fmt: skip
     if current is not None:
         st.caption(f"{escape_md(by_key[current].description)}  \nSource: {escape_md(by_key[current].source)}")
     if err := st.session_state.get("medviz.viewer.example_error"):
         st.error(escape_md(err))
+
+
+def current_example() -> str | None:
+    """The key of the bundled example that is this session's current study, or None (an upload, or nothing)."""
+    loaded = st.session_state.get(_EXAMPLE_LOADED_KEY)
+    return loaded[0] if loaded and get_volume() is not None and loaded[1] is get_volume() else None
+
+
+def start_here() -> str | None:
+    """The first screen's "start here" line while the demo's default example is open, else None."""
+    return START_HERE if current_example() == DEFAULT_EXAMPLE else None
 
 
 def _read_upload(files: list) -> UploadStatus:

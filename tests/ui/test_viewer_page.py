@@ -22,12 +22,15 @@ def _upload(at, files):
     return at.run()
 
 
-def test_opens_on_first_example_without_upload(viewer):
-    from medviz.io import list_examples
+def test_opens_on_a_real_3d_study_with_a_start_here_line(viewer):
+    """The demo's first screen: the bundled 3D MR (browsable in three planes), a "start here" line, its source."""
+    from medviz.io.examples import DEFAULT_EXAMPLE, load_example
 
     _no_exception(viewer)
-    first = list_examples()[0]
-    assert viewer.selectbox(key=EXAMPLE_SELECT_KEY).value == first.key
+    assert viewer.selectbox(key=EXAMPLE_SELECT_KEY).value == DEFAULT_EXAMPLE == "mr_brain_3d"
+    assert load_example(DEFAULT_EXAMPLE).is_3d
+    assert not viewer.radio[0].disabled and viewer.slider[0].max > 1  # coronal/sagittal and slices to browse
+    assert any(i.value.startswith("Start here") for i in viewer.info)
     assert viewer.header[0].value == "Viewer"
     spec = chart_spec(viewer)
     assert spec["data"][0]["type"] == "heatmap"
@@ -190,3 +193,16 @@ def test_slice_slider_is_one_based_and_the_image_caption_shows_its_number(viewer
         _no_exception(at)
         corner = next(a["text"] for a in chart_spec(at)["layout"]["annotations"] if a.get("name") == "corner")
         assert corner.split("<br>")[0] == f"{plane} {number}/{int(slider.max)}", corner
+
+
+@pytest.mark.parametrize("key", ["ct_small", "mr_brain_3d", "ct_series_with_gap", "mr_small", "us_multiframe",
+                                 "retina_photo", "shepp_logan"])
+def test_every_example_shows_its_description_and_source(viewer, key):
+    from medviz.io import list_examples
+
+    example = next(e for e in list_examples() if e.key == key)
+    at = viewer if key == "mr_brain_3d" else _open_example(viewer, key)
+    _no_exception(at)
+    text = " ".join(c.value for c in at.sidebar.caption).replace("\\", "")
+    assert example.description in text and f"Source: {example.source}" in text
+    assert not any(i.value.startswith("Start here") for i in at.info) or key == "mr_brain_3d"
