@@ -33,14 +33,12 @@ with st.expander("New run", expanded=not manager.jobs(owner)):
     c1, c2 = st.columns(2)
     if c1.button("Estimate memory and time per epoch", key="train.estimate", disabled=bool(problems)):
         try:
-            with st.spinner("Measuring two training steps…"):
+            with st.spinner("Measuring a few training steps and part of the validation…"):
                 st.session_state["train.est"] = estimate(command.build_task(), command.config)
         except (MedvizError, ValueError, RuntimeError) as e:
             st.error(f"Estimate failed: {e}")
     if est := st.session_state.get("train.est"):
-        st.info(f"{est['params'] / 1e6:.2f} M parameters; ~{est['peak_mb']:.0f} MB; ~{est['step_s']:.2f} s/step × "
-                f"{est['steps_per_epoch']} steps ≈ {est['epoch_s']:.0f} s per epoch on {est['device']}. "
-                f"({est['method']})")
+        st.info(ui.estimate_text(est))
     if c2.button("Start training", type="primary", key="train.start", disabled=bool(problems)):
         try:
             st.session_state[ui.JOB_KEY] = manager.start(owner, command).id

@@ -121,6 +121,15 @@ def common_options() -> tuple[TrainConfig, list[str]]:
     return options_form(TrainConfig, "train", columns=4, advanced="Advanced training options")
 
 
+def estimate_text(est: dict[str, Any]) -> str:
+    """Words for :func:`medviz.train.estimate.estimate`: memory, time per epoch (training steps plus
+    validation), and "rough" with the reason when the measurement cannot be trusted to a factor 1.5."""
+    kind = "Rough estimate" if est.get("rough") else "Estimate"
+    return (f"{kind}: {est['params'] / 1e6:.2f} M parameters; ~{est['peak_mb']:.0f} MB; ~{est['step_s']:.2f} s/step × "
+            f"{est['steps_per_epoch']} steps + ~{est.get('val_s', 0.0):.1f} s validation ≈ "
+            f"{_duration(est['epoch_s'])} per epoch on {est['device']} ({est['method']}).")
+
+
 # -- run view -------------------------------------------------------------------------------------------
 def curves_figure(events: list[Any]) -> go.Figure:
     """Step loss, per-epoch train/val loss (left) and validation metrics (right) against epochs."""
@@ -187,7 +196,7 @@ def queue_note(manager: JobManager, job: Job, owner: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+    return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def live_view(manager: JobManager, job_id: str, owner: str) -> None:

@@ -145,7 +145,19 @@ def test_estimate_measures_steps():
 
     est = estimate(ToyTask(ToyOptions()), TrainConfig(**CFG))
     assert est["steps_per_epoch"] == 8 and est["step_s"] > 0 and est["params"] > 0
-    assert est["epoch_s"] == pytest.approx(est["step_s"] * 8) and est["peak_mb"] >= est["param_state_mb"]
+    assert est["train_s"] == pytest.approx(est["step_s"] * 8) and est["peak_mb"] >= est["param_state_mb"]
+    # an epoch is its training steps and the validation the engine runs after them
+    assert est["val_s"] > 0 and est["epoch_s"] == pytest.approx(est["train_s"] + est["val_s"])
+    assert "validation timed on 16 of 16 samples" in est["method"]
+    assert isinstance(est["rough"], bool) and est["method"].startswith("rough: ") == est["rough"]
+
+
+def test_estimate_says_it_is_rough_on_a_busy_machine(monkeypatch):
+    from medviz.train import estimate as estimate_module
+
+    monkeypatch.setattr(estimate_module.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    est = estimate_module.estimate(ToyTask(ToyOptions()), TrainConfig(**CFG))
+    assert est["rough"] and est["method"].startswith("rough: ") and "busy" in est["method"]
 
 
 def test_unusable_device_is_a_training_error(tmp_path, monkeypatch):

@@ -109,3 +109,13 @@ def test_data_source_outside_the_data_folder_is_refused_and_uploads_stay_private
     del at  # the session ends: Streamlit drops its state, and the upload folder goes with it
     gc.collect()
     assert not saved.parent.exists()
+
+
+def test_the_estimate_counts_validation_and_says_when_it_is_rough():
+    from medviz.ui.training import estimate_text
+
+    est = {"params": 1.5e6, "peak_mb": 120.0, "step_s": 0.05, "steps_per_epoch": 40, "val_s": 1.25, "epoch_s": 3.25,
+           "device": "cpu", "rough": False, "method": "measured 5 training step(s)"}
+    assert estimate_text(est).startswith("Estimate: ") and "+ ~1.2 s validation ≈ 3.2 s per epoch" in estimate_text(est)
+    rough = estimate_text({**est, "rough": True, "method": "rough: ...; the machine is busy with other work"})
+    assert rough.startswith("Rough estimate: ") and "busy" in rough
