@@ -16,6 +16,7 @@ with st.sidebar:
     st.subheader("Study")
     loading.example_picker()
     loading.upload_panel()
+    loading.labels_panel()
 
 volume = get_volume()
 if volume is None:

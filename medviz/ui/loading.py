@@ -16,9 +16,10 @@ import streamlit as st
 from medviz.config import get_settings
 from medviz.io import load_files
 from medviz.io.examples import DEFAULT_EXAMPLE, START_HERE
-from medviz.types import MedvizError
+from medviz.io.relabel import NIFTI_LABELS, current_label, has_no_declared_labels, relabel, suggest_labels
+from medviz.types import MedvizError, Volume
 from medviz.ui import cache
-from medviz.ui.state import get_volume, set_volume
+from medviz.ui.state import get_volume, get_volume_source, set_volume
 from medviz.ui.widgets import escape_md
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ _EXAMPLE_LOADED_KEY = "medviz.viewer.example_loaded"  # (example key, Volume) la
 _UPLOAD_KEY = "medviz.viewer.upload"  # UploadStatus of the last upload
 _UPLOAD_GEN_KEY = "medviz.viewer.upload_gen"  # bumped to reset (and free) the uploader
 _UPLOAD_MODES = ("Files", "Folder")
+_LABELS_KEY = "medviz.viewer.labels"  # {study id: label} chosen for NIfTI studies in this session
 
 
 @dataclass
@@ -168,3 +170,48 @@ def upload_panel() -> None:
     for note in status.notes:
         st.caption(escape_md(note))
     _series_picker(status)
+
+
+def _study_id(volume: Volume) -> str:
+    """Names a study across reopenings in this session (file name and shape; no patient data)."""
+    return f"{volume.name}|{'x'.join(map(str, volume.shape))}"
+
+
+def _show_as(volume: Volume, label: str) -> None:
+    """Make ``volume`` under ``label`` (a key of NIFTI_LABELS) the current study, keeping it the open example."""
+    example = current_example()
+    relabelled = relabel(volume, label)
+    set_volume(relabelled, get_volume_source())
+    if example is not None:
+        st.session_state[_EXAMPLE_LOADED_KEY] = (example, relabelled)
+
+
+def labels_panel() -> None:
+    """Modality and units of a NIfTI study (its file states none), for HU presets on a CT NIfTI.
+
+    The choice is remembered for the study in this session (reopening it shows it the same way); when the
+    declared modality or the values plainly say CT, a note suggests it. Nothing is relabelled silently.
+    """
+    volume = get_volume()
+    if volume is None or not has_no_declared_labels(volume):
+        return
+    chosen: dict[str, str] = st.session_state.setdefault(_LABELS_KEY, {})
+    sid = _study_id(volume)
+    if chosen.get(sid, current_label(volume)) != current_label(volume):
+        _show_as(volume, chosen[sid])
+        volume = get_volume()
+    key = f"viewer.labels.{sid}"
+    st.session_state[key] = current_label(volume)  # seeded every run: it follows the study shown
+
+    def choose() -> None:
+        if (label := st.session_state[key]) is not None:
+            chosen[sid] = label
+            _show_as(get_volume(), label)
+
+    st.selectbox("Modality and units", list(NIFTI_LABELS), key=key, on_change=choose,
+                 placeholder=f"{volume.modality} ({volume.units}), as loaded",
+                 help="A NIfTI file does not say what it holds: choose CT (HU) for the CT window presets. "
+                      "The choice is kept for this study while the session lasts.")
+    if (hint := suggest_labels(volume)) is not None:
+        st.info(f"Suggested: {hint.label}, because {escape_md(hint.reason)}. Choose it above for the HU window "
+                "presets.", icon=":material/lightbulb:")
