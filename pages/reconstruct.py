@@ -11,8 +11,9 @@ import streamlit as st
 from medviz.reconstruction.kspace import default_center_fraction
 from medviz.reconstruction.viz import comparison_figure, mask_figure, metrics_bar, metrics_rows
 from medviz.types import MedvizError
+from medviz.ui import loading, widgets
 from medviz.ui import reconstruction as ui
-from medviz.ui import widgets
+from medviz.ui.state import get_volume
 
 st.header("Reconstruct")
 try:
@@ -32,6 +33,8 @@ with ctrl:
     mode = models[name].spec.mode
     volume, token = widgets.image_source("recon", "one image (DICOM, NIfTI, PNG/JPEG)", "reconstruct one of its slices")
     if volume is None:
+        if get_volume() is None:  # a new session, e.g. after a browser reload
+            loading.open_example_button("recon")
         st.stop()
     z = volume.shape[0]
     index = widgets.slice_slider(z, ui.slider_key(volume))

@@ -7,9 +7,9 @@ import streamlit as st
 
 from medviz.segmentation.viz import CONFUSION_COLORS, fused_figure, map_figure, surface_figure
 from medviz.types import MedvizError
+from medviz.ui import loading, widgets
 from medviz.ui import segmentation as ui
 from medviz.ui import sequence as seq_ui
-from medviz.ui import widgets
 from medviz.ui.state import get_volume, get_volume_source, set_volume
 
 st.header("Segment")
@@ -25,8 +25,8 @@ if st.button("Use an LGG test patient (shared data)", key="seg.example"):
         st.error(str(e))
     else:
         set_volume(volume, "LGG example")
-if volume is None:
-    st.info("No study is open. Open one on the Viewer page, or use the LGG example above.")
+if volume is None:  # a new session, e.g. after a browser reload
+    loading.no_study_panel("seg", "segment it")
     st.stop()
 
 token = widgets.study_token(volume)

@@ -19,7 +19,7 @@ from medviz.io.examples import DEFAULT_EXAMPLE, START_HERE
 from medviz.io.relabel import NIFTI_LABELS, current_label, has_no_declared_labels, relabel, suggest_labels
 from medviz.types import MedvizError, Volume
 from medviz.ui import cache
-from medviz.ui.state import get_volume, get_volume_source, set_volume
+from medviz.ui.state import get_volume, get_volume_source, no_study_message, set_volume
 from medviz.ui.widgets import escape_md
 
 if TYPE_CHECKING:
@@ -90,6 +90,24 @@ def example_picker() -> None:
         st.caption(f"{escape_md(by_key[current].description)}  \nSource: {escape_md(by_key[current].source)}")
     if err := st.session_state.get("medviz.viewer.example_error"):
         st.error(escape_md(err))
+
+
+def no_study_panel(key: str, purpose: str) -> None:
+    """The explanation of a page without a study (a new session, e.g. after a reload) and a button that opens
+    the bundled example (:data:`~medviz.io.examples.DEFAULT_EXAMPLE`) as the current study."""
+    st.info(no_study_message(purpose), icon=":material/refresh:")
+    open_example_button(key)
+
+
+def open_example_button(key: str) -> None:
+    """A button that opens the bundled example (:data:`~medviz.io.examples.DEFAULT_EXAMPLE`) as the current
+    study and reruns the page; ``key`` prefixes its widget key."""
+    title = next((e.title for e in cache.examples() if e.key == DEFAULT_EXAMPLE), DEFAULT_EXAMPLE)
+    if st.button(f"Open the bundled example ({title})", key=f"{key}.open_example"):
+        if (err := _open_example(DEFAULT_EXAMPLE)) is not None:
+            st.error(escape_md(err))
+        else:
+            st.rerun()
 
 
 def current_example() -> str | None:

@@ -25,3 +25,14 @@ def set_volume(volume: Volume, source: str) -> None:
 
 def get_volume_source() -> str:
     return st.session_state.get(VOLUME_SOURCE_KEY, "")
+
+
+def no_study_message(purpose: str) -> str:
+    """What a page says when this browser session has no study, e.g. right after a browser reload.
+
+    Args:
+        purpose: completes "... to ``purpose``" (``"segment it"``).
+    """
+    return ("No study is open in this browser session: a page reload (or a new tab) starts a new session, and "
+            "studies are kept only while a session lasts. Open a study on the Viewer page (it opens on a bundled "
+            f"example) to {purpose}.")

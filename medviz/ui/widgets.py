@@ -17,7 +17,7 @@ from medviz.imaging.windowing import finite_sample, window_presets
 from medviz.io import load_files
 from medviz.types import MedvizError, Volume
 from medviz.ui.cache import session_memo
-from medviz.ui.state import get_volume
+from medviz.ui.state import get_volume, no_study_message
 
 _BOUND_KEY = "medviz.viewer.bound_volume"
 _TOKEN_KEY = "medviz.viewer.token"
@@ -269,7 +269,8 @@ def image_source(prefix: str, upload_label: str, purpose: str) -> tuple[Volume |
     Returns:
         ``(volume, token)``: the current study of this session or the uploaded file's first series,
         and a short id that changes when that image changes (for widget keys). The volume is None
-        (after an info or error message) when there is nothing to work on.
+        (after an info or error message) when there is nothing to work on; without a current study (a new
+        session, e.g. after a reload) the message says the study must be reopened.
     """
     source = st.radio("image", ["current study", "upload"], horizontal=True, key=f"{prefix}.source")
     volume, token = None, ""
@@ -285,6 +286,8 @@ def image_source(prefix: str, upload_label: str, purpose: str) -> tuple[Volume |
     else:
         volume = get_volume()
         token = study_token(volume) if volume is not None else ""
-    if volume is None:
-        st.info(f"Open a study in the Viewer (or pick 'upload') to {purpose}.")
+    if volume is None and source == "upload":
+        st.info(f"Upload an image (or pick 'current study') to {purpose}.")
+    elif volume is None:
+        st.info(no_study_message(f"{purpose} (or pick 'upload')"), icon=":material/refresh:")
     return volume, token

@@ -109,9 +109,13 @@ def test_slice_numbers_are_one_based_and_the_caption_follows_the_slider(tiny_wei
 
 
 def test_page_asks_for_a_study_when_none_is_open(tiny_weights):
+    """A new session (e.g. after a browser reload) says why there is no study and opens the example on request."""
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception
-    assert any("Open a study" in i.value for i in at.info)
+    assert any("Open a study" in i.value and "reload" in i.value for i in at.info)
+    at.button(key="recon.open_example").click().run()
+    assert not at.exception and at.session_state["medviz.volume"].name == "anatomical.nii"
+    assert at.get("plotly_chart")
 
 
 def test_the_colour_channel_is_for_rgb_studies_only():

@@ -164,3 +164,17 @@ def test_a_model_change_never_shows_the_old_result_under_the_new_name(tiny_regis
 
     at.selectbox(key="seg.model").set_value("tiny_seg").run()
     assert at.session_state["medviz.segment.results"]["result"] is first and at.get("plotly_chart")
+
+
+def test_a_new_session_explains_that_the_study_must_be_reopened_and_opens_the_example(tiny_registry) -> None:
+    """After a browser reload the session is new: the page says why there is no study and opens the bundled
+    example on request."""
+    from medviz.io.examples import DEFAULT_EXAMPLE
+
+    at = _app(None)
+    assert not at.exception
+    assert any("reload" in i.value and "Viewer" in i.value for i in at.info)
+    at.button(key="seg.open_example").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["medviz.volume"].name == "anatomical.nii"
+    assert DEFAULT_EXAMPLE == "mr_brain_3d" and at.button(key="seg.run")
