@@ -1,5 +1,6 @@
-"""Classify page: calibrated class probabilities, test-time-augmentation spread, Grad-CAM overlays and
-input guardrails for the current study's slice or an uploaded image.
+"""Classify page: class probabilities, test-time-augmentation spread, Grad-CAM overlays and input guardrails
+for the current study's slice or an uploaded image; the model abstains on images unlike its training images
+(the prediction only behind "show anyway").
 
 Glue only: computation in ``medviz.ui.classification.classify_panel`` (over ``medviz.classification`` and
 ``medviz.explain``), figures in ``medviz.classification.viz``.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from medviz.classification.preprocess import volume_slice, window_choices
-from medviz.classification.viz import image_figure, probability_bars
+from medviz.classification.viz import image_figure, ood_figure, probability_bars
 from medviz.explain import COLORMAPS, CamMethod, describe_layers, overlay
 from medviz.types import MedvizError
 from medviz.ui import classification as ui
@@ -52,13 +53,31 @@ with view:
     prep, pred, tta, cls, cam = result.prep, result.prediction, result.tta, result.explained_class, result.cam
     for w in prep.warnings:
         st.warning(w)
+    ood, shown = result.ood, result.shown
+    if result.abstain:
+        st.error(f"**The model abstains: this image does not look like the model's training images** "
+                 f"({spec.input.label}, {spec.dataset}): " + "; ".join(ood.reasons) + ".")
+    if result.ood_stats is not None:
+        if result.abstain:
+            st.plotly_chart(ood_figure(result.ood_stats.val_scores, ood.threshold, ood.score, ood.score_name),
+                            key="classify.ood", width="stretch")
+        st.caption(result.ood_caption())
+    show = not result.abstain or st.toggle("show anyway", key="classify.show_anyway",
+                                           help="show the model's answer although the image is out of its domain")
+    if not show:
+        st.plotly_chart(image_figure(prep.model_view, "what the model sees"), key="classify.input", width="stretch")
+        st.caption(" → ".join(prep.steps))
+        st.stop()
+    if result.abstain:
+        st.warning("Shown anyway: the model was not trained on images like this one; the answer is not meaningful.")
     c1, c2 = st.columns(2)
-    c1.metric("prediction", classes[pred.top], f"{pred.probs[pred.top]:.1%} calibrated", delta_color="off")
+    c1.metric("prediction (shown anyway)" if result.abstain else "prediction", classes[pred.top],
+              f"{pred.probs[pred.top]:.1%} {shown.label}", delta_color="off")
     c2.metric("TTA spread (max s.d.)", f"{tta.std.max():.3f}", f"{len(tta.names)} augmentations", delta_color="off")
-    st.plotly_chart(probability_bars(classes, pred.probs, tta.std, pred.probs_uncalibrated),
+    st.plotly_chart(probability_bars(classes, pred.probs, tta.std, pred.probs_uncalibrated, shown.label),
                     key="classify.probs", width="stretch")
-    st.caption(f"Bars: probabilities after temperature scaling (T = {pred.temperature:.2f}, fitted on val); "
-               "error bars: s.d. across test-time augmentations; black ticks: uncalibrated softmax.")
+    st.caption(f"Bars: {shown.sentence()} Error bars: s.d. across test-time augmentations; black ticks: plain "
+               "softmax (T = 1).")
     left, right = st.columns(2)
     with left:
         st.plotly_chart(image_figure(prep.model_view, "what the model sees"), key="classify.input", width="stretch")

@@ -7,6 +7,8 @@ the probabilities are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from medviz.types import MedvizError
@@ -97,3 +99,51 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
     r = reliability(probs, labels, n_bins)
     keep = r["count"] > 0
     return float(np.sum(r["count"][keep] / r["count"].sum() * np.abs(r["accuracy"][keep] - r["confidence"][keep])))
+
+
+@dataclass(frozen=True)
+class ShownProbability:
+    """Which probability a page or command shows for a classifier, said honestly from its test record.
+
+    Attributes:
+        label: ``"calibrated"`` only when temperature scaling lowered the test ECE; else
+            ``"temperature-scaled"`` (it did not, or the test split was not measured) or ``"softmax"`` (T = 1).
+        temperature: the temperature applied (fitted on val).
+        test_ece: test ECE of the probability shown (None: not measured).
+        test_ece_softmax: test ECE of the plain softmax (None: not measured).
+    """
+
+    label: str
+    temperature: float
+    test_ece: float | None
+    test_ece_softmax: float | None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.label == "calibrated"
+
+    def sentence(self) -> str:
+        """One sentence: what the probability is and how well calibrated it was on the test split."""
+        if self.label == "softmax":
+            ece = "" if self.test_ece is None else f"; test ECE {self.test_ece:.3f}"
+            return f"Plain softmax probabilities (no temperature was fitted{ece})."
+        what = f"Softmax of the logits / T (T = {self.temperature:.2f}, fitted on val)"
+        if self.test_ece is None or self.test_ece_softmax is None:
+            return f"{what}; the test-split calibration was not measured."
+        if self.calibrated:
+            return (f"{what}: calibrated, test ECE {self.test_ece:.3f} (plain softmax "
+                    f"{self.test_ece_softmax:.3f}).")
+        return (f"{what}: not calibrated on the test split: temperature scaling made the test ECE worse, "
+                f"{self.test_ece_softmax:.3f} -> {self.test_ece:.3f}.")
+
+
+def shown_probability(temperature: float, test_metrics: dict) -> ShownProbability:
+    """The :class:`ShownProbability` of a classifier from its temperature and recorded test metrics
+    (``ece``: plain softmax, ``ece_calibrated``: after temperature scaling)."""
+    raw, scaled = test_metrics.get("ece"), test_metrics.get("ece_calibrated")
+    if float(temperature) == 1.0:
+        return ShownProbability("softmax", 1.0, raw, raw)
+    if raw is None or scaled is None:
+        return ShownProbability("temperature-scaled", float(temperature), scaled, raw)
+    label = "calibrated" if float(scaled) < float(raw) else "temperature-scaled"
+    return ShownProbability(label, float(temperature), float(scaled), float(raw))

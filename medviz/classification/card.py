@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 from typing import Any
 
 from medviz.classification.metrics import format_ci
+from medviz.models.registry import ModelEntry, RegistryError, upsert_entry
 from medviz.models.specs import ClassifierSpec
+
+OOD_HEADING = "## Out-of-distribution detection"
 
 
 def _arch_text(spec: ClassifierSpec) -> str:
@@ -103,3 +108,78 @@ Not for diagnosis. Inputs far from the training data (other modality, views, adu
 detail lost at 28 px) are out of scope; the Classify page warns on modality, channels, size, intensity and aspect
 mismatches. Small test sets make AUC/ACC uncertain (see CIs). Temperature is fitted on a small validation split.
 """
+
+
+def ood_table(result: dict[str, Any]) -> str:
+    """The table of a ``python -m medviz.evaluate --ood`` result (:mod:`medviz.classification.ood_eval`),
+    printed by the command and written into the model card's OOD section."""
+    idr = result["in_distribution"]
+    lines = [f"{result['model']}: {result['score']} score, threshold {result['threshold']:.4g} "
+             f"(val abstention {result['val_abstention']:.1%})", "",
+             "| family | n | AUROC | FPR at 95 % TPR | abstains | score only | input checks only |",
+             "|---|---|---|---|---|---|---|",
+             f"| in distribution: {idr['what']} | {idr['n']} | | | {idr['abstention']:.1%} | "
+             f"{idr['abstention_score_only']:.1%} | {idr['abstention_input_checks']:.1%} |"]
+    for r in result["families"]:
+        if not r["n"]:
+            lines.append(f"| {r['family']}: {r['what']} | 0 | | | | | |")
+            continue
+        mark = "" if r["in_bar"] else " (not in the bar)"
+        lines.append(f"| {r['family']}{mark}: {r['what']} | {r['n']} | {r['auroc']:.3f} | {r['fpr_at_95_tpr']:.3f} | "
+                     f"{r['abstention']:.1%} | {r['abstention_score_only']:.1%} | {r['abstention_input_checks']:.1%} |")
+    p, bar = result["pooled"], result["bar"]
+    lines.append(f"| pooled (families in the bar) | {p['n']} | {p['auroc']:.3f} | {p['fpr_at_95_tpr']:.3f} | | | |")
+    verdict = "met" if bar["met"] else "NOT met: " + "; ".join(bar["failing"])
+    lines.append(f"\nBar (pooled AUROC >= {bar['auroc_min']}, abstention >= {bar['abstention_min']:.0%} on every "
+                 f"family in the bar, <= {bar['id_abstention_max']:.0%} on the test split): {verdict}.")
+    if bar["families_auroc_below_bar"]:
+        lines.append(f"Families with AUROC below {bar['auroc_min']}: {', '.join(bar['families_auroc_below_bar'])}.")
+    return "\n".join(lines)
+
+
+def ood_section(spec: ClassifierSpec, result: dict[str, Any], date: str) -> str:
+    """The model card's OOD section: how the detector was fitted and chosen, and its one test look."""
+    ood = spec.ood
+    cands = ood.record.get("candidates", {})
+    val = "; ".join(f"{n}: worst-family val abstention {c['worst_abstention']:.1%}, mean val AUROC "
+                    f"{c['mean_auroc']:.3f}" for n, c in cands.items())
+    return f"""{OOD_HEADING}
+The Classify page and `python -m medviz.predict` abstain when the image's {ood.score} score is above
+{ood.threshold:.4g} or an input check fails (declared modality, blank image, grey/colour mismatch).
+Fitted with `{ood.record.get('command', '')}` on the {ood.record.get('fitted_on', 'train split')}: class means
+and one shared covariance of the penultimate features (Ledoit-Wolf shrinkage {', '.join(f'{a:.3g}' for a in
+ood.record.get('shrinkage', []))}), statistics in `{ood.file}`. Score chosen on validation data only by
+the rule fixed before the test look: {ood.record.get('criterion', '')}. Validation: {val}. Threshold: at most 5 %
+of the val images above it (val abstention {ood.val_abstention:.1%}).
+
+Test look ({date}, computed once with `python -m medviz.evaluate --model {spec.name} --ood --json`; AUROC with
+out-of-distribution as positive; FPR at 95 % TPR = share of a family kept when 95 % of the test split is kept;
+"abstains" = the shipped rule):
+
+{ood_table(result)}
+
+### Test looks of the OOD detector
+- {date}: the table above (the only look).
+"""
+
+
+def record_ood_test(entry: ModelEntry, result: dict[str, Any]) -> None:
+    """Append the OOD section (:func:`ood_section`) to the model card and the look's summary to the manifest's
+    ``ood.test``. Refused when the card already has one: the test look is computed once."""
+    spec = entry.spec
+    if spec.ood is None or result.get("model") != spec.name or not result.get("ood"):
+        raise RegistryError(f"the result is not an OOD evaluation of {spec.name!r} with fitted statistics")
+    if result.get("ood_sha256") != spec.ood.sha256:
+        raise RegistryError("the result was computed with other OOD statistics than the registered ones")
+    path = entry.card_path
+    text = path.read_text() if path and path.exists() else ""
+    if OOD_HEADING in text:
+        raise RegistryError(f"{path.name} already records the OOD test look")
+    date = datetime.date.today().isoformat()
+    path.write_text(text.rstrip() + "\n\n" + ood_section(spec, result, date))
+    raw = json.loads(json.dumps(entry.raw))
+    raw["ood"]["test"] = {"date": date, "pooled_auroc": result["pooled"]["auroc"],
+                          "test_abstention": result["in_distribution"]["abstention"],
+                          "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
+                          "command": f"python -m medviz.evaluate --model {spec.name} --ood --json"}
+    upsert_entry(raw, entry.weights_dir)

@@ -1,6 +1,9 @@
 """Evaluate a registered classifier on a MedMNIST split; also writes classifier model cards.
 
 ``python -m medviz.evaluate --model breast_resnet --json [--data DIR|FILE.npz] [--split test] [--limit N]``
+
+With ``--ood`` the out-of-distribution detector is measured instead (:mod:`medviz.classification.ood_eval`):
+the model's test split against every other image family available offline.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from medviz.classification.metrics import (
     roc,
     thresholded_predictions,
 )
+from medviz.classification.ood_eval import evaluate_ood, format_ood_table
 from medviz.classification.preprocess import preprocess_batch
 from medviz.config import select_device
 from medviz.models.registry import ModelEntry
@@ -62,6 +66,9 @@ class ClassificationEvalOptions(EvalOptions):
     limit: int | None = option(None, label="Images to evaluate (empty: all)", min=1,
                                help="evaluate only the first N images of the split")
     n_boot: int = option(1000, label="Bootstrap resamples", min=0, help="bootstrap resamples for the 95% intervals")
+    ood: bool = option(False, label="Out-of-distribution detection",
+                       help="measure the OOD detector: the test split against every other image family offline "
+                            "(AUROC, FPR at 95% TPR, abstention per family)")
 
     def quick(self) -> ClassificationEvalOptions:
         return replace(self, n_boot=200)
@@ -106,6 +113,8 @@ def evaluate(entry: ModelEntry, options: ClassificationEvalOptions) -> dict[str,
     device = select_device(options.device)
     model, entry = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
     spec = entry.spec
+    if options.ood:
+        return evaluate_ood(model, entry, options.data)
     run = run_model(model, spec, options.split, options.data, options.limit, device)
     s = summarise(run, options.n_boot)
     refs = spec.references
@@ -118,6 +127,8 @@ def evaluate(entry: ModelEntry, options: ClassificationEvalOptions) -> dict[str,
 
 def format_table(result: dict[str, Any]) -> str:
     """Human-readable table of :func:`evaluate`'s result with the published rows beneath."""
+    if result.get("ood"):
+        return format_ood_table(result)
     lines = [f"{result['model']} ({result['dataset']}), split {result['split']}, n = {result['n']}",
              f"{'method':<36} {'AUC':>6} {'95% CI':>16} {'ACC':>6} {'95% CI':>16}",
              f"{'this model':<36} {result['auc']:>6.3f} {format_ci(result['auc_ci95']):>16} "

@@ -62,6 +62,53 @@ def is_8bit(image: np.ndarray) -> bool:
     return bool(finite.size and finite.min() >= 0 and finite.max() <= 255 and np.all(finite == np.round(finite)))
 
 
+#: Mean spread between the colour channels (0..255 scale) above which an RGB image counts as colourful.
+COLOUR_SPREAD = 8.0
+
+
+def modality_mismatch(spec: InputSpec, modality: str | None) -> bool:
+    """True when the image declares a modality (not ``OT``/unknown) other than the model's (CR and DX agree)."""
+    have, want = (modality or "OT").upper(), spec.modality.upper()
+    return have not in {"OT", ""} and have != want and not ({have, want} <= {"CR", "DX"})
+
+
+def is_colourful(image: np.ndarray) -> bool:
+    """True for an ``(H, W, 3)`` image whose channels really differ (mean max-min spread over
+    :data:`COLOUR_SPREAD` on the 0..255 scale); a grey picture stored as RGB is not colourful."""
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[-1] != 3:
+        return False
+    x = img.astype(np.float32)
+    if not is_8bit(img):
+        finite = x[np.isfinite(x)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        x = (np.nan_to_num(x, nan=lo) - lo) * (255.0 / max(hi - lo, 1e-6))
+    return float(np.mean(x.max(axis=-1) - x.min(axis=-1))) > COLOUR_SPREAD
+
+
+def input_abstain_reasons(image: np.ndarray, spec: InputSpec, modality: str | None = None) -> list[str]:
+    """The input checks that make a classifier abstain on their own (a subset of :func:`check_input`):
+    a declared modality other than the model's, a blank image, a grey image given to a colour model and
+    a colourful image given to a grey model. Size, aspect and intensity range only warn.
+
+    Returns:
+        One sentence per failed check (empty: the input checks pass).
+    """
+    img = np.asarray(image)
+    out = []
+    if modality_mismatch(spec, modality):
+        out.append(f"its modality {(modality or '').upper()} is not the model's {spec.label} ({spec.modality.upper()})")
+    finite = img[np.isfinite(img)] if img.dtype.kind == "f" else img
+    if finite.size == 0 or float(finite.max()) - float(finite.min()) < 1e-6:
+        out.append("it is blank (constant intensity)")
+    rgb = img.ndim == 3 and img.shape[-1] == 3
+    if spec.channels == 3 and not rgb:
+        out.append(f"it is a grey image and the model was trained on colour images ({spec.label})")
+    if spec.channels == 1 and is_colourful(img):
+        out.append(f"it is a colour image and the model was trained on grey images ({spec.label})")
+    return out
+
+
 def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
                 n_slices: int = 1) -> list[str]:
     """Guardrails: how the image differs from the model card's ``input`` spec.
@@ -82,7 +129,7 @@ def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
     label = spec.label
     if have in {"OT", ""}:
         out.append(f"Modality unknown: this model expects {label} ({want}).")
-    elif have != want and not ({have, want} <= {"CR", "DX"}):
+    elif modality_mismatch(spec, modality):
         out.append(f"Modality {have} does not match the model's {label} ({want}); the result is not meaningful.")
     rgb = img.ndim == 3 and img.shape[-1] == 3
     if spec.channels == 1 and rgb:

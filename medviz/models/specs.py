@@ -319,6 +319,49 @@ class LossSpec:
                    _as(model, "loss.label_smoothing", raw.get("label_smoothing", DEFAULT_LABEL_SMOOTHING), float))
 
 
+@dataclass(frozen=True)
+class OODSpec:
+    """A classifier's out-of-distribution detector (:mod:`medviz.classification.ood`), fitted after export.
+
+    Attributes:
+        file: safetensors file of the fitted statistics (class means, precision matrix, val scores),
+            relative to the weights directory.
+        sha256: checksum of ``file`` (checked when the statistics are read).
+        score: the score kept on validation (``"mahalanobis"``, ``"mahalanobis_joint"`` (ensembles) or
+            ``"energy"``); higher = less like training.
+        threshold: above it the model abstains (fixed so that at most 5 % of the val images are above).
+        val_abstention: fraction of the model's val images above ``threshold``.
+        layers: the layers whose input (penultimate features) and output (logits) are read, one per member.
+        record: read-only provenance (``criterion``, ``candidates``, ``command``, ``created``, ``test``...).
+    """
+
+    file: str
+    sha256: str
+    score: str
+    threshold: float
+    val_abstention: float
+    layers: tuple[str, ...]
+    record: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("file", "sha256", "score", "threshold", "val_abstention", "layers")
+    RECORD: ClassVar[tuple[str, ...]] = ("criterion", "candidates", "fitted_on", "shrinkage", "command", "created",
+                                         "test")
+    SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "energy")
+
+    @classmethod
+    def from_entry(cls, model: str, raw: Any) -> OODSpec | None:
+        if raw is None:
+            return None
+        _check_keys(model, "ood.", raw, cls.REQUIRED, cls.RECORD)
+        score = _as(model, "ood.score", raw["score"], str)
+        if score not in cls.SCORES:
+            raise _fail(model, f"'ood.score' must be one of {cls.SCORES}, not {score!r}")
+        return cls(file=_as(model, "ood.file", raw["file"], str), sha256=_as(model, "ood.sha256", raw["sha256"], str),
+                   score=score, threshold=_as(model, "ood.threshold", raw["threshold"], float),
+                   val_abstention=_as(model, "ood.val_abstention", raw["val_abstention"], float),
+                   layers=_seq(model, "ood.layers", raw["layers"], str), record=_provenance(raw, cls.RECORD))
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClassifierSpec(ModelSpec):
     """A 2D image classifier (MedMNIST or class folders).
@@ -331,11 +374,12 @@ class ClassifierSpec(ModelSpec):
         dataset_key: MedMNIST key of the training set (``"folder"``/None: a class-folder set).
         arch_preset: ``--arch`` preset of the training command.
         loss: the training loss.
+        ood: the out-of-distribution detector (None: not fitted; the model never abstains).
     """
 
     TASK: ClassVar[str] = CLASSIFICATION
     REQUIRED: ClassVar[tuple[str, ...]] = ("classes", "input", "cam_layer")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("temperature", "dataset_key", "arch_preset", "loss")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("temperature", "dataset_key", "arch_preset", "loss", "ood")
     PROVENANCE: ClassVar[tuple[str, ...]] = ("preprocessing", "weights_dtype", "fp16_check", "metrics", "references",
                                              "data", "command", "created", "members", "members_note")
 
@@ -346,10 +390,11 @@ class ClassifierSpec(ModelSpec):
     dataset_key: str | None = None
     arch_preset: str = ""
     loss: LossSpec = LossSpec()
+    ood: OODSpec | None = None
 
     @classmethod
     def _task_fields(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(classes=_seq(name, "classes", raw["classes"], str),
+        return dict(ood=OODSpec.from_entry(name, raw.get("ood")), classes=_seq(name, "classes", raw["classes"], str),
                     input=InputSpec.from_entry(name, raw["input"]),
                     cam_layer=_as(name, "cam_layer", raw["cam_layer"], str),
                     temperature=_as(name, "temperature", raw.get("temperature", DEFAULT_TEMPERATURE), float),

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+from medviz.classification.calibration import ShownProbability, shown_probability
 from medviz.classification.evaluate import run_model
 from medviz.classification.infer import Prediction, TTAResult, predict, predict_tta
+from medviz.classification.ood import OODResult, OODStats, assess, load_stats
 from medviz.classification.preprocess import PreparedInput, prepare_input
 from medviz.constants import Task, WindowPreset
 from medviz.explain import classifier_target, explain
@@ -105,14 +107,33 @@ _CLASSIFY_MEMO = "medviz.classify.last"  # this session's last result, with the 
 
 @dataclass(frozen=True)
 class ClassifyView:
-    """Everything the Classify page shows for one image: the prepared input, the calibrated prediction,
-    the test-time-augmentation spread, the class explained and its ``(S, S)`` CAM in [0, 1]."""
+    """Everything the Classify page shows for one image: the prepared input, the prediction, the
+    test-time-augmentation spread, the class explained and its ``(S, S)`` CAM in [0, 1], whether the model
+    abstains (``ood``, with the fitted detector ``ood_stats`` for the in-distribution range; None when the
+    model has none) and which probability is shown (``shown``)."""
 
     prep: PreparedInput
     prediction: Prediction
     tta: TTAResult
     explained_class: int
     cam: np.ndarray
+    ood: OODResult
+    ood_stats: OODStats | None
+    shown: ShownProbability
+
+    @property
+    def abstain(self) -> bool:
+        return self.ood.abstain
+
+    def ood_caption(self) -> str:
+        """The image's OOD score against the validation images, in words with numbers (empty without a detector)."""
+        o = self.ood
+        if o.score is None or o.val_range is None:
+            return ""
+        lo, mid, hi = o.val_range
+        side = "above" if o.above_threshold else "at or below"
+        return (f"{o.score_name} score {o.score:.3g}, {side} the threshold {o.threshold:.3g}; the model's validation "
+                f"images score {lo:.3g}..{hi:.3g} (median {mid:.3g}), {o.percentile:.0f} % of them lower than this image.")
 
 
 def classify_panel(name: str, image: np.ndarray, window: WindowPreset | None, modality: str, n_slices: int,
@@ -135,9 +156,11 @@ def _classify(name: str, image: np.ndarray, window: WindowPreset | None, modalit
     model, entry = cached_classifier(name)
     spec = entry.spec
     prep = prepare_input(image, spec, window, modality, n_slices)
+    stats = load_stats(entry)
+    ood = assess(model, spec, stats, prep, image, modality)
     pred = predict(model, spec, prep.x)
     tta = predict_tta(model, spec, prep.x)
     classes = list(spec.classes)
     cls = pred.top if target == "predicted class" else classes.index(target)
     cam = explain(model, prep.x, spec.cam_layer, classifier_target(cls), method)
-    return ClassifyView(prep, pred, tta, cls, cam)
+    return ClassifyView(prep, pred, tta, cls, cam, ood, stats, shown_probability(spec.temperature, spec.test_metrics))

@@ -1,0 +1,483 @@
+"""Out-of-distribution detection for classifiers: abstain on images unlike the model's training images.
+
+Two scores from the model's own network, higher = less like the training images:
+
+* ``mahalanobis``: the Mahalanobis distance of the penultimate features (the input of the final linear
+  layer) to the nearest class mean, with class-conditional means and one shared covariance fitted on the
+  model's **train** split, shrunk towards a scaled identity by the Ledoit-Wolf estimate (Lee et al.,
+  NeurIPS 2018);
+* ``energy``: ``-logsumexp(logits)`` (Liu et al., NeurIPS 2020).
+
+An ensemble (:mod:`medviz.models.ensemble`) is scored member by member (each member's own features and
+logits; the ensemble's output is a log-probability whose ``logsumexp`` is always 0) and the members'
+scores are averaged; a third candidate, ``mahalanobis_joint``, fits one Gaussian to the members'
+concatenated features.
+
+The score kept is chosen on **validation** data only, by a criterion fixed before any test image is
+scored (:data:`CRITERION`); its threshold is the smallest value with at most :data:`MAX_VAL_ABSTENTION`
+of the model's own val images above it. The model abstains when the score is above the threshold or an
+input check fails on its own (:func:`medviz.classification.preprocess.input_abstain_reasons`: declared
+modality, blank, grey/colour). Fitted statistics live beside the weights (``<name>.ood.safetensors``)
+with the manifest entry's ``ood`` field (:class:`medviz.models.specs.OODSpec`).
+
+Fit (writes the statistics file and the manifest field)::
+
+    python -m medviz.classification.ood --model pneumonia_resnet
+
+Every forward pass runs inside :func:`medviz.models.runtime.using`; the forward hooks that read the
+features are removed before the guard is left, so the shared model is left exactly as found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medviz.classification.card import record_ood_test
+from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
+from medviz.classification.ood_data import family_inputs, validation_families
+from medviz.classification.preprocess import PreparedInput, input_abstain_reasons, preprocess_batch
+from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry
+from medviz.models.runtime import model_device, using
+from medviz.models.specs import ClassifierSpec, OODSpec
+from medviz.models.weights import load_model
+from medviz.types import MedvizError
+
+SCORES = OODSpec.SCORES
+#: At most this fraction of the model's own val images may abstain.
+MAX_VAL_ABSTENTION = 0.05
+#: How the score is chosen, fixed before any test image was scored.
+CRITERION = ("highest worst-family abstention rate at the val threshold over the validation OOD families "
+             "(other classifiers' val splits, LGG val-patient slices, Kermany val chest X-rays where out of "
+             "domain); ties broken by the higher mean val AUROC, then in the order mahalanobis, "
+             "mahalanobis_joint (ensembles only), energy")
+
+
+class OODError(MedvizError):
+    """The OOD statistics are missing, damaged or do not fit the model."""
+
+
+# ---- features ------------------------------------------------------------------------------------
+
+
+def feature_layers(spec: ClassifierSpec) -> tuple[str, ...]:
+    """The final linear layer of each member (``fc`` of a MONAI ResNet; ``members.i.fc`` of an ensemble):
+    its input is the penultimate feature vector, its output the member's logits."""
+    if spec.ood is not None:
+        return spec.ood.layers
+    if spec.arch.is_ensemble:
+        return tuple(f"members.{i}.fc" for i in range(len(spec.arch.members)))
+    return ("fc",)
+
+
+def features_and_logits(model: Any, x: np.ndarray, layers: tuple[str, ...],
+                        batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features and logits of every member for a preprocessed stack ``(N, C, S, S)``.
+
+    Forward hooks on ``layers`` are registered inside :func:`medviz.models.runtime.using` (the model's lock,
+    eval and inference mode) and removed before it is left, also on errors.
+
+    Returns:
+        ``(features, logits)``: ``(M, N, D)`` and ``(M, N, K)`` float64, ``M`` = ``len(layers)``.
+    """
+    import torch
+
+    if len(x) == 0:
+        raise OODError("no images to score")
+    device = model_device(model)
+    feats: list[list[np.ndarray]] = [[] for _ in layers]
+    logits: list[list[np.ndarray]] = [[] for _ in layers]
+    with using(model) as m:
+        handles = []
+        try:
+            for i, name in enumerate(layers):
+                def hook(_module: Any, inp: Any, out: Any, i: int = i) -> None:
+                    feats[i].append(inp[0].float().cpu().numpy())
+                    logits[i].append(out.float().cpu().numpy())
+
+                handles.append(m.get_submodule(name).register_forward_hook(hook))
+            for s in range(0, len(x), batch_size):
+                m(torch.as_tensor(np.ascontiguousarray(x[s:s + batch_size]), dtype=torch.float32, device=device))
+        except AttributeError as e:
+            raise OODError(f"the network has no layer {e}") from e
+        finally:
+            for h in handles:
+                h.remove()
+    return (np.stack([np.concatenate(f) for f in feats]).astype(np.float64),
+            np.stack([np.concatenate(z) for z in logits]).astype(np.float64))
+
+
+# ---- statistics ----------------------------------------------------------------------------------
+
+
+def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit-Wolf shrunk covariance of centred rows ``(N, D)``: ``(1 - a) S + a mu I``, ``mu = tr(S) / D``.
+
+    Returns:
+        ``(covariance (D, D), shrinkage a in [0, 1])``.
+    """
+    x = np.asarray(centred, dtype=np.float64)
+    n, d = x.shape
+    s = x.T @ x / n
+    mu = np.trace(s) / d
+    delta = s.copy()
+    delta[np.diag_indices(d)] -= mu
+    d2 = float(np.sum(delta ** 2)) / d
+    x2 = x ** 2
+    b2 = float(np.sum((x2.T @ x2) / n - s ** 2)) / (d * n)
+    a = 1.0 if d2 == 0 else min(b2, d2) / d2
+    cov = (1 - a) * s
+    cov[np.diag_indices(d)] += a * mu
+    return cov, a
+
+
+def fit_gaussians(features: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Class means and the shared (within-class, Ledoit-Wolf shrunk) precision matrix of ``(N, D)`` features.
+
+    Returns:
+        ``(means (K, D), precision (D, D), shrinkage)``.
+    """
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    missing = [k for k in range(n_classes) if not np.any(y == k)]
+    if missing:
+        raise OODError(f"no training image of class {missing[0]}")
+    means = np.stack([f[y == k].mean(axis=0) for k in range(n_classes)])
+    cov, a = ledoit_wolf(f - means[y])
+    return means, np.linalg.pinv(cov, hermitian=True), a
+
+
+def mahalanobis_score(features: np.ndarray, means: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Distance to the nearest class mean, averaged over members: features ``(M, N, D)``, means
+    ``(M, K, D)``, precision ``(M, D, D)`` -> ``(N,)``."""
+    out = []
+    for f, mu, p in zip(features, means, precision):
+        diff = f[:, None, :] - mu[None]  # (N, K, D)
+        d2 = np.einsum("nkd,de,nke->nk", diff, p, diff)
+        out.append(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
+    return np.mean(out, axis=0)
+
+
+def energy_score(logits: np.ndarray) -> np.ndarray:
+    """``-logsumexp`` of each member's logits ``(M, N, K)``, averaged over members -> ``(N,)``."""
+    z = np.asarray(logits, dtype=np.float64)
+    top = z.max(axis=-1, keepdims=True)
+    lse = top[..., 0] + np.log(np.exp(z - top).sum(axis=-1))
+    return np.mean(-lse, axis=0)
+
+
+def threshold_for(val_scores: np.ndarray, max_rate: float = MAX_VAL_ABSTENTION) -> float:
+    """The smallest val score with at most ``max_rate`` of ``val_scores`` strictly above it."""
+    v = np.sort(np.asarray(val_scores, dtype=np.float64))
+    if v.size == 0:
+        raise OODError("no val scores to set the threshold on")
+    k = int(np.ceil((1.0 - max_rate) * v.size)) - 1  # index of the lowest allowed threshold
+    return float(v[min(max(k, 0), v.size - 1)])
+
+
+def abstention_rate(scores: np.ndarray, threshold: float) -> float:
+    """Fraction of ``scores`` strictly above ``threshold``."""
+    s = np.asarray(scores, dtype=np.float64)
+    return float(np.mean(s > threshold)) if s.size else float("nan")
+
+
+@dataclass(frozen=True)
+class OODStats:
+    """The fitted detector of one classifier (read from ``<name>.ood.safetensors``).
+
+    Attributes:
+        score: the chosen score name.
+        threshold: abstain above it.
+        layers: the feature layers, one per member.
+        means: ``(M, K, D)`` class means of the train features.
+        precision: ``(M, D, D)`` shared precision matrices.
+        val_scores: the chosen score on every val image, sorted (the in-distribution range).
+        val_abstention: fraction of val images above the threshold.
+    """
+
+    score: str
+    threshold: float
+    layers: tuple[str, ...]
+    means: np.ndarray
+    precision: np.ndarray
+    val_scores: np.ndarray
+    val_abstention: float
+
+    def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
+        """The chosen score of features ``(M, N, D)`` / logits ``(M, N, K)`` -> ``(N,)``."""
+        if self.score == "energy":
+            return energy_score(logits)
+        return mahalanobis_score(joint(features) if self.score == "mahalanobis_joint" else features,
+                                 self.means, self.precision)
+
+    def percentile(self, value: float) -> float:
+        """Percentage of the val images whose score is below ``value``."""
+        return 100.0 * float(np.mean(self.val_scores < value))
+
+
+def joint(features: np.ndarray) -> np.ndarray:
+    """The members' features side by side: ``(M, N, D)`` -> ``(1, N, M * D)``."""
+    return np.concatenate(list(features), axis=-1)[None]
+
+
+def candidate_scores(features: np.ndarray, logits: np.ndarray,
+                     fitted: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every candidate score of the same forward pass: ``energy``, and ``mahalanobis`` /
+    ``mahalanobis_joint`` for each entry of ``fitted`` (name -> ``(means, precision)``)."""
+    out = {"energy": energy_score(logits)}
+    for name, (means, precision) in fitted.items():
+        out[name] = mahalanobis_score(joint(features) if name == "mahalanobis_joint" else features, means, precision)
+    return out
+
+
+def stats_path(entry: ModelEntry) -> Path | None:
+    spec = entry.spec
+    return None if getattr(spec, "ood", None) is None else entry.weights_dir / spec.ood.file
+
+
+def load_stats(entry: ModelEntry) -> OODStats | None:
+    """The fitted detector of a classifier entry, None when it has no ``ood`` field.
+
+    Raises:
+        OODError: the file is missing, fails its sha256 or does not fit the model.
+    """
+    path = stats_path(entry)
+    if path is None:
+        return None
+    return _read_stats(path, entry.spec.ood.sha256, entry.spec.ood.score, entry.spec.ood.threshold,
+                       entry.spec.ood.layers, entry.spec.ood.val_abstention)
+
+
+@lru_cache(maxsize=16)
+def _read_stats(path: Path, sha256: str, score: str, threshold: float, layers: tuple[str, ...],
+                val_abstention: float) -> OODStats:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    if not path.exists():
+        raise OODError(f"OOD statistics {path.name} are missing")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise OODError(f"OOD statistics {path.name} fail their checksum (manifest {sha256[:12]}…, "
+                       f"file {actual[:12]}…); refusing to use them")
+    try:
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise OODError(f"{path.name} is not a readable safetensors file: {e}") from e
+    try:
+        means, precision = arrays["means"].astype(np.float64), arrays["precision"].astype(np.float64)
+        val = np.sort(arrays[f"val_{score}"].astype(np.float64))
+    except KeyError as e:
+        raise OODError(f"{path.name} lacks the array {e}") from e
+    members = 1 if score == "mahalanobis_joint" else len(layers)
+    if means.shape[0] != members or precision.shape[0] != members:
+        raise OODError(f"{path.name} holds statistics of {means.shape[0]} members, the model has {len(layers)}")
+    for a in (means, precision, val):
+        a.setflags(write=False)
+    return OODStats(score, threshold, layers, means, precision, val, val_abstention)
+
+
+# ---- one image -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OODResult:
+    """Whether the model abstains on one image, and why.
+
+    Attributes:
+        score_name: the score (``mahalanobis`` / ``energy``), None without fitted statistics.
+        score: the image's score (None without fitted statistics).
+        threshold: abstain above it (None without fitted statistics).
+        percentile: percentage of the model's val images with a lower score.
+        val_range: ``(min, median, max)`` of the val scores.
+        reasons: why the model abstains, in words (empty: it does not).
+    """
+
+    score_name: str | None
+    score: float | None
+    threshold: float | None
+    percentile: float | None
+    val_range: tuple[float, float, float] | None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def abstain(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def above_threshold(self) -> bool:
+        return self.score is not None and self.threshold is not None and self.score > self.threshold
+
+
+def score_reason(stats: OODStats, value: float) -> str | None:
+    """The abstention sentence of a score above the threshold (None at or below it)."""
+    if value <= stats.threshold:
+        return None
+    return (f"its {stats.score} score {value:.3g} is above the threshold {stats.threshold:.3g} that "
+            f"{100 * (1 - stats.val_abstention):.0f} % of the model's validation images stay under")
+
+
+def assess(model: Any, spec: ClassifierSpec, stats: OODStats | None, prep: PreparedInput, image: np.ndarray,
+           modality: str | None) -> OODResult:
+    """Whether ``model`` abstains on one image: its OOD score against the threshold, and the input checks.
+
+    Args:
+        prep: the prepared image (:func:`medviz.classification.preprocess.prepare_input`).
+        image: the image as loaded (before any window), for the input checks.
+        modality: the image's modality code.
+    """
+    reasons = input_abstain_reasons(image, spec.input, modality)
+    if stats is None:
+        return OODResult(None, None, None, None, None, reasons)
+    feats, logits = features_and_logits(model, prep.x[None], stats.layers)
+    value = float(stats.scores(feats, logits)[0])
+    why = score_reason(stats, value)
+    v = stats.val_scores
+    return OODResult(stats.score, value, stats.threshold, stats.percentile(value),
+                     (float(v[0]), float(np.median(v)), float(v[-1])), ([why] if why else []) + reasons)
+
+
+# ---- fitting -------------------------------------------------------------------------------------
+
+
+def split_images(spec: ClassifierSpec, split: str, data: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's own MedMNIST split as stored: ``(images, labels (N,))``."""
+    if spec.from_folder:
+        raise DataError(f"{spec.name!r} was trained on a folder set; its OOD statistics need its MedMNIST split")
+    return load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)
+
+
+def split_inputs(spec: ClassifierSpec, split: str, data: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's own MedMNIST split, preprocessed: ``(x (N, C, S, S), labels (N,))``."""
+    images, labels = split_images(spec, split, data)
+    return preprocess_batch(images, spec.input.channels, spec.input.size), labels
+
+
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+    """P(an OOD score is above an in-distribution score), ties counting one half (Mann-Whitney)."""
+    from scipy.stats import rankdata
+
+    a, b = np.asarray(in_scores, np.float64), np.asarray(out_scores, np.float64)
+    if not a.size or not b.size:
+        return float("nan")
+    ranks = rankdata(np.concatenate([a, b]))
+    return float((ranks[a.size:].sum() - b.size * (b.size + 1) / 2) / (a.size * b.size))
+
+
+def choose_score(id_val: dict[str, np.ndarray], ood_val: dict[str, dict[str, np.ndarray]]) -> tuple[str, dict[str, Any]]:
+    """Apply :data:`CRITERION`: ``id_val`` score name -> val scores of the model's own images; ``ood_val``
+    family -> score name -> scores. Returns ``(chosen score, per-candidate record)``."""
+    record: dict[str, Any] = {}
+    names = [n for n in SCORES if n in id_val]
+    for name in names:
+        t = threshold_for(id_val[name])
+        fams = {fam: {"n": int(len(s[name])), "auroc": auroc(id_val[name], s[name]),
+                      "abstention": abstention_rate(s[name], t)} for fam, s in ood_val.items()}
+        record[name] = {"threshold": t, "val_abstention": abstention_rate(id_val[name], t),
+                        "worst_abstention": min(f["abstention"] for f in fams.values()),
+                        "mean_auroc": float(np.mean([f["auroc"] for f in fams.values()])), "families": fams}
+    best = max(names, key=lambda n: (record[n]["worst_abstention"], record[n]["mean_auroc"], -names.index(n)))
+    return best, record
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    """``a`` rounded to float32 as stored, so thresholds hold for scores computed from the file."""
+    return np.asarray(a).astype(np.float32).astype(np.float64)
+
+
+def _fit_all(f_train: np.ndarray, y_train: np.ndarray, n_classes: int) -> tuple[dict[str, tuple], dict[str, list]]:
+    """``(name -> (means, precision), name -> shrinkage per member)`` of the Mahalanobis candidates."""
+    variants = {"mahalanobis": f_train}
+    if len(f_train) > 1:
+        variants["mahalanobis_joint"] = joint(f_train)
+    fitted, shrinkage = {}, {}
+    for name, feats in variants.items():
+        per = [fit_gaussians(f, y_train, n_classes) for f in feats]
+        fitted[name] = (_float32(np.stack([m for m, _, _ in per])), _float32(np.stack([p for _, p, _ in per])))
+        shrinkage[name] = [float(a) for _, _, a in per]
+    return fitted, shrinkage
+
+
+def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
+        families: Any = None, register: bool = True) -> dict[str, Any]:
+    """Fit the detector of ``entry`` on its train split, choose and threshold the score on val, write
+    ``<name>.ood.safetensors`` and (``register``) the manifest's ``ood`` field. No test image is read.
+
+    Args:
+        families: callable ``(spec) -> {family: [images...]}`` of validation OOD families (default:
+            :func:`medviz.classification.ood_data.validation_families`).
+
+    Returns:
+        The manifest ``ood`` field written.
+    """
+    from safetensors.numpy import save_file
+
+    model, entry = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
+    spec: ClassifierSpec = entry.spec
+    layers = feature_layers(spec) if spec.ood is None else spec.ood.layers
+    x_train, y_train = split_inputs(spec, "train", data)
+    f_train, _ = features_and_logits(model, x_train, layers)
+    fitted, shrinkage = _fit_all(f_train, y_train, spec.n_classes)
+
+    x_val, _ = split_inputs(spec, "val", data)
+    id_val = candidate_scores(*features_and_logits(model, x_val, layers), fitted)
+    fams = (families or validation_families)(spec, data)
+    ood_val = {}
+    for fam, family in fams.items():
+        x, _ = family_inputs(spec, family)
+        ood_val[fam] = candidate_scores(*features_and_logits(model, x, layers), fitted)
+    best, record = choose_score(id_val, ood_val)
+    threshold = threshold_for(id_val[best])
+    means, precision = fitted["mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"]
+    out_dir = Path(out_dir or entry.weights_dir)
+    file = f"{spec.name}.ood.safetensors"
+    save_file({"means": means.astype(np.float32), "precision": precision.astype(np.float32),
+               **{f"val_{n}": v.astype(np.float64) for n, v in id_val.items()}}, str(out_dir / file),
+              metadata={"model": spec.name, "model_sha256": str(spec.sha256)})
+    ood = {"file": file, "sha256": sha256_file(out_dir / file), "score": best, "threshold": threshold,
+           "val_abstention": abstention_rate(id_val[best], threshold), "layers": list(layers),
+           "criterion": CRITERION, "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
+           "shrinkage": shrinkage["mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"],
+           "command": f"python -m medviz.classification.ood --model {spec.name}",
+           "created": datetime.date.today().isoformat()}
+    if register:
+        raw = json.loads(json.dumps(entry.raw))
+        raw["ood"] = ood
+        upsert_entry(raw, out_dir)
+    return ood
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m medviz.classification.ood",
+                                description="Fit a classifier's out-of-distribution detector (train + val only).")
+    p.add_argument("--model", required=True, help="registered classifier name")
+    p.add_argument("--data", type=Path, default=None, help="data directory (default: MEDVIZ_DATA_DIR)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--card", type=Path, default=None, metavar="RESULT.json",
+                   help="instead of fitting: add the OOD section of this saved `python -m medviz.evaluate --ood "
+                        "--json` result (the one test look) to the model card and the manifest's ood.test")
+    args = p.parse_args(argv)
+    try:
+        entry = get_entry(args.model)
+        if args.card is not None:
+            record_ood_test(entry, json.loads(args.card.read_text()))
+            print(f"recorded the OOD test look in {entry.spec.card}")
+            return 0
+        ood = fit(entry, args.data, args.device)
+    except (MedvizError, RegistryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in ood.items() if k != "candidates"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,270 @@
+"""Out-of-distribution detection of the classifiers: the statistics, the threshold rule, the shipped files,
+separation on real data, the shared-model guard, ``python -m medviz.predict`` and the manifest field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medviz.classification import ood
+from medviz.classification.calibration import shown_probability
+from medviz.classification.ood_data import Family, lgg_images
+from medviz.classification.preprocess import input_abstain_reasons, is_colourful
+from medviz.models.errors import RegistryError
+from medviz.models.registry import get_entry, list_models, sha256_file
+from medviz.models.specs import parse_spec
+from tests.model_guard import assert_model_untouched
+
+SHIPPED = ("pneumonia_resnet", "retina_resnet", "breast_resnet")
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
+
+
+@pytest.fixture(autouse=True)
+def _shipped_weights(monkeypatch):
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(WEIGHTS))
+
+
+@pytest.fixture(scope="module")
+def pneumonia():
+    from medviz.models.weights import load_model
+
+    return load_model("pneumonia_resnet", weights_dir=WEIGHTS)
+
+
+# ---- statistics (no data) ------------------------------------------------------------------------
+
+
+def test_threshold_keeps_at_most_five_percent_above_and_is_the_smallest_such():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 19, 20, 21, 78, 120, 524):
+        v = rng.normal(size=n)
+        t = ood.threshold_for(v)
+        assert ood.abstention_rate(v, t) <= 0.05
+        lower = np.sort(v)[np.sort(v) < t]
+        if lower.size:  # any lower threshold would let more than 5 % abstain
+            assert ood.abstention_rate(v, lower[-1]) > 0.05
+
+
+def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(10, 40))  # fewer rows than dimensions: the sample covariance is singular
+    cov, a = ood.ledoit_wolf(x - x.mean(0))
+    assert 0 < a <= 1
+    assert np.linalg.eigvalsh(cov).min() > 0
+    from sklearn.covariance import ledoit_wolf
+
+    for n, d in ((10, 40), (200, 8), (3000, 5)):  # the same estimate as scikit-learn's
+        x = rng.normal(size=(n, d)) * np.arange(1, d + 1)
+        x -= x.mean(0)
+        ref, ref_a = ledoit_wolf(x, assume_centered=True)
+        cov, a = ood.ledoit_wolf(x)
+        assert a == pytest.approx(ref_a) and np.allclose(cov, ref)
+
+
+def test_mahalanobis_and_energy_rank_far_points_higher():
+    rng = np.random.default_rng(2)
+    train = np.concatenate([rng.normal(0, 1, (200, 8)), rng.normal(4, 1, (200, 8))])
+    labels = np.repeat([0, 1], 200)
+    means, precision, _ = ood.fit_gaussians(train, labels, 2)
+    near, far = rng.normal(0, 1, (50, 8)), rng.normal(12, 1, (50, 8))
+    score = ood.mahalanobis_score(np.stack([np.concatenate([near, far])]), means[None], precision[None])
+    assert ood.auroc(score[:50], score[50:]) == 1.0
+    confident = np.array([[[10.0, 0.0]]])  # large logits: low energy (in distribution)
+    flat = np.array([[[0.0, 0.0]]])
+    assert ood.energy_score(confident)[0] < ood.energy_score(flat)[0]
+    with pytest.raises(ood.OODError):
+        ood.fit_gaussians(train, np.zeros(400, int), 2)  # a class without training images
+
+
+def test_auroc_counts_ties_as_half():
+    assert ood.auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert ood.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+    assert ood.auroc(np.array([3.0]), np.array([1.0])) == 0.0
+
+
+def test_input_checks_that_abstain_on_their_own():
+    spec = get_entry("pneumonia_resnet").spec.input
+    grey = np.random.default_rng(3).integers(0, 255, (64, 64)).astype(np.uint8)
+    assert input_abstain_reasons(grey, spec, "DX") == []
+    assert input_abstain_reasons(grey, spec, None) == []  # unknown modality only warns
+    assert input_abstain_reasons(grey, spec, "CR") == []  # CR and DX are both radiographs
+    assert any("modality MR" in r for r in input_abstain_reasons(grey, spec, "MR"))
+    assert any("blank" in r for r in input_abstain_reasons(np.zeros((9, 9), np.uint8), spec, None))
+    grey_rgb = np.repeat(grey[..., None], 3, axis=-1)
+    assert not is_colourful(grey_rgb) and input_abstain_reasons(grey_rgb, spec, None) == []
+    colour = grey_rgb.copy()
+    colour[..., 0] = 255 - colour[..., 0]
+    assert any("colour image" in r for r in input_abstain_reasons(colour, spec, None))
+    retina = get_entry("retina_resnet").spec.input
+    assert any("grey image" in r for r in input_abstain_reasons(grey, retina, None))
+
+
+# ---- the manifest field --------------------------------------------------------------------------
+
+
+def _entry(name: str) -> dict:
+    return copy.deepcopy(get_entry(name).raw)
+
+
+def test_ood_field_parses_and_older_entries_stay_valid():
+    raw = _entry("pneumonia_resnet")
+    spec = parse_spec(raw)
+    assert spec.ood is not None and spec.ood.score in spec.ood.SCORES and spec.ood.layers == ("fc",)
+    raw.pop("ood")
+    assert parse_spec(raw).ood is None  # an entry written before the field existed
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda o: o.update(treshold=1.0), "unknown key 'ood.treshold'"),
+    (lambda o: o.update(score="softmax"), "'ood.score' must be one of"),
+    (lambda o: o.pop("sha256"), "missing required key 'ood.sha256'"),
+])
+def test_bad_ood_field_is_refused(change, message):
+    raw = _entry("pneumonia_resnet")
+    change(raw["ood"])
+    with pytest.raises(RegistryError, match=message):
+        parse_spec(raw)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
+    entry = get_entry(name)
+    spec = entry.spec
+    assert spec.ood is not None, f"{name} has no OOD statistics"
+    path = WEIGHTS / spec.ood.file
+    assert sha256_file(path) == spec.ood.sha256
+    assert path.stat().st_size <= 20 * 2**20
+    stats = ood.load_stats(entry)
+    # <= 5 % of the model's own val images above the threshold, and the stored rate is that fraction
+    assert ood.abstention_rate(stats.val_scores, stats.threshold) <= ood.MAX_VAL_ABSTENTION
+    assert ood.abstention_rate(stats.val_scores, stats.threshold) == pytest.approx(spec.ood.val_abstention)
+    assert stats.threshold == pytest.approx(ood.threshold_for(stats.val_scores))
+    assert len(stats.val_scores) == spec.metrics["val"]["n"]
+
+
+def test_statistics_failing_their_checksum_are_refused(tmp_path):
+    entry = get_entry("pneumonia_resnet")
+    (tmp_path / entry.spec.ood.file).write_bytes((WEIGHTS / entry.spec.ood.file).read_bytes()[:-1] + b"\0")
+    bad = type(entry)(raw=entry.raw, weights_dir=tmp_path)
+    with pytest.raises(ood.OODError, match="checksum"):
+        ood.load_stats(bad)
+
+
+def test_probability_is_called_calibrated_only_where_scaling_lowered_the_test_ece():
+    for e in list_models(task="classification"):
+        spec = e.spec
+        test = spec.test_metrics
+        shown = shown_probability(spec.temperature, test)
+        if test and spec.temperature != 1.0:
+            assert shown.calibrated == (test["ece_calibrated"] < test["ece"])
+            assert f"{test['ece_calibrated']:.3f}" in shown.sentence()
+    assert not shown_probability(0.59, {"ece": 0.038, "ece_calibrated": 0.058}).calibrated
+    assert "worse" in shown_probability(0.59, {"ece": 0.038, "ece_calibrated": 0.058}).sentence()
+    assert shown_probability(1.1, {"ece": 0.026, "ece_calibrated": 0.022}).label == "calibrated"
+
+
+# ---- the model and its guard ---------------------------------------------------------------------
+
+
+def test_features_come_from_the_final_layer_and_leave_the_shared_model_untouched(tiny):
+    import torch
+
+    model, entry = tiny
+    x = np.random.default_rng(4).random((5, *entry.spec.input.shape)).astype(np.float32)
+    feats, logits = assert_model_untouched(model, lambda: ood.features_and_logits(model, x, ood.feature_layers(entry.spec)))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert feats.shape[:2] == (1, 5) and np.allclose(logits[0], expected, atol=1e-5)
+
+
+def test_ensemble_assessment_leaves_the_model_untouched():
+    from medviz.classification.preprocess import prepare_input
+    from medviz.models.weights import load_model
+
+    model, entry = load_model("breast_resnet", weights_dir=WEIGHTS)
+    stats = ood.load_stats(entry)
+    image = np.random.default_rng(5).integers(0, 255, (40, 40)).astype(np.uint8)
+    prep = prepare_input(image, entry.spec)
+    result = assert_model_untouched(model, lambda: ood.assess(model, entry.spec, stats, prep, image, None))
+    assert result.score is not None and result.threshold == stats.threshold
+
+
+# ---- medviz.predict ------------------------------------------------------------------------------
+
+
+def _predict(capsys, *args: str) -> tuple[int, list[dict]]:
+    from medviz.predict import main
+
+    rc = main(["--model", "pneumonia_resnet", *args, "--json"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    return rc, lines
+
+
+def test_predict_abstains_on_a_bundled_ct_slice_and_names_a_missing_file(capsys, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    rc, rows = _predict(capsys, get_testdata_file("CT_small.dcm"), str(tmp_path / "missing.png"))
+    assert rc == 1 and len(rows) == 2
+    ct, missing = rows
+    assert set(ct) >= {"file", "model", "abstain", "ood_score", "ood_threshold", "probs", "prediction", "warnings"}
+    assert ct["abstain"] is True and ct["prediction"] is None and ct["ood_score"] > ct["ood_threshold"]
+    assert any("modality CT" in r for r in ct["abstain_reasons"])
+    assert set(ct["probs"]) == {"normal", "pneumonia"} and abs(sum(ct["probs"].values()) - 1) < 1e-6
+    assert missing["error"] and "no such file" in missing["error"] and "Error" not in missing["error"]
+
+
+@pytest.mark.data
+def test_predict_abstains_on_an_lgg_slice_and_answers_on_a_paediatric_chest_xray(capsys, data_dir):
+    lgg = data_dir / "lgg_flair_mri_seg" / "images" / "TCGA_CS_4943_20000902_10.png"
+    cxr = sorted((data_dir / "cxr_pneumonia_kermany" / "val" / "NORMAL").glob("*.jpg"))[0]
+    rc, (brain, chest) = _predict(capsys, str(lgg), str(cxr))
+    assert rc == 0
+    assert brain["abstain"] is True and brain["prediction"] is None and brain["ood_score"] > brain["ood_threshold"]
+    assert chest["error"] is None and chest["ood_score"] < brain["ood_score"]
+
+
+# ---- real data -----------------------------------------------------------------------------------
+
+
+@pytest.mark.data
+def test_score_separates_fifty_test_images_from_fifty_lgg_slices(pneumonia, data_dir):
+    model, entry = pneumonia
+    stats = ood.load_stats(entry)
+    x_test, _ = ood.split_inputs(entry.spec, "test", data_dir)
+    from medviz.classification.ood_data import family_inputs
+
+    lgg = lgg_images(data_dir, "test")[::4][:50]
+    x_lgg, reasons = family_inputs(entry.spec, lgg)
+    s_in = stats.scores(*ood.features_and_logits(model, x_test[:50], stats.layers))
+    s_out = stats.scores(*ood.features_and_logits(model, x_lgg, stats.layers))
+    assert len(s_out) == 50 and ood.auroc(s_in, s_out) >= 0.95
+    assert np.mean(s_out > stats.threshold) >= 0.9 and np.mean(s_in > stats.threshold) <= 0.1
+
+
+@pytest.mark.data
+def test_stored_val_scores_are_what_the_model_computes(pneumonia, data_dir):
+    model, entry = pneumonia
+    stats = ood.load_stats(entry)
+    x_val, _ = ood.split_inputs(entry.spec, "val", data_dir)
+    scores = stats.scores(*ood.features_and_logits(model, x_val, stats.layers))
+    assert np.allclose(np.sort(scores), stats.val_scores, rtol=1e-4, atol=1e-4)
+    assert np.mean(scores > stats.threshold) <= 0.05
+
+
+@pytest.mark.data
+def test_ood_evaluation_on_a_small_family_reports_the_bar(pneumonia, data_dir):
+    from medviz.classification.ood_eval import evaluate_ood, format_ood_table
+
+    model, entry = pneumonia
+    fam = Family("lgg_mri", "LGG slices (subset)", lgg_images(data_dir, "test")[::10])
+    result = assert_model_untouched(model, lambda: evaluate_ood(model, entry, data_dir, families=[fam]))
+    row = result["families"][0]
+    assert row["n"] == len(fam) and 0 <= row["fpr_at_95_tpr"] <= 1 and row["auroc"] >= 0.95
+    assert row["abstention"] >= row["abstention_score_only"]
+    assert result["in_distribution"]["n"] == 624 and result["in_distribution"]["abstention"] <= 0.1
+    assert set(result["bar"]) >= {"met", "failing"}
+    assert "lgg_mri" in format_ood_table(result)
