@@ -46,7 +46,7 @@ def ood_figure(val_scores: np.ndarray, threshold: float, score: float, score_nam
     fig.add_vline(x=threshold, line_dash="dash", line_color="#333333", annotation_text="threshold",
                   annotation_position="top left")
     fig.add_vline(x=score, line_color="#d62728", line_width=3, annotation_text="this image",
-                  annotation_position="top right" if score >= threshold else "top left")
+                  annotation_position="top left")  # the line is often the right end of the axis
     hi = max(float(v.max()) if v.size else threshold, score, threshold)
     lo = min(float(v.min()) if v.size else threshold, score)
     pad = 0.05 * max(hi - lo, 1e-6)

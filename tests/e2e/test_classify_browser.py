@@ -54,11 +54,11 @@ def test_pneumonia_model_abstains_on_an_lgg_brain_slice(page, app_url, data_dir,
     _upload_to_pneumonia_model(page, app_url, streamlit_idle, lgg)
     expect(page.get_by_text(re.compile("does not look like the model's training images"))).to_be_visible(
         timeout=120_000)
-    expect(page.get_by_text(re.compile(r"validation images score"))).to_be_visible()
-    expect(page.get_by_text("what the model sees")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"validation images score"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("what the model sees")).to_be_visible(timeout=120_000)
     assert page.locator('[data-testid="stMetricValue"]').count() == 0  # no large class label
     toggle = page.get_by_text("show anyway", exact=True)
-    expect(toggle).to_be_visible()
+    expect(toggle).to_be_visible(timeout=120_000)
     shots.save(page, "classify-lgg-abstains")
     toggle.click()
     streamlit_idle(page)
