@@ -166,8 +166,9 @@ def reference_comparison(memo: dict[str, Any], file_id: str, name: str, data: by
     key = (file_id, id(mask))
     cached = memo.get("reference")
     if cached is None or cached[0] != key:
-        ref, notes = read_reference_mask(name, data, volume)
-        cached = (key, compare_with_reference(mask, ref, notes))
+        with st.spinner("Reading the reference mask and comparing…"):
+            ref, notes = read_reference_mask(name, data, volume)
+            cached = (key, compare_with_reference(mask, ref, notes))
         memo["reference"] = cached
     return cached[1]
 
