@@ -217,6 +217,16 @@ def test_predict_abstains_on_a_bundled_ct_slice_and_names_a_missing_file(capsys,
     assert missing["error"] and "no such file" in missing["error"] and "Error" not in missing["error"]
 
 
+def test_predict_reads_the_middle_slice_of_a_bundled_nifti(capsys):
+    from importlib import resources
+
+    nii = Path(str(resources.files("nibabel").joinpath("tests", "data", "anatomical.nii")))
+    rc, (row,) = _predict(capsys, str(nii))
+    assert rc == 0 and row["error"] is None
+    assert any("one slice of 25" in w for w in row["warnings"])  # a 3D head MR: its middle slice
+    assert row["abstain"] is True and row["prediction"] is None and row["prediction_if_shown"] in ("normal", "pneumonia")
+
+
 @pytest.mark.data
 def test_predict_abstains_on_an_lgg_slice_and_answers_on_a_paediatric_chest_xray(capsys, data_dir):
     lgg = data_dir / "lgg_flair_mri_seg" / "images" / "TCGA_CS_4943_20000902_10.png"
