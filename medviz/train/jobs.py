@@ -12,7 +12,8 @@ resume beyond that waits in a first-in-first-out queue (status ``queued``) and s
 a running job ends; a waiting job can be cancelled (:meth:`JobManager.cancel`, or Stop). Training
 threads run at a lower CPU priority than the page (:mod:`medviz.train.priority`).
 
-Data sources chosen on the page must lie under the data folder or the owner's upload folder
+Data sources chosen on the page must lie under the data folder or the owner's upload folder, and the paths
+task options hold (start weights, ensemble members) under the runs, user models or shipped weights folder
 (:mod:`medviz.train.paths`, :mod:`medviz.train.uploads`); :meth:`JobManager.start` checks this again.
 
 Example:
@@ -40,7 +41,7 @@ from medviz.train.command import TrainCommand, command_line, to_argv
 from medviz.train.engine import export_model, train
 from medviz.train.eta import wait_estimate
 from medviz.train.events import EventLog, TrainEvent
-from medviz.train.paths import DataSourceError, check_data_source
+from medviz.train.paths import DataSourceError, check_data_source, check_option_paths
 from medviz.train.priority import TRAINING_NICE, lower_thread_priority
 from medviz.train.uploads import public_command, upload_folder
 from medviz.types import MedvizError
@@ -183,8 +184,9 @@ class JobManager:
 
         Raises:
             JobError: the queue is full, the data source lies outside the data folder and the
-                owner's upload folder, the command names its own run or export folder, or an option
-                value is invalid (out of range, not a choice, ...).
+                owner's upload folder, a path option (``init``, ...) lies outside the runs, user models and
+                shipped weights folders (or inside the upload folders), the command names its own run or
+                export folder, or an option value is invalid (out of range, not a choice, ...).
         """
         _check_owner(owner)
         if command.run.run_dir is not None or command.run.out is not None:
@@ -198,7 +200,11 @@ class JobManager:
                 data = check_data_source(data, [self.upload_folder(owner)])
             except DataSourceError as e:
                 raise JobError(str(e)) from None
-        command = replace(command, run=replace(command.run, data=data, resume=False))
+        try:
+            options = check_option_paths(command.options, self.runs_dir)
+        except DataSourceError as e:
+            raise JobError(str(e)) from None
+        command = replace(command, run=replace(command.run, data=data, resume=False), options=options)
         task = command.build_task()
         with self._lock:
             self._prune(owner)

@@ -270,3 +270,24 @@ def test_start_accepts_only_the_data_folder_and_the_owners_uploads(tmp_path, mon
     assert "<uploaded: brains.npz>" in job.argv and not any(str(tmp_path) in a for a in job.argv)
     m.wait(job.id, ALICE, 120)
     assert job.status == "completed", job.error
+
+
+def test_start_takes_start_weights_only_from_the_runs_user_models_or_weights_folders(tmp_path, monkeypatch):
+    from medviz.segmentation.options import SegmentationTrainOptions
+    from medviz.train.paths import MODEL_REFUSED
+
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("MEDVIZ_USER_MODELS_DIR", str(tmp_path / "user-models"))
+    m = JobManager(runs_dir=tmp_path / "runs")
+    upload = SessionUploads(m.upload_folder(ALICE)).save("weights.safetensors", b"x")
+    for bad in ("/etc/hostname", str(tmp_path / "elsewhere.safetensors"), str(upload)):
+        with pytest.raises(JobError) as e:
+            m.start(ALICE, TrainCommand("segmentation", config=CONFIG,
+                                        options=SegmentationTrainOptions(init=Path(bad))))
+        assert str(e.value) == MODEL_REFUSED, bad
+    with pytest.raises(JobError, match="cannot be used from the web page"):  # every path option of a task
+        m.start(ALICE, _cmd(ToyOptions(trace=tmp_path / "trace.txt")))
+    job = m.start(ALICE, _cmd(ToyOptions(trace=tmp_path / "runs" / "trace.txt"), epochs=1))
+    m.wait(job.id, ALICE, 120)
+    assert job.status == "completed", job.error
+    assert (tmp_path / "runs" / "trace.txt").read_text()

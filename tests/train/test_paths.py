@@ -1,8 +1,10 @@
-"""The Training page's data source check: only the data folder and the session's uploads, one message."""
+"""The Training page's path checks: data sources only from the data folder and the session's uploads, start weights
+and other path options only from the runs, user models and shipped weights folders; one message each."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,42 @@ def test_everything_else_gets_one_message_whether_it_exists_or_not(roots):
     }
     assert set(messages.values()) == {REFUSED}, messages
     assert "secret" not in REFUSED and "exist" not in REFUSED
+
+
+@pytest.fixture
+def model_roots(tmp_path, monkeypatch):
+    weights, user, runs = tmp_path / "weights", tmp_path / "user-models", tmp_path / "runs"
+    for folder in (weights, user, runs / "job-1", runs / "uploads" / "someone"):
+        folder.mkdir(parents=True)
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("MEDVIZ_USER_MODELS_DIR", str(user))
+    monkeypatch.setenv("MEDVIZ_RUNS_DIR", str(runs))
+    return weights, user, runs
+
+
+def test_start_weights_from_the_page_only_from_runs_user_models_or_shipped_weights(model_roots, tmp_path):
+    from medviz.classification.train import ClassificationTrainOptions
+    from medviz.segmentation.options import SegmentationTrainOptions
+    from medviz.train.cli import parse
+    from medviz.train.paths import MODEL_REFUSED, check_option_paths
+
+    weights, user, runs = model_roots
+    ok = {"lgg_unet.safetensors": weights.resolve() / "lgg_unet.safetensors",  # relative: in the weights folder
+          str(user / "mine.safetensors"): user.resolve() / "mine.safetensors",
+          str(runs / "job-1" / "best.safetensors"): runs.resolve() / "job-1" / "best.safetensors"}
+    for typed, resolved in ok.items():
+        assert check_option_paths(SegmentationTrainOptions(init=Path(typed))).init == resolved
+    os.symlink("/etc", weights / "etc")
+    refused = set()
+    for bad in ("/etc/hostname", str(tmp_path / "elsewhere.safetensors"), "../outside.safetensors",
+                str(weights / "etc" / "hostname"), str(runs / "uploads" / "someone" / "their.zip")):
+        with pytest.raises(DataSourceError) as e:
+            check_option_paths(SegmentationTrainOptions(init=Path(bad)))
+        refused.add(str(e.value))
+    assert refused == {MODEL_REFUSED}
+    members = ClassificationTrainOptions(members=[runs / "job-1", Path("/etc")])  # every path option, lists too
+    with pytest.raises(DataSourceError, match="cannot be used from the web page"):
+        check_option_paths(members)
+    assert check_option_paths(SegmentationTrainOptions()).init is None
+    # the command line stays unrestricted
+    assert parse(["--task", "segmentation", "--init", "/etc/hostname"]).options.init == Path("/etc/hostname")
