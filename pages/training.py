@@ -21,10 +21,11 @@ if not tasks:
     st.stop()
 with st.expander("New run", expanded=not manager.jobs(owner)):
     task = st.selectbox("task", tasks, key="train.task")
+    ui.quick_demo_button(task)
     data, data_problem = ui.data_source(manager, owner)
     config, problems = ui.common_options()
     with st.popover(f"{task} options"):
-        options, task_problems = ui.task_options(task)
+        options, task_problems = ui.task_options(task, manager)
     problems += task_problems + ([data_problem] if data_problem else [])
     command = TrainCommand(task, run=RunOptions(data=data), config=config, options=options)
     st.code(command_line(manager.shown_argv(owner, command)), language="bash")

@@ -87,7 +87,7 @@ class TrainConfig:
     seed: int = option(0, label="Seed", min=0, max=2**32 - 1, help="base seed; epoch e is seeded with seed + e")
     device: str = option("auto", label="Device", choices=("auto", "cpu", "cuda"))
     amp: bool = option(True, label="Mixed precision on CUDA", advanced=True,
-                       help="mixed precision on CUDA, ignored on CPU (--no-amp: off)")
+                       help="mixed precision on CUDA, ignored on CPU")
     num_workers: int = option(0, label="Data-loader workers", min=0, max=256, advanced=True,
                               help="DataLoader worker processes (0: load in the training process)")
     max_steps_per_epoch: int | None = option(None, label="Max steps per epoch (empty: all)", min=1,

@@ -58,7 +58,8 @@ def init_option() -> Any:
 
 def init_note_option() -> Any:
     """The ``init_note`` field (``--init-note TEXT``): provenance of ``init``, written into the model card."""
-    return option("", label="Provenance of the start weights", help="provenance of --init, written into the model card")
+    return option("", label="Provenance of the start weights",
+                  help="where the start weights came from, written into the model card")
 
 
 class TrainTask(ABC):

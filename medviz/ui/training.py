@@ -22,7 +22,8 @@ from medviz.options import OptionInfo, describe
 from medviz.train.engine import TrainConfig
 from medviz.train.eta import progress_numbers
 from medviz.train.jobs import Job, JobManager
-from medviz.train.paths import DataSourceError, check_data_source
+from medviz.train.paths import DataSourceError, check_data_source, check_option_paths
+from medviz.train.presets import quick_demo
 from medviz.train.registry import get_task_class
 from medviz.train.uploads import SessionUploads
 
@@ -30,6 +31,7 @@ OWNER_KEY = "medviz.train.owner"
 JOB_KEY = "medviz.train.job"
 REPORT_KEY = "medviz.train.report"
 UPLOADS_KEY = "medviz.train.uploads"
+DEMO_KEY = "medviz.train.demo_preset"  # the task whose quick demo preset was applied last
 
 
 @st.cache_resource
@@ -46,43 +48,69 @@ def owner_token() -> str:
 
 
 # -- options --------------------------------------------------------------------------------------------
+def _seed(key: str, value: Any) -> None:
+    """Give the widget ``key`` its first value through the session state (never also as a widget default,
+    so a value set by the quick demo preset shows without Streamlit's duplicate-default warning)."""
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def widget_value(o: OptionInfo, value: Any) -> Any:
+    """What the widget of option ``o`` holds to show ``value`` (text for lists and empty-able numbers)."""
+    if o.type is bool and o.container is None:
+        return bool(value)
+    if o.container is not None:
+        return " ".join(str(v) for v in (value or []))
+    if o.choices:
+        return value
+    if o.type in (int, float) and not o.optional:
+        return o.type(value)
+    return "" if value is None else str(value)
+
+
 def _option_widget(o: OptionInfo, key: str, where: Any) -> tuple[Any, str | None]:
     """One widget for option ``o`` (labelled with its words, ranged by its metadata); returns the value
     and what is wrong with it (None: valid; an invalid entry falls back to the default)."""
     help_ = o.help or None
+    _seed(key, widget_value(o, o.default))
     if o.type is bool and o.container is None:
-        return where.checkbox(o.label, value=bool(o.default), key=key, help=help_), None
+        return where.checkbox(o.label, key=key, help=help_), None
     if o.container is not None:
-        text = " ".join(str(v) for v in (o.default or []))
-        raw = where.text_input(o.label, value=text, key=key, help=f"{o.help} (space-separated)".strip())
+        raw = where.text_input(o.label, key=key, help=f"{o.help} (space-separated)".strip())
         if not raw.strip():
             return (None, None) if o.optional else (o.default, f"{o.label} needs a value")
         try:
             value = o.convert(raw.split())
         except ValueError:
             return o.default, f"{o.label}: {raw.strip()!r} is not a list of {o.type.__name__} values"
-        return value, o.problem(value)
+        return value, _words(o, o.problem(value))
     if o.choices:
         choices = [None, *o.choices] if o.optional else list(o.choices)
-        value = where.selectbox(o.label, choices, index=choices.index(o.default) if o.default in choices else 0,
-                                key=key, help=help_, format_func=lambda c: "(default)" if c is None else str(c))
+        if st.session_state[key] not in choices:
+            st.session_state[key] = choices[0]
+        value = where.selectbox(o.label, choices, key=key, help=help_,
+                                format_func=lambda c: "(default)" if c is None else str(c))
         return value, None
     if o.type in (int, float) and not o.optional:
         cast = o.type
-        value = where.number_input(o.label, value=cast(o.default),
-                                   min_value=None if o.min is None else cast(o.min),
+        value = where.number_input(o.label, min_value=None if o.min is None else cast(o.min),
                                    max_value=None if o.max is None else cast(o.max),
                                    step=1 if cast is int else None, format=None if cast is int else "%g",
                                    key=key, help=help_)
-        return value, o.problem(value)
-    raw = where.text_input(o.label, value="" if o.default is None else str(o.default), key=key, help=help_).strip()
+        return value, _words(o, o.problem(value))
+    raw = where.text_input(o.label, key=key, help=help_).strip()
     if not raw:
         return (None, None) if o.optional else (o.convert(""), None)
     try:
         value = o.convert(raw)
     except ValueError:
         return o.default, f"{o.label}: {raw!r} is not {'an integer' if o.type is int else 'a number'}"
-    return value, o.problem(value)
+    return value, _words(o, o.problem(value))
+
+
+def _words(o: OptionInfo, problem: str | None) -> str | None:
+    """A problem message for the page: the option's label without its command-line flag."""
+    return None if problem is None else problem.replace(f" ({o.flag})", "")
 
 
 def options_form(cls: type, key_prefix: str, columns: int = 1, advanced: str | None = None) -> tuple[Any, list[str]]:
@@ -110,9 +138,36 @@ def options_form(cls: type, key_prefix: str, columns: int = 1, advanced: str | N
     return cls(**values), problems
 
 
-def task_options(task: str) -> tuple[Any, list[str]]:
-    """Widgets for the task plugin's own options; returns its options dataclass and any problems."""
-    return options_form(get_task_class(task).Options, f"train.{task}")
+def apply_quick_demo(task: str) -> None:
+    """``on_click`` of the quick demo button: put the preset's values (:func:`medviz.train.presets.quick_demo`)
+    into the widgets of the common and the task options (before they are drawn again)."""
+    preset = quick_demo(task)
+    for cls, prefix, values in ((TrainConfig, "train", preset.config),
+                                (get_task_class(task).Options, f"train.{task}", preset.options)):
+        infos = {o.name: o for o in describe(cls)}
+        for name, value in values.items():
+            st.session_state[f"{prefix}.{name}"] = widget_value(infos[name], value)
+    st.session_state[DEMO_KEY] = task
+
+
+def quick_demo_button(task: str) -> None:
+    """The one-click "Quick demo run" button; once pressed, says what the preset set (until the task changes)."""
+    st.button("Quick demo run", key="train.demo", on_click=apply_quick_demo, args=(task,),
+              help="fill the form with a small, fast configuration for this task (2 epochs on a small subset)")
+    if st.session_state.get(DEMO_KEY) == task:
+        st.info(quick_demo(task).description() + " Press Start training to run it.")
+
+
+def task_options(task: str, manager: JobManager) -> tuple[Any, list[str]]:
+    """Widgets for the task plugin's own options; returns its options dataclass and any problems (a path
+    option such as "Start from weights" outside the runs, user models and shipped weights folders is one:
+    :func:`medviz.train.paths.check_option_paths`)."""
+    options, problems = options_form(get_task_class(task).Options, f"train.{task}")
+    try:
+        options = check_option_paths(options, manager.runs_dir)
+    except DataSourceError as e:
+        problems.append(str(e))
+    return options, problems
 
 
 def common_options() -> tuple[TrainConfig, list[str]]:
@@ -180,7 +235,9 @@ def _to_uint8(a: Any) -> np.ndarray:
 
 
 def _phase(job: Job) -> str:
-    return "queued" if job.queued else "running" if job.running else "done"
+    """What the whole page shows for ``job``; the live view reruns the page when it changes (so "Preparing
+    data…" gives way to the data summary as soon as the data are ready, not when the run ends)."""
+    return "queued" if job.queued else "starting" if job.status == "starting" else "running" if job.running else "done"
 
 
 def queue_note(manager: JobManager, job: Job, owner: str) -> str:
@@ -236,9 +293,9 @@ def show_report(report: dict[str, Any]) -> None:
         st.info(report["note"])
     st.caption(f"best epoch {report['best_epoch']} by {report['monitor']} = {report['best_val']:.4f}; "
                f"split: {report['split']}")
-    metrics = {**report.get("metrics", {}), **report.get("evaluator", {})}
-    if metrics:
-        st.dataframe([{"metric": k, "value": v} for k, v in metrics.items()], hide_index=True)
+    tables = report_tables(report)
+    if tables["metrics"]:
+        st.dataframe(tables["metrics"], hide_index=True)
     if "confusion" in report:
         c1, c2 = st.columns(2)
         cm = np.asarray(report["confusion"])
@@ -253,8 +310,37 @@ def show_report(report: dict[str, Any]) -> None:
         roc.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, showlegend=False))
         roc.update_layout(title="ROC", xaxis_title="1 - specificity", yaxis_title="sensitivity", height=360)
         c2.plotly_chart(roc, key="report-roc")
-    if "per_case" in report:
-        st.dataframe([{"case": c, "Dice": d} for c, d in report["per_case"]], hide_index=True)
+    if tables["per_case"]:
+        st.dataframe(tables["per_case"], hide_index=True)
+
+
+SIGNIFICANT = 4  # significant digits of the numbers in the evaluation tables
+
+
+def _rounded(v: Any) -> float:
+    """``v`` as a float rounded to :data:`SIGNIFICANT` significant digits (NaN when it is not a number)."""
+    try:
+        return float(f"{float(v):.{SIGNIFICANT}g}")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _cell(v: Any) -> str:
+    """One value of the metric table as text: numbers to :data:`SIGNIFICANT` significant digits."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return f"{v:.{SIGNIFICANT}g}" if isinstance(v, (float, np.floating)) else str(v)
+    return str(v)
+
+
+def report_tables(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The evaluation report's tables, each column of one type (Arrow serialises them as they are):
+    ``metrics`` (metric, value as text rounded to 4 significant digits, since the values mix numbers and
+    words) and ``per_case`` (case as text, Dice as a float rounded to 4 significant digits)."""
+    metrics = {**report.get("metrics", {}), **report.get("evaluator", {})}
+    return {"metrics": [{"metric": str(k), "value": _cell(v)} for k, v in metrics.items()],
+            "per_case": [{"case": str(c), "Dice": _rounded(d)} for c, d in report.get("per_case", [])]}
 
 
 def data_source(manager: JobManager, owner: str) -> tuple[Path | None, str | None]:

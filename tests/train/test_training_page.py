@@ -119,3 +119,86 @@ def test_the_estimate_counts_validation_and_says_when_it_is_rough():
     assert estimate_text(est).startswith("Estimate: ") and "+ ~1.2 s validation ≈ 3.2 s per epoch" in estimate_text(est)
     rough = estimate_text({**est, "rough": True, "method": "rough: ...; the machine is busy with other work"})
     assert rough.startswith("Rough estimate: ") and "busy" in rough
+
+
+def test_preparing_data_gives_way_to_the_summary_when_the_data_are_ready():
+    from types import SimpleNamespace
+
+    from medviz.ui.training import _phase
+
+    def job(status):
+        return SimpleNamespace(status=status, queued=status == "queued", running=status in ("starting", "running"))
+
+    # the live view reruns the whole page when the phase changes: data loading -> training must be a change
+    assert _phase(job("starting")) != _phase(job("running"))
+    assert [_phase(job(s)) for s in ("queued", "starting", "running", "completed")] == \
+        ["queued", "starting", "running", "done"]
+
+
+def test_evaluation_tables_are_rounded_and_each_column_has_one_type():
+    import pyarrow as pa
+
+    from medviz.ui.training import report_tables
+
+    report = {"metrics": {"val_loss": 0.123456789, "val_dice": 0.87654321},
+              "evaluator": {"n": 42, "tta": "flip", "auc": 0.9876543, "tiny": 1.234567e-05},
+              "per_case": [("TCGA_1", 0.912345678), ("TCGA_2", 0.5)]}
+    tables = report_tables(report)
+    assert tables["metrics"] == [{"metric": "val_loss", "value": "0.1235"}, {"metric": "val_dice", "value": "0.8765"},
+                                 {"metric": "n", "value": "42"}, {"metric": "tta", "value": "flip"},
+                                 {"metric": "auc", "value": "0.9877"}, {"metric": "tiny", "value": "1.235e-05"}]
+    assert tables["per_case"] == [{"case": "TCGA_1", "Dice": 0.9123}, {"case": "TCGA_2", "Dice": 0.5}]
+    for rows in tables.values():
+        pa.Table.from_pylist(rows)  # Arrow takes them as they are (mixed columns raise here)
+        for column in rows[0]:
+            assert len({type(r[column]) for r in rows}) == 1, column
+
+
+def test_form_labels_are_words_and_a_quick_demo_fills_the_form(tmp_path, monkeypatch):
+    from medviz.options import describe
+    from medviz.train.engine import TrainConfig
+    from medviz.train.registry import get_task_class
+
+    monkeypatch.setenv("MEDVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    for task in ("segmentation", "toy"):
+        at.selectbox(key="train.task").set_value(task).run()
+        widgets = [w for kind in ("selectbox", "number_input", "text_input", "checkbox") for w in at.get(kind)
+                   if w.key and w.key.startswith("train.") and w.key.count(".") >= 1 and w.key != "train.code"]
+        labels = {w.key: w.label for w in widgets}
+        expected = {f"train.{o.name}": o.label for o in describe(TrainConfig)}
+        expected.update({f"train.{task}.{o.name}": o.label for o in describe(get_task_class(task).Options)})
+        assert {k: v for k, v in labels.items() if k in expected} == expected  # every option, by its label
+        assert not any("--" in v or "_" in v for v in labels.values()), labels
+
+    at.selectbox(key="train.task").set_value("segmentation").run()
+    at.button(key="train.demo").click().run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert at.number_input(key="train.epochs").value == 2
+    assert at.text_input(key="train.max_steps_per_epoch").value == "20"
+    assert at.number_input(key="train.segmentation.crop").value == 64
+    assert at.text_input(key="train.segmentation.unet_channels").value == "8 16 32 64"
+    assert any(i.value.startswith("Quick demo run: 2 epochs of at most 20 steps") for i in at.info)
+    assert "--epochs 2" in at.code[0].value and "--max-steps-per-epoch 20" in at.code[0].value
+
+    at.selectbox(key="train.task").set_value("toy").run()
+    at.button(key="train.demo").click().run()
+    at.button(key="train.start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    _wait_for(at, lambda a: _metric(a, "status") in ("completed", "failed"), "demo run did not finish")
+    assert _metric(at, "status") == "completed"
+
+
+def test_start_weights_outside_the_allowed_folders_are_refused_on_the_page(tmp_path, monkeypatch):
+    from medviz.train.paths import MODEL_REFUSED
+
+    monkeypatch.setenv("MEDVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(tmp_path / "weights"))
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="train.task").set_value("segmentation").run()
+    for path in ("/etc/hostname", str(tmp_path / "secret.safetensors")):
+        at.text_input(key="train.segmentation.init").set_value(path).run()
+        assert [e.value for e in at.error] == [MODEL_REFUSED]
+        assert at.button(key="train.start").disabled
+    at.text_input(key="train.segmentation.init").set_value(str(tmp_path / "runs" / "job-1" / "best.safetensors")).run()
+    assert not at.error, [e.value for e in at.error]
