@@ -76,7 +76,7 @@ def card_summary(entry: Any) -> str:
     inp = spec.input
     test = spec.test_metrics
     ref = next((r for r in spec.references if r["method"].startswith("ResNet-18")), None)
-    lines = [f"**{spec.dataset}** · {inp.label} ({inp.modality})",
+    lines = [f"**{spec.dataset}** · {inp.label} ({inp.modality}) · {entry.origin} model",
              f"classes: {', '.join(spec.classes)}",
              f"input: {inp.channels} ch, {inp.size}×{inp.size} px, 8-bit",
              f"network: {_network_text(spec.arch, spec.arch_preset)}, "

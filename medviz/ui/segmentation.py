@@ -40,6 +40,11 @@ def model_names() -> list[str]:
     return [e.name for e in list_models(task=Task.SEGMENTATION)]
 
 
+def model_label(name: str) -> str:
+    """How a model is shown in the model choice: its name and whether it is shipped or user-trained."""
+    return next((e.label for e in list_models(task=Task.SEGMENTATION) if e.name == name), name)
+
+
 def label_name(entry: Any) -> str:
     """Display name of the model's foreground label (e.g. ``FLAIR abnormality``)."""
     return entry.spec.label_name

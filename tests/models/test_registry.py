@@ -189,3 +189,21 @@ def test_the_registry_lists_shipped_and_user_trained_models_each_marked(tmp_path
     assert [(e.name, e.origin) for e in list_models(weights_dir=other)] == [("elsewhere", SHIPPED)]
     with pytest.raises(RegistryError, match="origin"):
         type(entry)(raw=entry.raw, weights_dir=user, origin="downloaded")
+
+
+def test_the_model_pages_mark_user_trained_models(tmp_path, monkeypatch):
+    from medviz.ui.classification import card_summary
+    from medviz.ui.segmentation import model_label
+
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("MEDVIZ_USER_MODELS_DIR", str(tmp_path / "user"))
+    _ship(tmp_path / "weights", "tiny")
+    _ship(tmp_path / "user", "mine")
+    entries = {e.name: e for e in list_models(task="classification")}
+    assert "· shipped model" in card_summary(entries["tiny"]).splitlines()[0]
+    assert "· user-trained model" in card_summary(entries["mine"]).splitlines()[0]
+    assert model_label("lgg_unet") == "lgg_unet"  # not registered here: the name alone
+    from tests.models.test_specs import _minimal
+
+    upsert_entry(_minimal("segmentation", name="seg_mine", sha256="0"), tmp_path / "user")
+    assert model_label("seg_mine") == "seg_mine (user-trained)"
