@@ -47,3 +47,28 @@ def _fits_int16(a: np.ndarray) -> bool:
         return False
     lo, hi = float(a.min()), float(a.max())
     return -32768 <= lo and hi <= 32767 and bool(np.all(a == np.round(a)))
+
+
+def array_on_grid(volume: Volume, data: bytes) -> np.ndarray:
+    """The ``(Z, Y, X)`` array of a NIfTI written on ``volume``'s grid — by :func:`nifti_bytes_of`, or by the
+    in-browser viewer, which saves a drawn mask with the study's own header.
+
+    Raises:
+        ValueError: the file is not NIfTI, or its grid (shape or affine) is not the volume's.
+    """
+    import nibabel as nib
+
+    raw = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    try:
+        img = nib.Nifti1Image.from_bytes(raw)
+    except Exception as e:  # nibabel raises several types for a malformed header
+        raise ValueError(f"the mask sent back is not a readable NIfTI file ({e})") from None
+    xyz = np.asanyarray(img.dataobj)
+    if xyz.ndim == 4 and xyz.shape[3] == 1:
+        xyz = xyz[..., 0]
+    if xyz.shape[::-1] != volume.shape:
+        raise ValueError(f"the mask sent back has shape {xyz.shape[::-1]}, not the study's {volume.shape}")
+    expected = RAS_FROM_LPS @ np.asarray(volume.affine, dtype=np.float64)
+    if not np.allclose(img.affine, expected, atol=1e-3):
+        raise ValueError("the mask sent back is not on the study's grid (its affine differs)")
+    return np.ascontiguousarray(np.transpose(xyz, (2, 1, 0)))

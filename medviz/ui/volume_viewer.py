@@ -30,7 +30,7 @@ from medviz.types import Volume
 
 BUILD = Path(__file__).resolve().parent / "volume_viewer_component" / "build"
 _component = components.declare_component("medviz_volume_viewer", path=str(BUILD))
-LAYOUTS = ("axial", "coronal", "sagittal", "multiplanar", "render")
+LAYOUTS = ("axial", "coronal", "sagittal", "multiplanar", "multiplanar3d", "render")
 
 
 def hosted_url(data: bytes, slot: str) -> str:
@@ -52,7 +52,9 @@ def _study_bytes(volume: Volume, token: str) -> bytes:
 
 
 def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", height: int = 520, fps: int = 10,
-                  overlay: Any = None, key: str = "volume_viewer") -> dict | None:
+                  overlay: Any = None, overlay_colormap: str = "red", overlay_range: tuple[float, float] = (0.5, 1.0),
+                  overlay_opacity: float = 0.5, drawing: Any = None, drawing_version: str = "",
+                  key: str = "volume_viewer") -> dict | bytes | None:
     """Show ``volume`` in the WebGL viewer; returns the last action the user finished there (or None).
 
     Args:
@@ -61,21 +63,30 @@ def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", he
         layout: the first layout: one of :data:`LAYOUTS` (a study without patient geometry is single-plane).
         height: canvas height in CSS pixels.
         fps: the cine's first frame rate.
-        overlay: a label map ``(Z, Y, X)`` on the study's grid to draw over it (values > 0), or None.
+        overlay: a map ``(Z, Y, X)`` on the study's grid drawn over it, not editable (a label map, or a heat map
+            with ``overlay_colormap``/``overlay_range``, e.g. ``"warm"`` and ``(0.2, 1)`` for a Grad-CAM), or None.
+        overlay_opacity: opacity of the overlay and of the drawing.
+        drawing: a binary mask ``(Z, Y, X)`` to correct by hand (brush, eraser, undo), or None. "Apply
+            correction" sends it back as NIfTI bytes (read them with :func:`medviz.io.nifti_write.array_on_grid`).
+        drawing_version: changes when ``drawing`` changes (the browser then reloads it; otherwise strokes are kept).
         key: the component's key.
 
     Returns:
         ``{"kind": "crosshair", "lps": [mm, mm, mm], "shown_value": v, "plane": ...}``,
         ``{"kind": "distance", "start_lps", "end_lps", "mm"}``, ``{"kind": "roi", "start_lps", "end_lps", "plane"}``,
         ``{"kind": "window", "low", "high"}`` or ``{"kind": "no-webgl"}``; each with a unique ``id``. Positions are
-        LPS mm; :func:`medviz.imaging.patient_space.voxel_at` finds the voxel.
+        LPS mm; :func:`medviz.imaging.patient_space.voxel_at` finds the voxel. After "Apply correction": the
+        corrected mask as NIfTI ``bytes``.
     """
     data = _study_bytes(volume, token)
     presets = {name: [p.low, p.high] for name, p in window_presets(volume).items()}
     first = next(iter(presets.values()), [0.0, 255.0])
-    overlay_url = None
+    overlay_url = drawing_url = None
     if overlay is not None:
-        overlay_url = hosted_url(nifti_bytes_of(volume, overlay.astype("uint8")), f"{key}.overlay")
+        values = overlay if overlay.dtype.kind == "f" else overlay.astype("uint8")
+        overlay_url = hosted_url(nifti_bytes_of(volume, values), f"{key}.overlay")
+    if drawing is not None:
+        drawing_url = hosted_url(nifti_bytes_of(volume, (drawing > 0).astype("uint8")), f"{key}.drawing")
     return _component(
         url=hosted_url(data, key),
         study=hashlib.sha256(token.encode()).hexdigest()[:16],
@@ -87,7 +98,11 @@ def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", he
         height=height,
         fps=fps,
         overlay_url=overlay_url,
-        overlay_opacity=0.5,
+        overlay_opacity=overlay_opacity,
+        overlay_colormap=overlay_colormap,
+        overlay_range=list(overlay_range),
+        drawing_url=drawing_url,
+        drawing_version=drawing_version,
         key=key,
         default=None,
     )

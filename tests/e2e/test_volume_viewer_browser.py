@@ -133,3 +133,29 @@ def test_three_planes_share_a_crosshair_at_the_volumes_lps_position(page, viewer
     # the value the browser shows at the crosshair is the Volume's value of that voxel: the geometry agrees
     assert event["shown_value"] == pytest.approx(float(volume.array[z, y, x]), rel=1e-5)
     assert v.outside == []
+
+
+@pytest.mark.browser
+def test_a_mask_corrected_by_hand_comes_back_on_the_studys_grid(page, viewer_url):
+    v = Viewer(page, viewer_url, "mr_brain_3d&drawing=1", layout="axial")
+    code = page.locator("[data-testid='stCode']").last
+    v.frame.locator("#apply").click()  # unchanged: the round trip alone must give the same mask
+    expect(code).to_contain_text('"kind": "mask"', timeout=LOAD_TIMEOUT_MS)
+    first = v.event()
+    assert first["changed"] == 0 and first["voxels"] == first["original"] > 0
+    v.frame.locator("#tool").select_option("eraser")
+    x, y = v.point(0.5, 0.5)
+    page.mouse.move(x - 150, y)  # a stroke across the middle of the slice
+    page.mouse.down()
+    page.mouse.move(x + 150, y, steps=20)
+    page.mouse.up()
+    v.frame.locator("#undo").click()  # undone: nothing changed
+    v.frame.locator("#tool").select_option("brush")
+    page.mouse.move(x - 150, y)
+    page.mouse.down()
+    page.mouse.move(x + 150, y, steps=20)
+    page.mouse.up()
+    v.frame.locator("#apply").click()
+    expect(code).not_to_contain_text('"changed": 0', timeout=LOAD_TIMEOUT_MS)
+    after = v.event()
+    assert after["voxels"] > first["voxels"] and after["changed"] == after["voxels"] - first["voxels"]

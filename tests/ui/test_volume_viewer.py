@@ -113,3 +113,16 @@ def test_source_digest_changes_with_the_sources(tmp_path):
     (copy / "src" / "index.ts").write_text((copy / "src" / "index.ts").read_text() + "\n// changed\n")
     assert source_digest(copy) != before
 
+
+
+def test_a_mask_on_the_grid_reads_back_and_a_foreign_grid_is_refused():
+    from medviz.io.nifti_write import array_on_grid
+
+    volume = _volume(OBLIQUE)
+    mask = (volume.array % 7 == 0).astype(np.uint8)
+    np.testing.assert_array_equal(array_on_grid(volume, nifti_bytes_of(volume, mask)), mask)
+    other = _volume(AXIAL)
+    with pytest.raises(ValueError, match="not on the study's grid"):
+        array_on_grid(volume, nifti_bytes_of(other, mask))
+    with pytest.raises(ValueError, match="not a readable NIfTI"):
+        array_on_grid(volume, b"not a nifti at all" * 30)

@@ -4,7 +4,7 @@
 // thing the render arguments carry); slice steps, window/level, cine and zoom all run here, on the GPU, with no
 // message to the server. The component reports back only finished actions, as LPS mm positions: a crosshair
 // click, a finished distance, a finished ROI rectangle, a changed window — never a slice step.
-import { Niivue, DRAG_MODE, SLICE_TYPE } from "@niivue/niivue";
+import { Niivue, NVImage, DRAG_MODE, SHOW_RENDER, SLICE_TYPE } from "@niivue/niivue";
 import { Streamlit } from "streamlit-component-lib/dist/streamlit";
 
 type Args = {
@@ -13,11 +13,15 @@ type Args = {
   window: [number, number]; // [low, high] in the volume's units
   presets: Record<string, [number, number]>;
   units: string;
-  layout: "axial" | "coronal" | "sagittal" | "multiplanar" | "render";
+  layout: "axial" | "coronal" | "sagittal" | "multiplanar" | "multiplanar3d" | "render";
   geometry: boolean; // false: a plain stack (single plane, no crosshair linking)
   height: number;
-  overlay_url?: string | null;
+  overlay_url?: string | null; // a label map or heat map drawn over the study (not editable)
   overlay_opacity?: number;
+  overlay_colormap?: string;
+  overlay_range?: [number, number];
+  drawing_url?: string | null; // an editable mask (the segmentation to correct by hand)
+  drawing_version?: string;
   fps: number;
 };
 
@@ -28,6 +32,7 @@ const LAYOUTS: Record<string, SLICE_TYPE> = {
   coronal: SLICE_TYPE.CORONAL,
   sagittal: SLICE_TYPE.SAGITTAL,
   multiplanar: SLICE_TYPE.MULTIPLANAR,
+  multiplanar3d: SLICE_TYPE.MULTIPLANAR,
   render: SLICE_TYPE.RENDER,
 };
 
@@ -37,13 +42,16 @@ root.innerHTML = `
     <select id="layout" title="Layout (1-4)">
       <option value="axial">Axial</option><option value="coronal">Coronal</option>
       <option value="sagittal">Sagittal</option><option value="multiplanar">3 planes</option>
-      <option value="render">3D</option>
+      <option value="multiplanar3d">3 planes + 3D</option><option value="render">3D</option>
     </select>
     <select id="tool" title="Left-button tool">
       <option value="crosshair">Probe / crosshair</option><option value="distance">Distance</option>
-      <option value="roi">ROI rectangle</option><option value="window">Window/level</option>
-      <option value="pan">Pan</option>
+      <option value="roi">ROI rectangle</option><option value="ellipse">ROI ellipse</option>
+      <option value="window">Window/level</option><option value="pan">Pan</option>
+      <option value="brush" hidden>Brush (mask)</option><option value="eraser" hidden>Eraser (mask)</option>
     </select>
+    <span id="edit" hidden><button id="undo" title="Undo the last stroke (z)">Undo</button>
+      <button id="apply" title="Use the corrected mask for measurements and exports">Apply correction</button></span>
     <span id="presets"></span>
     <button id="play" title="Cine (space)">▶ Cine</button>
     <input id="fps" type="number" min="1" max="60" step="1" title="frames per second"> fps
@@ -55,7 +63,9 @@ root.innerHTML = `
     <b>Mouse</b>: wheel = next/previous slice · left = tool · right- or Ctrl-drag = window/level ·
     middle-drag = pan · pinch/Ctrl-wheel = zoom<br>
     <b>Keys</b>: ↑/↓ or PageUp/PageDown = slice · space = cine · 1 axial · 2 coronal · 3 sagittal ·
-    4 three planes · r reset window · ? this help
+    4 three planes · r reset window · z undo a mask stroke · ? this help<br>
+    <b>Tools</b>: Distance and ROI: drag on the image; the result is listed beside the viewer. Brush/Eraser (on
+    the Segment page): paint the mask, then Apply correction.
   </div>
   <div id="nogl" class="nogl" hidden>WebGL 2 is not available in this browser: the viewer cannot run here.
     The page shows the static rendering instead.</div>`;
@@ -78,6 +88,12 @@ let units = "a.u.";
 
 function send(report: Omit<Report, "id">): void {
   Streamlit.setComponentValue({ ...report, id: ++nextId });
+}
+
+function setLayout(name: string): void {
+  if (!nv) return;
+  nv.opts.multiplanarShowRender = name === "multiplanar3d" ? SHOW_RENDER.ALWAYS : SHOW_RENDER.NEVER;
+  nv.setSliceType(LAYOUTS[name] ?? SLICE_TYPE.AXIAL);
 }
 
 function webgl2(): boolean {
@@ -165,10 +181,14 @@ function setWindow(lo: number, hi: number, report: boolean): void {
 
 function applyTool(): void {
   if (!nv) return;
+  const drawing = toolSel.value === "brush" || toolSel.value === "eraser";
+  nv.setDrawingEnabled(drawing);
+  if (drawing) nv.setPenValue(toolSel.value === "brush" ? 1 : 0, false);
   const primary = {
     crosshair: DRAG_MODE.crosshair,
     distance: DRAG_MODE.measurement,
     roi: DRAG_MODE.roiSelection,
+    ellipse: DRAG_MODE.roiSelection,
     window: DRAG_MODE.windowing,
     pan: DRAG_MODE.pan,
   }[toolSel.value] ?? DRAG_MODE.crosshair;
@@ -218,8 +238,8 @@ function makeViewer(): Niivue {
     send({ kind: "distance", start_lps: lps(m.startMM), end_lps: lps(m.endMM), mm: m.distance });
   };
   viewer.onDragRelease = (p) => {
-    if (toolSel.value === "roi") {
-      send({ kind: "roi", start_lps: lps(p.mmStart), end_lps: lps(p.mmEnd), plane: p.axCorSag });
+    if (toolSel.value === "roi" || toolSel.value === "ellipse") {
+      send({ kind: toolSel.value, start_lps: lps(p.mmStart), end_lps: lps(p.mmEnd), plane: p.axCorSag });
     }
   };
   return viewer;
@@ -233,8 +253,10 @@ async function load(a: Args): Promise<void> {
   }
   setCine(false);
   status.textContent = "loading the study…";
+  setLayout(a.geometry ? a.layout : "axial");
   await nv.loadVolumes([{ url: a.url, name: "study.nii.gz", colormap: "gray", cal_min: a.window[0], cal_max: a.window[1] }]);
   loadedStudy = a.study;
+  loadedDrawing = "";
   reportedWindow = `${a.window[0]},${a.window[1]}`;
   loadedOverlay = "";
   defaultWindow = a.window;
@@ -246,10 +268,37 @@ async function loadOverlay(a: Args): Promise<void> {
   if (!nv) return;
   while (nv.volumes.length > 1) nv.removeVolume(nv.volumes[1]);
   if (a.overlay_url) {
-    await nv.addVolumeFromUrl({ url: a.overlay_url, name: "overlay.nii.gz", colormap: "red", opacity: a.overlay_opacity ?? 0.5,
-                                cal_min: 0.5, cal_max: 1 });
+    const [lo, hi] = a.overlay_range ?? [0.5, 1];
+    nv.addVolume(await NVImage.loadFromUrl({ url: a.overlay_url, name: "overlay.nii.gz", colormap: a.overlay_colormap ?? "red",
+                                             opacity: a.overlay_opacity ?? 0.5, cal_min: lo, cal_max: hi }));
   }
   loadedOverlay = a.overlay_url ?? "";
+}
+
+let loadedDrawing = "";
+
+async function loadDrawing(a: Args): Promise<void> {
+  if (!nv) return;
+  const edit = document.getElementById("edit") as HTMLSpanElement;
+  const tools = ["brush", "eraser"].map((v) => toolSel.querySelector(`option[value=${v}]`) as HTMLOptionElement);
+  if (a.drawing_url) {
+    // named, because the hosted URL's own suffix (.gz) does not say it is NIfTI
+    const mask = await NVImage.loadFromUrl({ url: a.drawing_url, name: "drawing.nii.gz" });
+    if (!nv.loadDrawing(mask)) throw new Error("the mask does not fit the study");
+    nv.setDrawOpacity(a.overlay_opacity ?? 0.5);
+  } else if (nv.drawBitmap) {
+    nv.closeDrawing();
+  }
+  edit.hidden = !a.drawing_url;
+  tools.forEach((o) => (o.hidden = !a.drawing_url));
+  loadedDrawing = `${a.drawing_url ?? ""}#${a.drawing_version ?? ""}`;
+}
+
+async function applyCorrection(): Promise<void> {
+  // the drawing as NIfTI on the study's own grid and header: the server reads it like any upload
+  if (!nv || !nv.drawBitmap) return;
+  const data = await nv.saveImage({ filename: "", isSaveDrawing: true, volumeByIndex: 0 });
+  if (data instanceof Uint8Array) Streamlit.setComponentValue(data);
 }
 
 function presetButtons(a: Args): void {
@@ -283,14 +332,17 @@ async function onRender(event: Event): Promise<void> {
     await load(a);
   }
   if ((a.overlay_url ?? "") !== loadedOverlay) await loadOverlay(a);
+  if (`${a.drawing_url ?? ""}#${a.drawing_version ?? ""}` !== loadedDrawing) await loadDrawing(a);
   presetButtons(a);
-  nv!.setSliceType(LAYOUTS[layoutSel.value]);
+  setLayout(layoutSel.value);
   Streamlit.setFrameHeight();
 }
 
-layoutSel.onchange = () => nv && nv.setSliceType(LAYOUTS[layoutSel.value]);
+layoutSel.onchange = () => setLayout(layoutSel.value);
 toolSel.onchange = applyTool;
 playBtn.onclick = () => setCine(cine === null);
+(document.getElementById("undo") as HTMLButtonElement).onclick = () => nv && nv.drawUndo();
+(document.getElementById("apply") as HTMLButtonElement).onclick = () => void applyCorrection();
 fpsInput.onchange = () => cine !== null && setCine(true);
 (document.getElementById("help") as HTMLButtonElement).onclick = () => {
   const box = document.getElementById("helpbox") as HTMLDivElement;
@@ -302,6 +354,7 @@ document.addEventListener("keydown", (e) => {
     ArrowUp: () => step(1), PageUp: () => step(1), ArrowDown: () => step(-1), PageDown: () => step(-1),
     " ": () => setCine(cine === null), "?": () => (document.getElementById("help") as HTMLButtonElement).click(),
     r: () => setWindow(defaultWindow[0], defaultWindow[1], true),
+    z: () => nv && nv.drawUndo(),
     "1": () => { layoutSel.value = "axial"; layoutSel.dispatchEvent(new Event("change")); },
     "2": () => { layoutSel.value = "coronal"; layoutSel.dispatchEvent(new Event("change")); },
     "3": () => { layoutSel.value = "sagittal"; layoutSel.dispatchEvent(new Event("change")); },
