@@ -107,7 +107,8 @@ def test_each_task_package_has_its_parts():
         missing = wanted - {p.stem for p in (ROOT / "medviz" / task).glob("*.py")}
         assert not missing, f"medviz/{task} lacks {sorted(missing)}"
     flat = sorted(p.name for p in (ROOT / "medviz").glob("*.py"))
-    assert flat == ["__init__.py", "config.py", "constants.py", "evaluate.py", "explain.py", "options.py", "types.py"], flat
+    assert flat == ["__init__.py", "config.py", "constants.py", "evaluate.py", "explain.py", "options.py", "predict.py",
+                    "types.py"], flat
 
 
 #: Writers that finish the manifest dict they build (hashing the files it names) may read it back.

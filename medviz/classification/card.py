@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import json
 from typing import Any
 
 from medviz.classification.metrics import format_ci
-from medviz.models.registry import ModelEntry, RegistryError, upsert_entry
+from medviz.models.registry import ModelEntry, RegistryError, upsert_entry, with_field
 from medviz.models.specs import ClassifierSpec
 
 OOD_HEADING = "## Out-of-distribution detection"
@@ -177,9 +176,8 @@ def record_ood_test(entry: ModelEntry, result: dict[str, Any]) -> None:
         raise RegistryError(f"{path.name} already records the OOD test look")
     date = datetime.date.today().isoformat()
     path.write_text(text.rstrip() + "\n\n" + ood_section(spec, result, date))
-    raw = json.loads(json.dumps(entry.raw))
-    raw["ood"]["test"] = {"date": date, "pooled_auroc": result["pooled"]["auroc"],
+    raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],
                           "test_abstention": result["in_distribution"]["abstention"],
                           "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
-                          "command": f"python -m medviz.evaluate --model {spec.name} --ood --json"}
+                          "command": f"python -m medviz.evaluate --model {spec.name} --ood --json"})
     upsert_entry(raw, entry.weights_dir)

@@ -45,7 +45,7 @@ from medviz.classification.card import record_ood_test
 from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
 from medviz.classification.ood_data import family_inputs, validation_families
 from medviz.classification.preprocess import PreparedInput, input_abstain_reasons, preprocess_batch
-from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry
+from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
 from medviz.models.runtime import model_device, using
 from medviz.models.specs import ClassifierSpec, OODSpec
 from medviz.models.weights import load_model
@@ -449,9 +449,7 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
            "command": f"python -m medviz.classification.ood --model {spec.name}",
            "created": datetime.date.today().isoformat()}
     if register:
-        raw = json.loads(json.dumps(entry.raw))
-        raw["ood"] = ood
-        upsert_entry(raw, out_dir)
+        upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood
 
 

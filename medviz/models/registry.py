@@ -250,3 +250,14 @@ def upsert_entry(entry: dict[str, Any], weights_dir: Path | None = None) -> None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+
+
+def with_field(entry: ModelEntry, *keys: str, value: Any) -> dict[str, Any]:
+    """A copy of ``entry``'s manifest object with the (nested) field ``keys`` set to ``value``, for
+    :func:`upsert_entry` — the one place outside the typed specs where a manifest object is edited."""
+    raw = json.loads(json.dumps(entry.raw))
+    target = raw
+    for key in keys[:-1]:
+        target = target.setdefault(key, {})
+    target[keys[-1]] = value
+    return raw
