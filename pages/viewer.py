@@ -1,13 +1,15 @@
 """Viewer page: open a study, browse it slice by slice, window it, measure distances and ROIs.
 
-Glue only: widgets come from ``medviz.ui``, the plane and its figure from ``medviz.ui.viewer``.
+Glue only: the interactive (WebGL) panel is ``medviz.ui.volume_viewer.viewer_panel``; the static rendering (for
+browsers without WebGL, or when switched off) takes its widgets from ``medviz.ui`` and the plane and its figure
+from ``medviz.ui.viewer``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from medviz.ui import loading, viewer, widgets
+from medviz.ui import loading, viewer, volume_viewer, widgets
 from medviz.ui.state import get_volume, get_volume_source
 
 st.header("Viewer")
@@ -27,6 +29,15 @@ if line := loading.start_here():
     st.info(line, icon=":material/play_circle:")
 token = widgets.study_token(volume)
 widgets.study_header(volume, get_volume_source())
+if volume_viewer.webgl_unavailable():
+    st.warning("This browser has no WebGL 2, so the interactive viewer cannot run: slices are drawn on the server.")
+elif st.toggle("Interactive viewer (slices, window/level, cine and measurements in the browser)", value=True,
+               key="viewer.interactive"):
+    volume_viewer.viewer_panel(volume, token)
+    with st.expander("Metadata"):
+        st.dataframe(widgets.metadata_table(volume, token), hide_index=True, width="stretch")
+    st.stop()
+
 image_col, side_col = st.columns([3, 1], gap="medium")
 
 with side_col:

@@ -106,3 +106,34 @@ def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", he
         key=key,
         default=None,
     )
+
+
+NO_WEBGL_KEY = "volume_viewer.no_webgl"
+
+
+def webgl_unavailable() -> bool:
+    """True once the browser of this session said it has no WebGL 2 (the pages then draw static images)."""
+    return bool(st.session_state.get(NO_WEBGL_KEY))
+
+
+@st.fragment
+def viewer_panel(volume: Volume, token: str, *, layout: str = "multiplanar", key: str = "viewer.webgl") -> None:
+    """The Viewer page's interactive panel: the WebGL viewer and, beside it, the study's measurements.
+
+    A fragment: an action reported by the viewer reruns this panel only, never the page (and a slice step sends
+    nothing at all). A browser without WebGL 2 is noted and the page falls back to its static rendering.
+    """
+    from medviz.ui import measurements
+
+    image_col, side_col = st.columns([3, 1], gap="medium")
+    with image_col:
+        event = volume_viewer(volume, token, layout=layout, key=f"{key}.{token}")
+    if isinstance(event, dict) and event.get("kind") == "no-webgl":
+        st.session_state[NO_WEBGL_KEY] = True
+        st.rerun()
+    if isinstance(event, dict):
+        measurements.record(volume, token, event)
+    with side_col:
+        st.markdown("**Measurements**")
+        measurements.table(token)
+        st.caption("Wheel or ↑/↓: slices · right- or Ctrl-drag: window/level · the ? button lists every shortcut.")

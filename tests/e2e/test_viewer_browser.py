@@ -31,6 +31,8 @@ def _corner_text(plot) -> str:
 def test_upload_ct_series_then_change_preset_and_slice(app_page, data_dir, streamlit_idle, shots):
     page = app_page
     expect(page.get_by_role("heading", name="Viewer")).to_be_visible()
+    page.get_by_text("Interactive viewer", exact=False).click()  # this test checks the static rendering
+    streamlit_idle(page)
     plot = page.locator(".js-plotly-plot").first
     expect(plot).to_be_visible()  # the first example opens without any upload
 

@@ -159,3 +159,21 @@ def test_a_mask_corrected_by_hand_comes_back_on_the_studys_grid(page, viewer_url
     expect(code).not_to_contain_text('"changed": 0', timeout=LOAD_TIMEOUT_MS)
     after = v.event()
     assert after["voxels"] > first["voxels"] and after["changed"] == after["voxels"] - first["voxels"]
+
+
+@pytest.mark.browser
+def test_the_viewer_page_opens_in_the_webgl_viewer_and_lists_a_distance(app_page):
+    """The app's first screen: the bundled 3D MR in the WebGL viewer; a distance dragged there is listed in mm."""
+    page = app_page
+    frame = page.frame_locator("iframe[title*='volume_viewer']")
+    status = frame.locator("#status")
+    expect(status).to_have_text(re.compile(r"^slice \d+ / 25"), timeout=LOAD_TIMEOUT_MS)
+    frame.locator("#layout").select_option("axial")
+    frame.locator("#tool").select_option("distance")
+    box = frame.locator("#gl").bounding_box()
+    x, y = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y, steps=10)
+    page.mouse.up()
+    expect(page.get_by_text(re.compile(r"1\. distance — \d+\.\d mm"))).to_be_visible(timeout=LOAD_TIMEOUT_MS)

@@ -12,4 +12,5 @@ def viewer():
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(VIEWER, default_timeout=TIMEOUT)
+    at.session_state["viewer.interactive"] = False  # these tests check the static rendering (the WebGL fallback)
     return at.run()
