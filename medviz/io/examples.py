@@ -89,8 +89,8 @@ EXAMPLES: tuple[Example, ...] = (
 DEFAULT_EXAMPLE = "mr_brain_3d"
 
 #: The "start here" line shown with :data:`DEFAULT_EXAMPLE` on the first screen.
-START_HERE = ("Start here: a real 3D head MR is open. Drag the slice slider, switch to Coronal or Sagittal, try the "
-              "window presets and hover for values; pick another example or upload your own study in the sidebar.")
+START_HERE = ("Start here: a real 3D head MR is open, in axial, coronal and sagittal planes. Step through the slices, "
+              "change the window and measure; pick another example or upload your own study in the sidebar.")
 
 
 def list_examples() -> list[Example]:

@@ -33,7 +33,7 @@ def test_reload_keeps_every_study_page_working(app_page, streamlit_idle, shots):
     streamlit_idle(page)
     expect(page.get_by_role("heading", name="Viewer")).to_be_visible()
     expect(page.get_by_text(re.compile("^Start here"))).to_be_visible()
-    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    expect(page.get_by_text("anatomical.nii", exact=False).first).to_be_visible()  # the study line
     _no_exception(page)
 
     page.get_by_role("link", name=re.compile("Segment")).click()

@@ -95,6 +95,7 @@ def test_segment_page_keeps_the_viewer_window_of_a_grey_study(tiny_registry, kin
 
     at = AppTest.from_file(str(Path(PAGE).parents[1] / "app.py"), default_timeout=240)
     at.session_state["medviz.volume"] = _grey_study(kind)
+    at.session_state["viewer.interactive"] = False  # the static Viewer (no WebGL) has the width/level inputs
     at.run()
     viewer_window = [n.value for n in at.number_input[:2]]
     assert viewer_window[0] > 0

@@ -70,7 +70,9 @@ def test_viewer_sets_ct_for_a_nifti_and_remembers_it_for_the_study():
     from streamlit.testing.v1 import AppTest
 
     upload = [("head_ct.nii", _nifti_bytes(_ct_values()), "application/octet-stream")]
-    at = AppTest.from_file(VIEWER, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(VIEWER, default_timeout=TIMEOUT)
+    at.session_state["viewer.interactive"] = False  # the static rendering shows the window presets as widgets
+    at.run()
     at.file_uploader[0].set_value(upload).run()
     assert not at.exception
     labels = at.selectbox(key=next(s.key for s in at.selectbox if s.label == "Modality and units"))
