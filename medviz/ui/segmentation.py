@@ -91,18 +91,41 @@ def results(token: str, model: str) -> dict[str, Any]:
     return store
 
 
+def _fit_to_network(volume: Volume, spec: Any) -> tuple[Volume, tuple[int, int]]:
+    """``(volume padded for the network, (rows, cols) to crop back to)``.
+
+    A U-Net halves the slice at each stride, so its sides must be multiples of the strides' product (16 for
+    lgg_unet); a 41 × 33 slice (the bundled head MR) made its skip connections disagree. The slices are padded at
+    the bottom and right with each channel's minimum, which the stack normalisation maps to 0 (background), so
+    the padding changes neither the scaling nor the image."""
+    multiple = int(np.prod(spec.arch.kwargs.get("strides") or [1]))
+    rows, cols = volume.shape[1], volume.shape[2]
+    pad_r, pad_c = -rows % multiple, -cols % multiple
+    if not (pad_r or pad_c):
+        return volume, (rows, cols)
+    a = volume.array
+    out = np.empty((a.shape[0], rows + pad_r, cols + pad_c, *a.shape[3:]), dtype=a.dtype)
+    out[...] = a.min(axis=(0, 1, 2))
+    out[:, :rows, :cols] = a
+    return dataclasses.replace(volume, array=out), (rows, cols)
+
+
 def run_segmentation(model: Any, entry: Any, volume: Volume, path: str) -> Any:
-    """Segment with progress shown in an ``st.status`` box; returns the SegResult."""
+    """Segment with progress shown in an ``st.status`` box; returns the SegResult on the volume's grid."""
     with st.status(f"Segmenting {volume.shape[0]} slice(s) ({path})…", expanded=False) as status:
         # threshold, minimum component size and TTA: the spec's (chosen on val)
-        res = segment_volume(model, volume, entry.spec, path=path)
+        padded, (rows, cols) = _fit_to_network(volume, entry.spec)
+        res = segment_volume(model, padded, entry.spec, path=path)
+        if padded is not volume:
+            res = dataclasses.replace(res, mask=res.mask[:, :rows, :cols], prob=res.prob[:, :rows, :cols])
         status.update(label=f"Segmented on {res.device} ({res.path})", state="complete")
     return res
 
 
 def tta_map(model: Any, entry: Any, volume: Volume) -> np.ndarray:
     """``(Z, Y, X)`` TTA uncertainty in [0, 1] (see :func:`medviz.segmentation.infer.tta_uncertainty`)."""
-    return tta_uncertainty(model, prepare_input(volume, entry.spec)[0])[1]
+    padded, (rows, cols) = _fit_to_network(volume, entry.spec)
+    return tta_uncertainty(model, prepare_input(padded, entry.spec)[0])[1][:, :rows, :cols]
 
 
 def cam_map(model: Any, entry: Any, volume: Volume, mask: np.ndarray, index: int) -> np.ndarray:
@@ -112,9 +135,12 @@ def cam_map(model: Any, entry: Any, volume: Volume, mask: np.ndarray, index: int
     explained by :func:`medviz.explain.explain` on the spec's ``cam_layer``.
     """
     spec = entry.spec
-    x, _ = prepare_input(volume, spec)
-    out = np.zeros(volume.shape, dtype=np.float32)
-    out[index] = explain(model, x[index], spec.cam_layer, segmentation_target(mask[index]))
+    padded, (rows, cols) = _fit_to_network(volume, spec)
+    x, _ = prepare_input(padded, spec)
+    target = np.zeros(x.shape[2:], dtype=mask.dtype)
+    target[:rows, :cols] = mask[index]
+    out = np.zeros(volume.shape[:3], dtype=np.float32)
+    out[index] = explain(model, x[index], spec.cam_layer, segmentation_target(target))[:rows, :cols]
     return out
 
 

@@ -179,3 +179,22 @@ def test_a_new_session_explains_that_the_study_must_be_reopened_and_opens_the_ex
     assert not at.exception, at.exception
     assert at.session_state["medviz.volume"].name == "anatomical.nii"
     assert DEFAULT_EXAMPLE == "mr_brain_3d" and at.button(key="seg.run")
+
+
+def test_slices_of_any_size_segment_with_uncertainty_and_grad_cam(tiny_registry) -> None:
+    """The bundled head MR has 41 × 33 slices; a U-Net needs sides that are multiples of its strides (4 for the
+    tiny model, 16 for lgg_unet). The page pads for the network and crops back: no exception, maps on the grid."""
+    arr = np.linspace(10.0, 900.0, 3 * 30 * 22, dtype=np.float32).reshape(3, 30, 22)
+    vol = Volume(array=arr, spacing=(2.0, 1.0, 1.0), affine=affine_from_spacing((2.0, 1.0, 1.0)), modality="MR",
+                 units="a.u.", name="odd")
+    at = _app(vol)
+    at.button(key="seg.run").click().run()
+    assert not at.exception, at.exception
+    store = at.session_state["medviz.segment.results"]
+    assert store["result"].mask.shape == store["result"].prob.shape == vol.shape
+    at.button(key="seg.tta").click().run()
+    assert not at.exception, at.exception
+    at.button(key="seg.cam").click().run()
+    assert not at.exception, at.exception
+    store = at.session_state["medviz.segment.results"]
+    assert store["uncertainty"].shape == store["cam"].shape == vol.shape
