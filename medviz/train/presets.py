@@ -3,8 +3,10 @@
 A preset is the engine's hyperparameters (:class:`~medviz.train.engine.TrainConfig` fields) and the task's
 own options to change; everything else keeps its default. Every task gets 2 epochs of at most 20 optimiser
 steps on a small batch (the validation split is the task's own, capped where the task allows it), so a
-demo on a CPU shows curves within a minute or two instead of hours; the numbers it reaches say nothing
-about the shipped models.
+demo on a CPU shows curves within minutes instead of hours (measured on a 2-core machine shared with other
+work: classification about 2.5 min, segmentation about 7 min and reconstruction about 5 min, most of it
+loading and validating the LGG data; the sequence task first encodes every LGG stack with its slice encoder
+and takes longer); the numbers it reaches say nothing about the shipped models.
 
 Example:
     >>> preset = quick_demo("segmentation")
@@ -43,7 +45,8 @@ class Preset:
         """What the preset sets, in words."""
         c = self.config
         return (f"Quick demo run: {c['epochs']} epochs of at most {c['max_steps_per_epoch']} steps of {c['batch_size']} "
-                f"images each, a small subset of the training data, so it finishes in a minute or two on a CPU; "
+                f"images each, a small subset of the training data, so it finishes in minutes on a CPU (longer "
+                f"while the machine is busy); "
                 f"the model it trains is for seeing the page work, not for use.")
 
     def apply(self, config: TrainConfig, options: Any) -> tuple[TrainConfig, Any]:
