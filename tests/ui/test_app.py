@@ -6,8 +6,15 @@ from apptest_helpers import ABOUT, APP, TIMEOUT, chart_spec
 from streamlit.testing.v1 import AppTest
 
 
+def _static_app() -> AppTest:
+    """The app with the Viewer's static rendering (the WebGL viewer draws no plotly chart)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["viewer.interactive"] = False
+    return at
+
+
 def test_app_starts_on_the_viewer_without_exception():
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = _static_app().run()
     assert not at.exception
     assert at.header[0].value == "Viewer"
     assert chart_spec(at)["data"][0]["type"] in ("heatmap", "image")
@@ -15,7 +22,7 @@ def test_app_starts_on_the_viewer_without_exception():
 
 
 def test_app_switches_to_about_and_back():
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = _static_app().run()
     at.switch_page("pages/about.py").run()
     assert not at.exception
     assert at.header[0].value == "About MedViz"
