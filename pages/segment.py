@@ -7,7 +7,7 @@ import streamlit as st
 
 from medviz.segmentation.viz import CONFUSION_COLORS, fused_figure, map_figure, surface_figure
 from medviz.types import MedvizError
-from medviz.ui import loading, widgets
+from medviz.ui import loading, mask_review, volume_viewer, widgets
 from medviz.ui import segmentation as ui
 from medviz.ui import sequence as seq_ui
 from medviz.ui.state import get_volume, get_volume_source, set_volume
@@ -50,6 +50,7 @@ if res is None:
     st.stop()
 for note in res.notes:
     st.warning(note)
+mask = mask_review.active_mask(store, res.mask)  # the hand-corrected mask once there is one
 
 measured = ui.spacing_inputs(volume, token)
 img_col, side_col = st.columns([3, 1], gap="medium")
@@ -61,10 +62,10 @@ with side_col:
     window = widgets.window_picker(volume, token)
     opacity, mode, rgb = ui.overlay_controls(token)
     ref_file = st.file_uploader("Reference mask (NIfTI or DICOM SEG)", key=f"seg.{token}.ref")
-labels, colors, cmp = res.mask, {1: rgb}, None
+labels, colors, cmp = mask, {1: rgb}, None
 if ref_file is not None:
     try:
-        cmp = ui.reference_comparison(store, ref_file.file_id, ref_file.name, ref_file.getvalue(), volume, res.mask)
+        cmp = ui.reference_comparison(store, ref_file.file_id, ref_file.name, ref_file.getvalue(), volume, mask)
         st.metric("Dice vs reference", f"{cmp.dice:.3f}")
         st.caption("green: agreement · red: false positive · blue: false negative · " + "; ".join(cmp.notes))
         labels, colors = cmp.confusion, CONFUSION_COLORS
@@ -72,7 +73,11 @@ if ref_file is not None:
         st.error(str(e))
 ps, fused = ui.fused_overlay(store, volume, labels, plane, index, window, colors, opacity, mode)
 with img_col:
-    st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", theme=None, key="seg.overlay")
+    if st.toggle("Review and correct the mask in the interactive viewer", key="seg.review",
+                 disabled=volume_viewer.webgl_unavailable()):
+        mask_review.panel(volume, store, res.mask, token)
+    else:
+        st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", theme=None, key="seg.overlay")
 if seq_names:
     with img_col:
         strip_head, strip_pick, strip_run = st.columns([3, 3, 3])
@@ -87,14 +92,14 @@ if seq_names:
         if seq_key in store:
             seq_ui.strip(store[seq_key], token, ui.axial_index(plane, index),
                          cmp.reference_slices if cmp is not None else None)
-rows = ui.measurement_rows(res.mask, measured, plane, index, entry)
+rows = ui.measurement_rows(mask, measured, plane, index, entry)
 st.subheader("Measurements")
 st.dataframe(rows or [{"result": "no abnormality found"}], width="stretch")
 tabs = st.tabs(["3D surface", "Uncertainty (TTA)", "Grad-CAM", "Export"])
 with tabs[0]:
-    if st.toggle("Show 3D surface", key="seg.surface") and ui.has_surface(res.mask, volume):
+    if st.toggle("Show 3D surface", key="seg.surface") and ui.has_surface(mask, volume):
         with st.spinner("Building the 3D surface…"):
-            surface = surface_figure(res.mask, measured.spacing, colors={1: rgb})
+            surface = surface_figure(mask, measured.spacing, colors={1: rgb})
         st.plotly_chart(surface, width="stretch", theme=None)
 with tabs[1]:
     if st.button("Compute uncertainty (4 flips)", key="seg.tta"):
@@ -111,4 +116,4 @@ with tabs[2]:
     if "cam" in store:
         st.plotly_chart(map_figure(volume, store["cam"], plane, index, "Grad-CAM"), width="stretch", theme=None)
 with tabs[3]:
-    ui.downloads(volume, res.mask, fused, rows, store, ui.label_name(entry))
+    ui.downloads(volume, mask, fused, rows, store, ui.label_name(entry))

@@ -177,3 +177,28 @@ def test_the_viewer_page_opens_in_the_webgl_viewer_and_lists_a_distance(app_page
     page.mouse.move(x + 120, y, steps=10)
     page.mouse.up()
     expect(page.get_by_text(re.compile(r"1\. distance — \d+\.\d mm"))).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+
+
+@pytest.mark.browser
+@pytest.mark.data
+def test_the_segment_page_takes_a_hand_corrected_mask(segmented_lgg_page, streamlit_idle):
+    """Review loop: the model's mask in the WebGL viewer, a brush stroke, Apply: Dice model vs corrected < 1,
+    and the measurements now come from the corrected mask."""
+    page = segmented_lgg_page
+    page.get_by_text("Review and correct the mask in the interactive viewer").click()
+    frame = page.frame_locator("iframe[title*='volume_viewer']")
+    expect(frame.locator("#status")).to_have_text(re.compile(r"^slice \d+ / \d+"), timeout=LOAD_TIMEOUT_MS)
+    expect(frame.locator("#edit")).to_be_visible()
+    frame.locator("#tool").select_option("brush")
+    box = frame.locator("#gl").bounding_box()
+    x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5
+    page.mouse.move(x - 100, y - 60)
+    page.mouse.down()
+    page.mouse.move(x + 100, y + 60, steps=25)
+    page.mouse.up()
+    frame.locator("#apply").click()
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Dice, model vs corrected")
+    expect(metric).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    dice = float(metric.locator('[data-testid="stMetricValue"]').inner_text())
+    assert 0.0 < dice < 1.0
+    expect(page.get_by_text("Measurements and every export below use the corrected mask.")).to_be_visible()

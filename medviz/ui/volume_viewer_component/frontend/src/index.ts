@@ -276,6 +276,7 @@ async function loadOverlay(a: Args): Promise<void> {
 }
 
 let loadedDrawing = "";
+let maskImage: NVImage | null = null; // the mask as loaded: its uint8 header is the one the correction is saved with
 
 async function loadDrawing(a: Args): Promise<void> {
   if (!nv) return;
@@ -285,6 +286,7 @@ async function loadDrawing(a: Args): Promise<void> {
     // named, because the hosted URL's own suffix (.gz) does not say it is NIfTI
     const mask = await NVImage.loadFromUrl({ url: a.drawing_url, name: "drawing.nii.gz" });
     if (!nv.loadDrawing(mask)) throw new Error("the mask does not fit the study");
+    maskImage = mask;
     nv.setDrawOpacity(a.overlay_opacity ?? 0.5);
   } else if (nv.drawBitmap) {
     nv.closeDrawing();
@@ -296,8 +298,10 @@ async function loadDrawing(a: Args): Promise<void> {
 
 async function applyCorrection(): Promise<void> {
   // the drawing as NIfTI on the study's own grid and header: the server reads it like any upload
-  if (!nv || !nv.drawBitmap) return;
-  const data = await nv.saveImage({ filename: "", isSaveDrawing: true, volumeByIndex: 0 });
+  // (saved with the loaded mask's own uint8 header — the study's may be RGB or float — so the server reads a
+  // plain label map on the study's grid, in the file's voxel order)
+  if (!nv || !nv.drawBitmap || !maskImage) return;
+  const data = await maskImage.saveToDisk("", nv.drawBitmap);
   if (data instanceof Uint8Array) Streamlit.setComponentValue(data);
 }
 
