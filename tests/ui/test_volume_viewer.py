@@ -126,3 +126,17 @@ def test_a_mask_on_the_grid_reads_back_and_a_foreign_grid_is_refused():
         array_on_grid(volume, nifti_bytes_of(other, mask))
     with pytest.raises(ValueError, match="not a readable NIfTI"):
         array_on_grid(volume, b"not a nifti at all" * 30)
+
+
+@pytest.mark.data
+def test_the_viewer_file_of_the_real_ct_and_nifti_carries_their_orientation(data_dir):
+    """The viewer derives its orientation labels (and the radiological left/right) from the file's affine: for the
+    real CT series and the bundled NIfTI head MR the axis codes of the file equal the Volume's LPS+ layout."""
+    from medviz.io import load_path
+    from medviz.io.examples import load_example
+
+    ct = load_path(data_dir / "dicom_series_ct_totalsegmentator").series[0].volume
+    for volume in (ct, load_example("mr_brain_3d")):
+        img = _read(nifti_bytes_of(volume))
+        assert volume.orientation == "LPS"
+        assert nib.aff2axcodes(img.affine) == ("L", "P", "S")  # x → left, y → posterior, z → superior
