@@ -126,8 +126,11 @@ def viewer_panel(volume: Volume, token: str, *, layout: str = "multiplanar", key
     from medviz.ui import measurements
 
     image_col, side_col = st.columns([3, 1], gap="medium")
+    with side_col:
+        overlay = segmentation_overlay(volume, token)
     with image_col:
-        event = volume_viewer(volume, token, layout=layout, key=f"{key}.{token}")
+        event = volume_viewer(volume, token, layout=layout, key=f"{key}.{token}", overlay=overlay,
+                              overlay_range=(0.5, float(overlay.max()) if overlay is not None else 1.0))
     if isinstance(event, dict) and event.get("kind") == "no-webgl":
         st.session_state[NO_WEBGL_KEY] = True
         st.rerun()
@@ -137,3 +140,30 @@ def viewer_panel(volume: Volume, token: str, *, layout: str = "multiplanar", key
         st.markdown("**Measurements**")
         measurements.table(token)
         st.caption("Wheel or ↑/↓: slices · right- or Ctrl-drag: window/level · the ? button lists every shortcut.")
+
+
+def segmentation_overlay(volume: Volume, token: str) -> Any:
+    """A DICOM SEG (or NIfTI label map) opened from file and placed on the study through patient geometry, to draw
+    over it; None when none is open. The file is read once per upload; problems are shown in words."""
+    from medviz.segmentation.reference import read_reference_mask
+    from medviz.types import MedvizError
+
+    up = st.file_uploader("Overlay a segmentation (DICOM SEG or NIfTI)", key=f"viewer.{token}.overlay",
+                          help="Drawn over this study where its patient coordinates say; segments become labels.")
+    if up is None:
+        return None
+    memo_key = f"viewer.{token}.overlay.read"
+    held = st.session_state.get(memo_key)
+    if not held or held[0] != up.file_id:
+        try:
+            labels, notes = read_reference_mask(up.name, up.getvalue(), volume)
+        except MedvizError as e:
+            st.error(f"{up.name}: {e}")
+            return None
+        held = (up.file_id, labels, notes)
+        st.session_state[memo_key] = held
+    _, labels, notes = held
+    n = int((labels > 0).sum())
+    st.caption(f"{up.name}: {len(set(labels[labels > 0].tolist()))} segment(s), {n:,} voxels on this study"
+               + ("; " + "; ".join(notes) if notes else ""))
+    return labels

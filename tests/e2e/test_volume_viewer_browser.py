@@ -202,3 +202,21 @@ def test_the_segment_page_takes_a_hand_corrected_mask(segmented_lgg_page, stream
     dice = float(metric.locator('[data-testid="stMetricValue"]').inner_text())
     assert 0.0 < dice < 1.0
     expect(page.get_by_text("Measurements and every export below use the corrected mask.")).to_be_visible()
+
+
+@pytest.mark.browser
+@pytest.mark.data
+def test_a_dicom_seg_opened_from_file_is_drawn_over_its_series(app_page, data_dir, streamlit_idle):
+    """The 3-slice CT and its liver SEG (dcmqi test data): the SEG is placed on the series in the WebGL viewer."""
+    page = app_page
+    folder = data_dir / "dicom_ct_3slice_with_liver_seg"
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+        [str(folder / f"0{k}.dcm") for k in (1, 2, 3)])
+    frame = page.frame_locator("iframe[title*='volume_viewer']")
+    expect(frame.locator("#status")).to_have_text(re.compile(r"^slice \d+ / 3"), timeout=LOAD_TIMEOUT_MS)
+    overlay_input = page.locator('[data-testid="stFileUploader"]').filter(has_text="Overlay a segmentation")
+    overlay_input.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(folder / "liver_seg.dcm"))
+    expect(page.get_by_text(re.compile(r"liver_seg\.dcm: 1 segment\(s\), [\d,]+ voxels"))).to_be_visible(
+        timeout=LOAD_TIMEOUT_MS)
+    expect(frame.locator("#status")).to_have_attribute("data-layers", "2", timeout=LOAD_TIMEOUT_MS)
+    expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)

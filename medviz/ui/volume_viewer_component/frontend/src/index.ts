@@ -273,6 +273,7 @@ async function loadOverlay(a: Args): Promise<void> {
                                              opacity: a.overlay_opacity ?? 0.5, cal_min: lo, cal_max: hi }));
   }
   loadedOverlay = a.overlay_url ?? "";
+  status.dataset.layers = String(nv.volumes.length); // the study, plus one when an overlay is drawn
 }
 
 let loadedDrawing = "";
