@@ -84,7 +84,10 @@ with view:
         st.caption(" → ".join(prep.steps))
     with right:
         title = f"{method}: {classes[cls]}"
-        st.plotly_chart(image_figure(overlay(prep.display, cam, opacity, cmap), title), key="classify.cam_fig",
-                        width="stretch")
+        if st.toggle("Zoom, pan and probe in the interactive viewer", key="classify.cam_webgl"):
+            ui.cam_viewer(prep.display, cam, cmap, opacity, key="classify.cam_viewer")
+        else:
+            st.plotly_chart(image_figure(overlay(prep.display, cam, opacity, cmap), title), key="classify.cam_fig",
+                            width="stretch")
         st.caption(f"{describe_layers(spec.cam_layer)}; map in [0, 1] drawn over the windowed image."
                    + (" EigenCAM does not depend on the chosen class." if method == CamMethod.EIGENCAM else ""))

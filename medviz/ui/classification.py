@@ -164,3 +164,24 @@ def _classify(name: str, image: np.ndarray, window: WindowPreset | None, modalit
     cls = pred.top if target == "predicted class" else classes.index(target)
     cam = explain(model, prep.x, spec.cam_layer, classifier_target(cls), method)
     return ClassifyView(prep, pred, tta, cls, cam, ood, stats, shown_probability(spec.temperature, spec.test_metrics))
+
+
+def cam_viewer(display: np.ndarray, cam: np.ndarray, colormap: str, opacity: float, key: str) -> None:
+    """The Grad-CAM drawn over the windowed radiograph in the WebGL viewer (zoom, pan, probe, opacity in the
+    browser). The image travels as it is shown (RGB, no second windowing); the map is resized to it and starts
+    transparent at zero, so the image shows through where the model did not look."""
+    import hashlib
+
+    import cv2
+
+    from medviz.ui.volume_viewer import volume_viewer
+
+    img = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
+    rgb = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
+    h, w = rgb.shape[:2]
+    heat = cv2.resize(np.asarray(cam, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    image = Volume(array=np.rint(rgb * 255).astype(np.uint8)[None], spacing=(1.0, 1.0, 1.0), affine=np.eye(4),
+                   units="RGB", orientation="unknown", name="classified image")
+    token = hashlib.sha256(image.array.tobytes()).hexdigest()[:16]
+    volume_viewer(image, token, layout="axial", height=420, overlay=np.clip(heat, 0, 1)[None],
+                  overlay_colormap=colormap, overlay_range=(0.05, 1.0), overlay_opacity=opacity, key=key)

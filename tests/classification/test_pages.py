@@ -80,3 +80,14 @@ def test_evaluate_page_breast(data_dir):
         at.button[0].click().run()
     assert switch.call_args[0][0] == "pages/viewer.py"
     assert at.session_state["medviz.volume"].shape == (1, 28, 28)
+
+
+def test_the_cam_can_be_explored_in_the_interactive_viewer(tiny):
+    img = synthetic_image(np.random.default_rng(5), True)
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT)
+    at.session_state["medviz.volume"] = _volume(img)
+    at.run()
+    at.toggle(key="classify.cam_webgl").set_value(True).run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # probabilities and the model's input; the CAM is in the viewer
+    assert len([e for e in at.main if type(e).__name__ == "UnknownElement" and e.type == "component_instance"]) == 1
