@@ -306,15 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1", help="MEDVIZ_INFER_THREADS of the server (default 1)")
     parser.add_argument("--steps", type=int, default=5, help="slice steps per viewer session (default 5)")
     parser.add_argument("--no-training", action="store_true", help="skip the viewer-during-training measurement")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_MS / 1000, help="seconds one wait may take (default 600)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
 
     log = Path(tempfile.mkdtemp(prefix="medviz-load-")) / "server.log"
     with server(args.threads, log) as (url, pid):
-        one = asyncio.run(run_sessions(url, 1, args.steps))  # also the warm start for everything below
+        timeout_ms = int(args.timeout * 1000)
+        one = asyncio.run(run_sessions(url, 1, args.steps, timeout_ms))  # also the warm start for everything below
         rss_one = rss_mb(pid)
         t0 = time.perf_counter()
-        many = asyncio.run(run_sessions(url, args.sessions, args.steps))
+        many = asyncio.run(run_sessions(url, args.sessions, args.steps, timeout_ms))
         wall = time.perf_counter() - t0
         rss_many = rss_mb(pid)
         try:
