@@ -53,6 +53,7 @@ root.innerHTML = `
     <span id="edit" hidden><button id="undo" title="Undo the last stroke (z)">Undo</button>
       <button id="apply" title="Use the corrected mask for measurements and exports">Apply correction</button></span>
     <span id="presets"></span>
+    <button id="fit" title="Undo zoom and pan (0)">Fit</button>
     <button id="play" title="Cine (space)">▶ Cine</button>
     <input id="fps" type="number" min="1" max="60" step="1" title="frames per second"> fps
     <button id="help" title="Shortcuts (?)">?</button>
@@ -61,7 +62,7 @@ root.innerHTML = `
   <div id="status" class="status"></div>
   <div id="helpbox" class="help" hidden>
     <b>Mouse</b>: wheel = next/previous slice · left = tool · right- or Ctrl-drag = window/level ·
-    middle-drag = pan · pinch/Ctrl-wheel = zoom<br>
+    middle- or Shift-drag = pan · with the Pan tool the wheel zooms · Fit (or 0) = no zoom<br>
     <b>Keys</b>: ↑/↓ or PageUp/PageDown = slice · space = cine · 1 axial · 2 coronal · 3 sagittal ·
     4 three planes · r reset window · z undo a mask stroke · ? this help<br>
     <b>Tools</b>: Distance and ROI: drag on the image; the result is listed beside the viewer. Brush/Eraser (on
@@ -346,6 +347,12 @@ async function onRender(event: Event): Promise<void> {
 layoutSel.onchange = () => setLayout(layoutSel.value);
 toolSel.onchange = applyTool;
 playBtn.onclick = () => setCine(cine === null);
+function fit(): void {
+  if (!nv) return;
+  nv.scene.pan2Dxyzmm = [0, 0, 0, 1];
+  nv.drawScene();
+}
+(document.getElementById("fit") as HTMLButtonElement).onclick = fit;
 (document.getElementById("undo") as HTMLButtonElement).onclick = () => nv && nv.drawUndo();
 (document.getElementById("apply") as HTMLButtonElement).onclick = () => void applyCorrection();
 fpsInput.onchange = () => cine !== null && setCine(true);
@@ -360,6 +367,7 @@ document.addEventListener("keydown", (e) => {
     " ": () => setCine(cine === null), "?": () => (document.getElementById("help") as HTMLButtonElement).click(),
     r: () => setWindow(defaultWindow[0], defaultWindow[1], true),
     z: () => nv && nv.drawUndo(),
+    "0": fit,
     "1": () => { layoutSel.value = "axial"; layoutSel.dispatchEvent(new Event("change")); },
     "2": () => { layoutSel.value = "coronal"; layoutSel.dispatchEvent(new Event("change")); },
     "3": () => { layoutSel.value = "sagittal"; layoutSel.dispatchEvent(new Event("change")); },
