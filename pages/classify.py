@@ -22,7 +22,7 @@ entries = ui.classifiers_or_stop()
 
 ctrl, view = st.columns([1, 3], gap="medium")
 with ctrl:
-    name = st.selectbox("model", list(entries), key="classify.model")
+    name = st.selectbox("model", list(entries), key="classify.model", format_func=lambda n: entries[n].label)
     entry = entries[name]
     spec = entry.spec
     st.markdown(ui.card_summary(entry))

@@ -20,7 +20,7 @@ from medviz.ui.state import set_volume
 st.header("Evaluate")
 entries = ui.classifiers_or_stop()
 
-name = st.selectbox("model", list(entries), key="evaluate.model")
+name = st.selectbox("model", list(entries), key="evaluate.model", format_func=lambda n: entries[n].label)
 try:
     run = ui.cached_evaluation(name, "test")
 except (MedvizError, FileNotFoundError) as e:

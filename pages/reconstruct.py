@@ -29,7 +29,7 @@ if not models:
 ctrl, view = st.columns([1, 3], gap="medium")
 with ctrl:
     name = st.selectbox("model", list(models), key="recon.model",
-                        format_func=lambda n: f"{n} ({models[n].spec.mode})")
+                        format_func=lambda n: f"{models[n].label}, {models[n].spec.mode}")
     mode = models[name].spec.mode
     volume, token = widgets.image_source("recon", "one image (DICOM, NIfTI, PNG/JPEG)", "reconstruct one of its slices")
     if volume is None:

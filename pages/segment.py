@@ -32,7 +32,7 @@ if volume is None:  # a new session, e.g. after a browser reload
 token = widgets.study_token(volume)
 widgets.study_header(volume, get_volume_source())
 c1, c2, c3 = st.columns([2, 2, 1])
-name = c1.selectbox("Model", names, key="seg.model")
+name = c1.selectbox("Model", names, key="seg.model", format_func=ui.model_label)
 store = ui.results(token, name)  # this model's results only: a model change never shows the old one
 path = c2.radio("Inference", ["auto", "stack", "sliding_window"], horizontal=True, key="seg.path",
                 help="auto: one image or slice-wise batches; sliding_window: MONAI sliding-window inferer")

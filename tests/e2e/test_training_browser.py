@@ -25,12 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def training_server(tmp_path_factory):
     """The Training page alone, with the toy task registered and temporary weights/runs folders."""
     weights = tmp_path_factory.mktemp("weights")
-    env = {"MEDVIZ_WEIGHTS_DIR": str(weights), "MEDVIZ_RUNS_DIR": str(tmp_path_factory.mktemp("runs")),
+    runs = tmp_path_factory.mktemp("runs")
+    env = {"MEDVIZ_WEIGHTS_DIR": str(weights), "MEDVIZ_RUNS_DIR": str(runs),
            "MEDVIZ_TRAIN_TASKS": "toy=tests.train.toy_task:ToyTask", "MEDVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     log = tmp_path_factory.mktemp("streamlit-training") / "server.log"
     with run_streamlit(ROOT / "pages" / "training.py", log, env) as url:
-        yield url, weights
+        yield url, weights, runs
 
 
 def _points(page) -> int:
@@ -52,7 +53,7 @@ def test_start_watch_stop_promote(training_server, page, shots):
     """Uses the session's Playwright page (Debian chromium, launch flags from tests/e2e/conftest.py)."""
     from playwright.sync_api import expect
 
-    url, weights = training_server
+    url, weights, runs = training_server
     page.goto(url)
     expect(page.get_by_role("heading", name="Training")).to_be_visible(timeout=60000)
     page.get_by_role("combobox", name="task").click()
@@ -92,5 +93,6 @@ def test_start_watch_stop_promote(training_server, page, shots):
     promote.click()
     expect(page.get_by_text("Registered toy-browser")).to_be_visible(timeout=60000)
     shots.save(page, "training-promoted")
-    manifest = json.loads((weights / "manifest.json").read_text())
+    manifest = json.loads((runs / "user-models" / "manifest.json").read_text())  # the user models folder
     assert [m["name"] for m in manifest["models"]] == ["toy-browser"]
+    assert not (weights / "manifest.json").exists()  # the shipped weights folder is never written
