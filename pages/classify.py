@@ -32,7 +32,7 @@ with ctrl:
     if volume is None:
         st.stop()
     z = volume.shape[0]
-    index = st.slider("slice", 0, z - 1, z // 2, key=f"classify.slice.{z}") if z > 1 else 0
+    index = widgets.slice_slider(z, f"classify.slice.{z}")  # numbered 1..z; the index is 0-based
     image = volume_slice(volume, index)
     presets = window_choices(volume, image)
     window_name = st.selectbox("window applied before the model", list(presets), key="classify.window") \

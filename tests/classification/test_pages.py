@@ -91,3 +91,14 @@ def test_the_cam_can_be_explored_in_the_interactive_viewer(tiny):
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2  # probabilities and the model's input; the CAM is in the viewer
     assert len([e for e in at.main if type(e).__name__ == "UnknownElement" and e.type == "component_instance"]) == 1
+
+
+def test_the_slice_slider_is_one_based(tiny):
+    stack = np.stack([synthetic_image(np.random.default_rng(k), True) for k in range(5)])
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT)
+    at.session_state["medviz.volume"] = Volume(array=stack.astype(np.float32), spacing=(1.0, 1.0, 1.0),
+                                               affine=affine_from_spacing((1.0, 1.0, 1.0)), name="stack")
+    at.run()
+    slider = at.slider(key="classify.slice.5")
+    assert (slider.min, slider.max, slider.value) == (1, 5, 3)
+    assert not at.exception
