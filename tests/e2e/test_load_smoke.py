@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,6 +17,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.data]
 def _bench_load():
     spec = importlib.util.spec_from_file_location("medviz_bench_load", ROOT / "bench" / "load.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
     spec.loader.exec_module(module)
     return module
 
