@@ -164,3 +164,17 @@ def test_every_nonnegative_map_starts_at_the_neutral_colour_with_a_labelled_colo
     assert trace.zmin == 0 and trace.zmax > 0 and trace.showscale
     title = trace.colorbar.title.text
     assert "(" in title and ")" in title, f"{name}: the colour bar names no units ({title!r})"
+
+
+def test_colour_images_travel_as_png_not_as_pixel_json():
+    """The static rendering of colour images (fused overlays, photos, CAM overlays) sends one PNG."""
+    import json
+
+    from medviz.classification.viz import image_figure
+
+    rgb = np.random.default_rng(0).integers(0, 255, (1, 200, 300, 3), dtype=np.uint8)
+    vol = Volume(array=rgb, spacing=(1, 1, 1), affine=affine_from_spacing((1, 1, 1)), units="RGB")
+    for fig in (slice_figure(extract_plane(vol, Plane.AXIAL, 0), window=None, units="RGB"), image_figure(rgb[0])):
+        trace = fig.data[0]
+        assert trace.source.startswith("data:image/png;base64,") and trace.z is None
+        assert len(json.dumps(fig.to_plotly_json()["data"])) < 0.5 * len(json.dumps(rgb[0].tolist()))

@@ -65,7 +65,7 @@ def image_figure(rgb: np.ndarray, title: str = "") -> Any:
         img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
-    fig = px.imshow(img)
+    fig = px.imshow(img, binary_string=True)  # sent as a PNG, not as a JSON array of pixels
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title or None, margin=dict(l=0, r=0, t=30 if title else 0, b=0), height=360)

@@ -216,13 +216,27 @@ def _display_grid(ps: PlaneSlice, rows_ax: _Axis, cols_ax: _Axis, lps_text: Call
     return _Grid(img, custom, pos, x0, y0, abs(x_step), abs(y_step), x_step, y_step, stride)
 
 
+def png_data_uri(rgb: np.ndarray) -> str:
+    """``(H, W, 3)`` uint8 as a ``data:image/png;base64,...`` URI (a plotly image ``source``)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=3)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _image_trace(grid: _Grid, window: WindowPreset | None, units: str) -> go.Heatmap | go.Image:
-    """The image trace: ``go.Image`` for RGB, else a grey ``go.Heatmap`` windowed to ``window``."""
+    """The image trace: ``go.Image`` (a PNG) for RGB, else a grey ``go.Heatmap`` of the values (the probe reads
+    them) windowed to ``window``."""
     geometry = dict(x0=grid.x0, dx=grid.dx, y0=grid.y0, dy=grid.dy, customdata=grid.custom)
     probe = (f"{grid.pos}<br>" if grid.pos else "") + "row %{customdata[0]}, col %{customdata[1]}<br>"
-    if grid.img.ndim == 3:
-        return go.Image(z=np.ascontiguousarray(grid.img), hovertemplate=probe + "<b>RGB %{z}</b><extra></extra>",
-                        **geometry)
+    if grid.img.ndim == 3:  # colour (photos, fused overlays): sent as one PNG, not as a JSON array of pixels
+        where = f"{grid.pos}<br>" if grid.pos else "x %{x:.0f}, y %{y:.0f}<br>"
+        return go.Image(source=png_data_uri(grid.img), x0=grid.x0, dx=grid.dx, y0=grid.y0, dy=grid.dy,
+                        hovertemplate=where + "<extra></extra>")
     z = _compact(np.ascontiguousarray(grid.img))
     zmin, zmax = (window.low, window.high) if window is not None else (None, None)
     return go.Heatmap(

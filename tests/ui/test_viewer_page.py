@@ -165,7 +165,10 @@ def test_every_kind_of_example_renders_with_histograms(viewer, key):
     at = _open_example(viewer, key)
     _no_exception(at)
     trace = chart_spec(at)["data"][0]
-    assert trace["type"] in ("heatmap", "image") and "row %{customdata[0]}" in trace["hovertemplate"]
+    if trace["type"] == "image":  # colour: one PNG, the probe gives the position
+        assert trace["source"].startswith("data:image/png;base64,") and "%{x" in trace["hovertemplate"]
+    else:
+        assert trace["type"] == "heatmap" and "row %{customdata[0]}" in trace["hovertemplate"]
     assert chart_spec(at, 1)["data"][0]["type"] == "bar"  # slice histogram
     next(r for r in at.radio if r.label == "Values").set_value("Whole volume").run()
     _no_exception(at)
