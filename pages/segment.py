@@ -75,7 +75,7 @@ ps, fused = ui.fused_overlay(store, volume, labels, plane, index, window, colors
 with img_col:
     if st.toggle("Review and correct the mask in the interactive viewer", key="seg.review",
                  disabled=volume_viewer.webgl_unavailable()):
-        mask_review.panel(volume, store, res.mask, token)
+        mask_review.panel(volume, store, res.mask, token, opacity=opacity, style=mode, rgb=rgb)
     else:
         st.plotly_chart(fused_figure(ps, fused, volume.spacing_known), width="stretch", theme=None, key="seg.overlay")
 if seq_names:

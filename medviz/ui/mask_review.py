@@ -35,12 +35,15 @@ def correction_summary(model_mask: np.ndarray, corrected: np.ndarray) -> dict[st
     return {"dice": dice_score(m, c), "added": int((c & ~m).sum()), "removed": int((m & ~c).sum())}
 
 
-def panel(volume: Volume, store: dict[str, Any], model_mask: np.ndarray, token: str) -> None:
-    """The viewer with the model's mask (or its correction) as an editable drawing, and the correction summary."""
+def panel(volume: Volume, store: dict[str, Any], model_mask: np.ndarray, token: str, *, opacity: float = 0.5,
+          style: str = "fill", rgb: tuple[int, int, int] = (255, 64, 64)) -> None:
+    """The viewer with the model's mask (or its correction) as an editable drawing in the page's overlay style
+    (``opacity``, ``"fill"``/``"contour"``, colour ``rgb``), and the correction summary."""
     corrected = store.get(CORRECTED)
     shown = active_mask(store, model_mask)
     version = str(store.get("correction_version", 0))
     result = volume_viewer(volume, token, layout="axial", drawing=shown, drawing_version=version,
+                           overlay_opacity=opacity, drawing_style=style, drawing_rgb=rgb,
                            key=f"seg.review.{token}.{store.get('model', '')}")
     digest = hashlib.sha256(result).hexdigest() if isinstance(result, bytes) else None
     if digest is not None and digest != store.get("applied"):  # the component keeps its last value: apply once

@@ -54,6 +54,7 @@ def _study_bytes(volume: Volume, token: str) -> bytes:
 def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", height: int = 520, fps: int = 10,
                   overlay: Any = None, overlay_colormap: str = "red", overlay_range: tuple[float, float] = (0.5, 1.0),
                   overlay_opacity: float = 0.5, drawing: Any = None, drawing_version: str = "",
+                  drawing_rgb: tuple[int, int, int] = (255, 64, 64), drawing_style: str = "fill",
                   key: str = "volume_viewer") -> dict | bytes | None:
     """Show ``volume`` in the WebGL viewer; returns the last action the user finished there (or None).
 
@@ -69,6 +70,7 @@ def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", he
         drawing: a binary mask ``(Z, Y, X)`` to correct by hand (brush, eraser, undo), or None. "Apply
             correction" sends it back as NIfTI bytes (read them with :func:`medviz.io.nifti_write.array_on_grid`).
         drawing_version: changes when ``drawing`` changes (the browser then reloads it; otherwise strokes are kept).
+        drawing_rgb, drawing_style: the mask's colour and ``"fill"`` or ``"contour"`` (rim only).
         key: the component's key.
 
     Returns:
@@ -103,6 +105,8 @@ def volume_viewer(volume: Volume, token: str, *, layout: str = "multiplanar", he
         overlay_range=list(overlay_range),
         drawing_url=drawing_url,
         drawing_version=drawing_version,
+        drawing_rgb=[int(c) for c in drawing_rgb],
+        drawing_style="contour" if drawing_style == "contour" else "fill",
         key=key,
         default=None,
     )

@@ -189,6 +189,10 @@ def test_the_segment_page_takes_a_hand_corrected_mask(segmented_lgg_page, stream
     frame = page.frame_locator("iframe[title*='volume_viewer']")
     expect(frame.locator("#status")).to_have_text(re.compile(r"^slice \d+ / \d+"), timeout=LOAD_TIMEOUT_MS)
     expect(frame.locator("#edit")).to_be_visible()
+    expect(frame.locator("#status")).to_have_attribute("data-drawing", re.compile(r"^fill 255,140,0 0\.4"))
+    page.get_by_text("contour", exact=True).click()  # the page's overlay style reaches the viewer
+    expect(frame.locator("#status")).to_have_attribute("data-drawing", re.compile(r"^contour "),
+                                                       timeout=LOAD_TIMEOUT_MS)
     frame.locator("#tool").select_option("brush")
     box = frame.locator("#gl").bounding_box()
     x, y = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5

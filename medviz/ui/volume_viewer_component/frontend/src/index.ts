@@ -22,6 +22,8 @@ type Args = {
   overlay_range?: [number, number];
   drawing_url?: string | null; // an editable mask (the segmentation to correct by hand)
   drawing_version?: string;
+  drawing_rgb?: [number, number, number]; // the mask's colour
+  drawing_style?: "fill" | "contour";
   fps: number;
 };
 
@@ -289,13 +291,28 @@ async function loadDrawing(a: Args): Promise<void> {
     const mask = await NVImage.loadFromUrl({ url: a.drawing_url, name: "drawing.nii.gz" });
     if (!nv.loadDrawing(mask)) throw new Error("the mask does not fit the study");
     maskImage = mask;
-    nv.setDrawOpacity(a.overlay_opacity ?? 0.5);
+    styleDrawing(a);
   } else if (nv.drawBitmap) {
     nv.closeDrawing();
   }
   edit.hidden = !a.drawing_url;
   tools.forEach((o) => (o.hidden = !a.drawing_url));
   loadedDrawing = `${a.drawing_url ?? ""}#${a.drawing_version ?? ""}`;
+}
+
+function styleDrawing(a: Args): void {
+  // fill: the mask at the chosen opacity; contour: only its rim, opaque
+  if (!nv) return;
+  const opacity = a.overlay_opacity ?? 0.5;
+  const contour = a.drawing_style === "contour";
+  nv.drawOpacity = contour ? 0 : opacity;
+  nv.drawRimOpacity = contour ? 1 : opacity;
+  if (a.drawing_rgb) {
+    const [r, g, b] = a.drawing_rgb;
+    nv.drawLut.lut.set([r, g, b, 255], 4); // pen value 1
+  }
+  nv.updateGLVolume();
+  status.dataset.drawing = `${contour ? "contour" : "fill"} ${(a.drawing_rgb ?? []).join(",")} ${opacity}`;
 }
 
 async function applyCorrection(): Promise<void> {
@@ -339,6 +356,7 @@ async function onRender(event: Event): Promise<void> {
   }
   if ((a.overlay_url ?? "") !== loadedOverlay) await loadOverlay(a);
   if (`${a.drawing_url ?? ""}#${a.drawing_version ?? ""}` !== loadedDrawing) await loadDrawing(a);
+  else if (a.drawing_url) styleDrawing(a); // opacity, colour or fill/contour changed: the strokes stay
   presetButtons(a);
   setLayout(layoutSel.value);
   Streamlit.setFrameHeight();
