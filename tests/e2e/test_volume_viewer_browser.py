@@ -224,3 +224,30 @@ def test_a_dicom_seg_opened_from_file_is_drawn_over_its_series(app_page, data_di
         timeout=LOAD_TIMEOUT_MS)
     expect(frame.locator("#status")).to_have_attribute("data-layers", "2", timeout=LOAD_TIMEOUT_MS)
     expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_the_three_planes_are_linked_by_one_crosshair(page, viewer_url):
+    """A click in the axial tile moves the crosshair within that slice (x, y change, z stays); a click in the
+    coronal tile moves it within the coronal plane, to another axial slice (z changes, y stays): every plane
+    follows the one crosshair."""
+    v = Viewer(page, viewer_url, "mr_brain_3d", layout="multiplanar")
+    handle = next(f for f in page.frames if "volume_viewer" in f.url)
+    tiles = {t["plane"]: t["rect"] for t in handle.evaluate("() => medvizTiles()")}
+    assert set(tiles) >= {0, 1, 2}  # axial, coronal and sagittal tiles in the layout
+    box = v.canvas.bounding_box()
+
+    def click(plane: int, fx: float, fy: float) -> list[float]:
+        left, top, width, height = tiles[plane]
+        page.mouse.click(box["x"] + left + fx * width, box["y"] + top + fy * height)
+        expect(page.locator("[data-testid='stCode']").last).to_contain_text('"kind": "crosshair"',
+                                                                           timeout=LOAD_TIMEOUT_MS)
+        time.sleep(1.0)
+        return v.event()["lps"]
+
+    first = click(0, 0.3, 0.3)
+    second = click(0, 0.7, 0.6)
+    assert second[2] == pytest.approx(first[2]) and (second[0], second[1]) != (first[0], first[1])
+    third = click(1, 0.5, 0.2)
+    assert third[2] != pytest.approx(second[2])  # the axial plane moved with the crosshair
+    assert third[1] == pytest.approx(second[1], abs=1e-3)  # a coronal click keeps the anterior-posterior position

@@ -128,6 +128,14 @@ function dims(): number[] {
   return [d[1], d[2], d[3]];
 }
 
+function tiles(): { plane: number; rect: number[] }[] {
+  // the drawn tiles in CSS pixels of the canvas (for tests: the planes of the layout and where they are)
+  if (!nv) return [];
+  const dpr = window.devicePixelRatio || 1;
+  return nv.screenSlices.map((t) => ({ plane: t.axCorSag, rect: t.leftTopWidthHeight.map((v) => v / dpr) }));
+}
+(window as unknown as { medvizTiles: typeof tiles }).medvizTiles = tiles;
+
 function showStatus(): void {
   if (!nv || !nv.volumes.length) return;
   const vol = nv.volumes[0];
