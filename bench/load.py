@@ -132,6 +132,9 @@ async def viewer_flow(page, url: str, rec: Record, steps: int) -> None:
     async def open_viewer() -> None:
         await page.goto(url)
         await expect(page.get_by_role("heading", name="Viewer")).to_be_visible()
+        # the server-drawn viewer: its slice steps are the server's work this benchmark loads (the WebGL viewer,
+        # the default, steps slices in the browser and sends nothing; bench/viewer_browser.py measures it)
+        await page.get_by_text("Interactive viewer", exact=False).click()
         await expect(page.locator(".js-plotly-plot").first).to_be_visible()
 
     async def open_example() -> None:
