@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import streamlit as st
 
@@ -26,6 +27,7 @@ from medviz.models.registry import list_models
 from medviz.models.specs import ArchSpec
 from medviz.models.weights import load_model
 from medviz.types import MedvizError, Volume, affine_from_spacing
+from medviz.ui.volume_viewer import volume_viewer
 
 
 def classifier_entries() -> list[Any]:
@@ -170,12 +172,6 @@ def cam_viewer(display: np.ndarray, cam: np.ndarray, colormap: str, opacity: flo
     """The Grad-CAM drawn over the windowed radiograph in the WebGL viewer (zoom, pan, probe, opacity in the
     browser). The image travels as it is shown (RGB, no second windowing); the map is resized to it and starts
     transparent at zero, so the image shows through where the model did not look."""
-    import hashlib
-
-    import cv2
-
-    from medviz.ui.volume_viewer import volume_viewer
-
     img = np.clip(np.asarray(display, dtype=np.float32), 0.0, 1.0)
     rgb = np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img
     h, w = rgb.shape[:2]

@@ -26,7 +26,9 @@ import streamlit.components.v1 as components
 
 from medviz.imaging.windowing import window_presets
 from medviz.io.nifti_write import nifti_bytes_of
-from medviz.types import Volume
+from medviz.segmentation.reference import read_reference_mask
+from medviz.types import MedvizError, Volume
+from medviz.ui import measurements
 
 BUILD = Path(__file__).resolve().parent / "volume_viewer_component" / "build"
 _component = components.declare_component("medviz_volume_viewer", path=str(BUILD))
@@ -127,8 +129,6 @@ def viewer_panel(volume: Volume, token: str, *, layout: str = "multiplanar", key
     A fragment: an action reported by the viewer reruns this panel only, never the page (and a slice step sends
     nothing at all). A browser without WebGL 2 is noted and the page falls back to its static rendering.
     """
-    from medviz.ui import measurements
-
     image_col, side_col = st.columns([3, 1], gap="medium")
     with side_col:
         overlay = segmentation_overlay(volume, token)
@@ -149,9 +149,6 @@ def viewer_panel(volume: Volume, token: str, *, layout: str = "multiplanar", key
 def segmentation_overlay(volume: Volume, token: str) -> Any:
     """A DICOM SEG (or NIfTI label map) opened from file and placed on the study through patient geometry, to draw
     over it; None when none is open. The file is read once per upload; problems are shown in words."""
-    from medviz.segmentation.reference import read_reference_mask
-    from medviz.types import MedvizError
-
     up = st.file_uploader("Overlay a segmentation (DICOM SEG or NIfTI)", key=f"viewer.{token}.overlay",
                           help="Drawn over this study where its patient coordinates say; segments become labels.")
     if up is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,9 @@ def test_lifespan_routes_pages_through_the_router_and_starts_the_warm_up(monkeyp
         async with startup.lifespan(None):
             assert PagesManager.uses_pages_directory is False  # before any session is created
 
-    asyncio.run(serve())
+    # in a thread of its own: a browser test's event loop may still be running in this one
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, serve()).result()
     assert started == [1] and threads == [3]
 
 
