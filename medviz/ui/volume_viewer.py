@@ -31,7 +31,15 @@ from medviz.types import MedvizError, Volume
 from medviz.ui import measurements
 
 BUILD = Path(__file__).resolve().parent / "volume_viewer_component" / "build"
-_component = components.declare_component("medviz_volume_viewer", path=str(BUILD))
+_DECLARED: list = []
+
+
+def _component(**kwargs: Any) -> Any:
+    """The declared component, declared on first use from a page run: declaring it at import time could happen
+    in the server's start-up warm-up, before the runtime whose registry serves the component's files exists."""
+    if not _DECLARED:
+        _DECLARED.append(components.declare_component("medviz_volume_viewer", path=str(BUILD)))
+    return _DECLARED[0](**kwargs)
 LAYOUTS = ("axial", "coronal", "sagittal", "multiplanar", "multiplanar3d", "render")
 
 
