@@ -14,17 +14,15 @@ source volume's grid (0 = background).
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from medviz.io.nifti_write import nifti_bytes_of
 from medviz.segmentation.measure import SLICE_COLUMN
 from medviz.types import MedvizError, Volume
-
-RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 class ExportError(MedvizError):
@@ -40,17 +38,7 @@ def _check_mask(volume: Volume, mask: np.ndarray) -> np.ndarray:
 
 def nifti_bytes(volume: Volume, mask: np.ndarray, compress: bool = True) -> bytes:
     """The mask as NIfTI-1 (``.nii.gz`` when ``compress``) in the source geometry (uint8 labels)."""
-    import nibabel as nib
-
-    m = _check_mask(volume, mask)
-    img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(m.astype(np.uint8), (2, 1, 0))),
-                          RAS_FROM_LPS @ np.asarray(volume.affine, dtype=np.float64))
-    code = 1 if volume.orientation != "unknown" else 2  # 2 (aligned): keeps our grid for tools and round trips
-    img.set_sform(img.affine, code=code)
-    img.set_qform(img.affine, code=code)
-    img.header.set_xyzt_units("mm")
-    raw = img.to_bytes()
-    return gzip.compress(raw, mtime=0) if compress else raw
+    return nifti_bytes_of(volume, _check_mask(volume, mask).astype(np.uint8), compress=compress)
 
 
 def _mask_on_source_slices(volume: Volume, mask: np.ndarray, headers: Sequence[Any]) -> np.ndarray:
