@@ -22,6 +22,17 @@ APP = Path(__file__).resolve().parent / "volume_viewer_app.py"
 LOAD_TIMEOUT_MS = 120_000
 
 
+def the_viewer(page, status: re.Pattern = re.compile(r"^slice \d+ / \d+")):
+    """The page's one viewer frame once its status matches ``status``. A rerun that opens a new study replaces
+    the viewer, and for a moment the previous study's frame can stand beside the new one: wait for it to go."""
+    frames = page.locator("iframe[title*='volume_viewer']")
+    frame = frames.first.content_frame
+    expect(frame.locator("#status")).to_have_text(status, timeout=LOAD_TIMEOUT_MS)
+    expect(frames).to_have_count(1, timeout=LOAD_TIMEOUT_MS)
+    expect(frame.locator("#status")).to_have_text(status, timeout=LOAD_TIMEOUT_MS)
+    return frame
+
+
 @pytest.fixture(scope="module")
 def viewer_url(tmp_path_factory):
     with run_streamlit(APP, tmp_path_factory.mktemp("vv") / "server.log") as url:
@@ -186,8 +197,7 @@ def test_the_segment_page_takes_a_hand_corrected_mask(segmented_lgg_page, stream
     and the measurements now come from the corrected mask."""
     page = segmented_lgg_page
     page.get_by_text("Review and correct the mask in the interactive viewer").click()
-    frame = page.frame_locator("iframe[title*='volume_viewer']")
-    expect(frame.locator("#status")).to_have_text(re.compile(r"^slice \d+ / \d+"), timeout=LOAD_TIMEOUT_MS)
+    frame = the_viewer(page)
     expect(frame.locator("#edit")).to_be_visible()
     expect(frame.locator("#status")).to_have_attribute("data-drawing", re.compile(r"^fill 255,140,0 0\.4"))
     page.get_by_text("contour", exact=True).click()  # the page's overlay style reaches the viewer
@@ -216,8 +226,7 @@ def test_a_dicom_seg_opened_from_file_is_drawn_over_its_series(app_page, data_di
     folder = data_dir / "dicom_ct_3slice_with_liver_seg"
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
         [str(folder / f"0{k}.dcm") for k in (1, 2, 3)])
-    frame = page.frame_locator("iframe[title*='volume_viewer']")
-    expect(frame.locator("#status")).to_have_text(re.compile(r"^slice \d+ / 3"), timeout=LOAD_TIMEOUT_MS)
+    frame = the_viewer(page, re.compile(r"^slice \d+ / 3"))
     overlay_input = page.locator('[data-testid="stFileUploader"]').filter(has_text="Overlay a segmentation")
     overlay_input.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(folder / "liver_seg.dcm"))
     expect(page.get_by_text(re.compile(r"liver_seg\.dcm: 1 segment\(s\), [\d,]+ voxels"))).to_be_visible(
