@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from medviz.classification import kermany
 from medviz.classification.calibration import expected_calibration_error, fit_temperature, nll, softmax
 from medviz.classification.card import model_card
 from medviz.classification.data import (
@@ -46,6 +47,10 @@ ARCHS: dict[str, dict[str, Any]] = {
     "resnet10-half": {"name": "ResNet", "layers": [1, 1, 1, 1], "planes": [32, 64, 128, 256], "cam": "layer3"},
     "resnet10-tiny": {"name": "ResNet", "layers": [1, 1, 1, 1], "planes": [8, 16, 32, 64], "cam": "layer3"},
     "densenet121": {"name": "DenseNet121", "cam": "class_layers.relu"},
+    # radiograph-sized inputs (224 px): the standard 7x7 stride-2 stem + max pool, so layer1 runs at
+    # 56x56 and layer3 (the CAM layer) at 14x14; the 28-px presets above keep full resolution instead.
+    "resnet18-half-224": {"name": "ResNet", "layers": [2, 2, 2, 2], "planes": [32, 64, 128, 256], "cam": "layer3",
+                          "stem": "imagenet"},
 }
 
 
@@ -53,9 +58,10 @@ def arch_spec(arch: str, channels: int, n_classes: int) -> dict[str, Any]:
     """The manifest ``arch`` entry of a preset (MONAI network name + kwargs)."""
     p = ARCHS[arch]
     if p["name"] == "ResNet":
+        big = p.get("stem") == "imagenet"
         kwargs = {"block": "basic", "layers": p["layers"], "block_inplanes": p["planes"], "spatial_dims": 2,
-                  "n_input_channels": channels, "num_classes": n_classes, "conv1_t_size": 3,
-                  "conv1_t_stride": 1, "no_max_pool": True}
+                  "n_input_channels": channels, "num_classes": n_classes, "conv1_t_size": 7 if big else 3,
+                  "conv1_t_stride": 2 if big else 1, "no_max_pool": not big}
     else:
         kwargs = {"spatial_dims": 2, "in_channels": channels, "out_channels": n_classes}
     return {"name": p["name"], "kwargs": kwargs}
@@ -65,8 +71,9 @@ def arch_spec(arch: str, channels: int, n_classes: int) -> dict[str, Any]:
 class ClassificationTrainOptions:
     """Options of the classification task (``python -m medviz.train --task classification ...``)."""
 
-    dataset: str = option("pneumoniamnist", label="Data set", choices=[*DATASETS, "folder"],
-                          help="MedMNIST set, or 'folder' for <data>/<class>/*.png (folder or zip)")
+    dataset: str = option("pneumoniamnist", label="Data set", choices=[*DATASETS, kermany.KEY, "folder"],
+                          help="MedMNIST set, 'kermany_cxr' for the labels.csv chest X-ray layout (patient-level "
+                               "val split of train/), or 'folder' for <data>/<class>/*.png (folder or zip)")
     arch: str = option("resnet18-half", label="Network", choices=list(ARCHS))
     image_size: int = option(28, label="Input size (pixels)", min=8, max=1024, help="model input side in pixels")
     class_weights: str = option("balanced", label="Class weights", choices=["balanced", "sqrt", "none"],
@@ -126,6 +133,15 @@ class ClassificationTask(TrainTask):
             self.arrays = {s: (preprocess_batch(im, self.channels, self.size), y) for s, (im, y) in splits.items()}
             self.source = f"class folders at {self.data_path.name}"
             return
+        if a.dataset == kermany.KEY:
+            self.classes, self.channels = list(kermany.CLASSES), 1
+            root = kermany.data_root(self.data_path)
+            for split in ("train", "val"):
+                part = kermany.load_split(split, self.size, root, seed=self.seed)
+                self.arrays[split] = (part.x, part.y)
+            self.source = f"{kermany.FOLDER} (labels.csv; val = {kermany.VAL_FRACTION:.0%} of the train patients, seed {self.seed})"
+            self._kermany_root = root
+            return
         self.info = look_up_dataset(a.dataset)
         self.classes, self.channels = list(self.info.classes), self.info.channels
         try:
@@ -143,6 +159,9 @@ class ClassificationTask(TrainTask):
 
     def split(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed ``(N, C, S, S)`` images and ``(N,)`` labels of one split (test loaded on demand)."""
+        if split not in self.arrays and self.options.dataset == kermany.KEY:
+            part = kermany.load_split(split, self.size, self._kermany_root, seed=self.seed)
+            self.arrays[split] = (part.x, part.y)
         if split not in self.arrays:
             images, labels = load_npz_split(self._npz, split)
             self.arrays[split] = (preprocess_batch(images, self.channels, self.size), labels)

@@ -1,0 +1,85 @@
+"""The labels.csv chest X-ray layout: patient-level split, ``--data DIR``, one preprocessing."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medviz.classification import kermany
+from medviz.classification.data import DataError
+from medviz.classification.preprocess import preprocess_image
+from medviz.classification.train import ClassificationTask, ClassificationTrainOptions
+
+FIELDS = ["path", "split", "label", "class_name", "subtype", "patient_id", "person_num_in_other_official_split"]
+
+
+def write_layout(root: Path, rng: np.random.Generator, n_patients: int = 12) -> Path:
+    """A tiny folder in the Kermany layout: per split and class, patients with 1-2 images (80x60 px)."""
+    from PIL import Image
+
+    rows = []
+    for split, n in (("train", n_patients), ("val", 2), ("test", 4)):
+        for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
+            (root / split / cls).mkdir(parents=True, exist_ok=True)
+            for p in range(n):
+                pid = f"{split}-{cls}-{p}"
+                for i in range(1 + p % 2):
+                    rel = f"{split}/{cls}/{pid}-{i}.jpg"
+                    img = np.clip(rng.normal(90 + 60 * label, 25, (60, 80)), 0, 255).astype(np.uint8)
+                    Image.fromarray(img).save(root / rel)
+                    rows.append({"path": rel, "split": split, "label": label, "class_name": cls, "subtype": "none",
+                                 "patient_id": pid, "person_num_in_other_official_split": "7" if split == "test" and label and p == 0 else ""})
+    with (root / "labels.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory) -> Path:
+    return write_layout(tmp_path_factory.mktemp("cxr"), np.random.default_rng(3))
+
+
+def test_split_is_by_patient_stratified_and_seeded(layout):
+    rows = kermany.read_labels(layout)
+    a, b = kermany.patient_split(rows, seed=0), kermany.patient_split(rows, seed=0)
+    assert a == b
+    train_ids, val_ids = {r.patient_id for r in a["train"]}, {r.patient_id for r in a["val"]}
+    assert train_ids and val_ids and not train_ids & val_ids
+    assert {r.label for r in a["val"]} == {0, 1}
+    assert len(a["train"]) + len(a["val"]) == sum(r.split == "train" for r in rows)
+
+
+@pytest.mark.data
+def test_real_split_has_no_patient_on_both_sides(data_dir):
+    rows = kermany.read_labels(kermany.data_root())
+    parts = kermany.patient_split(rows, seed=0)
+    train_ids, val_ids = {r.patient_id for r in parts["train"]}, {r.patient_id for r in parts["val"]}
+    assert not train_ids & val_ids
+    assert (len(parts["train"]), len(parts["val"])) == (1338, 228)
+    test = kermany.split_rows(rows, "test")
+    assert len(test) == 624 and sum(r.person_flag for r in test) == 320
+
+
+def test_data_dir_and_errors(layout, tmp_path):
+    part = kermany.load_split("test", 32, layout)
+    assert part.x.shape == (len(part.rows), 1, 32, 32) and part.person_flag.sum() == 1
+    assert kermany.data_root(layout.parent / layout.name) == layout
+    with pytest.raises(DataError, match="labels.csv"):
+        kermany.data_root(tmp_path)
+    with pytest.raises(DataError, match="unknown split"):
+        kermany.split_rows(kermany.read_labels(layout), "extra")
+
+
+def test_training_uses_the_one_preprocessing(layout):
+    task = ClassificationTask(ClassificationTrainOptions(dataset="kermany_cxr", arch="resnet10-tiny", image_size=32),
+                              data=layout, seed=0)
+    data = task.build_data()
+    rows = kermany.split_rows(kermany.read_labels(layout), "train", seed=0)
+    expected = preprocess_image(kermany.read_image(layout, rows[0]), 1, 32)[0]
+    np.testing.assert_array_equal(data.train[0]["image"], expected)
+    np.testing.assert_array_equal(task.split("test")[0], kermany.load_split("test", 32, layout).x)
