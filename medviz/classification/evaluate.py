@@ -1,4 +1,5 @@
-"""Evaluate a registered classifier on a MedMNIST split; also writes classifier model cards.
+"""Evaluate a registered classifier on a MedMNIST split (or the Kermany chest X-ray layout,
+:mod:`medviz.classification.kermany_eval`); also writes classifier model cards.
 
 ``python -m medviz.evaluate --model breast_resnet --json [--data DIR|FILE.npz] [--split test] [--limit N]``
 
@@ -14,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from medviz.classification import kermany
 from medviz.classification.calibration import expected_calibration_error, nll, reliability, softmax
 from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
 from medviz.classification.infer import batch_logits
+from medviz.classification.kermany_card import format_cxr_table
+from medviz.classification.kermany_eval import evaluate_cxr
 from medviz.classification.metrics import (
     bootstrap_ci,
     classification_metrics,
@@ -87,10 +91,15 @@ def run_model(model: Any, spec: ClassifierSpec, split: str = "test", data: Path 
     """
     if spec.from_folder:
         raise DataError(f"{spec.name!r} was trained on a folder set; evaluate it with its own split folders")
-    images, labels = load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    x = preprocess_batch(images, spec.input.channels, spec.input.size)
+    if spec.dataset_key == kermany.KEY:  # radiographs of mixed sizes: the model input stands in for the images
+        part = kermany.load_split(split, spec.input.size, data, limit=limit)
+        x, labels = part.x, part.y
+        images = np.round(x[:, 0] * 255).astype(np.uint8)
+    else:
+        images, labels = load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        x = preprocess_batch(images, spec.input.channels, spec.input.size)
     logits = batch_logits(model, x, device)
     t = spec.temperature
     return EvalRun(images, labels, logits, softmax(logits), softmax(logits, t), t, list(spec.classes))
@@ -115,6 +124,9 @@ def evaluate(entry: ModelEntry, options: ClassificationEvalOptions) -> dict[str,
     spec = entry.spec
     if options.ood:
         return evaluate_ood(model, entry, options.data)
+    if spec.dataset_key == kermany.KEY:
+        return evaluate_cxr(model, spec, entry.weights_dir, options.split, options.data, options.limit,
+                            options.n_boot, device)
     run = run_model(model, spec, options.split, options.data, options.limit, device)
     s = summarise(run, options.n_boot)
     refs = spec.references
@@ -129,6 +141,8 @@ def format_table(result: dict[str, Any]) -> str:
     """Human-readable table of :func:`evaluate`'s result with the published rows beneath."""
     if result.get("ood"):
         return format_ood_table(result)
+    if "comparison" in result:
+        return format_cxr_table(result)
     lines = [f"{result['model']} ({result['dataset']}), split {result['split']}, n = {result['n']}",
              f"{'method':<36} {'AUC':>6} {'95% CI':>16} {'ACC':>6} {'95% CI':>16}",
              f"{'this model':<36} {result['auc']:>6.3f} {format_ci(result['auc_ci95']):>16} "

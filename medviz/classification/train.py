@@ -29,6 +29,8 @@ from medviz.classification.data import (
     resolve_npz,
 )
 from medviz.classification.infer import batch_logits
+from medviz.classification.kermany_card import cxr_model_card, entry_fields
+from medviz.classification.kermany_eval import binary_report, evaluate_cxr, youden_threshold
 from medviz.classification.metrics import bootstrap_ci, classification_metrics
 from medviz.classification.preprocess import preprocess_batch
 from medviz.constants import Task
@@ -287,13 +289,38 @@ class ClassificationTask(TrainTask):
                "nll": nll(zv, yv), "nll_calibrated": nll(zv, yv, temperature),
                "ece": expected_calibration_error(softmax(zv), yv),
                "ece_calibrated": expected_calibration_error(softmax(zv, temperature), yv)}
-        test = self._score_test(shipped, temperature)
         out_dir = Path(out_dir)
+        if self.options.dataset == kermany.KEY:
+            return self._export_cxr(shipped, out_dir, name, temperature, use_half, fp16_check, zv, val,
+                                    metrics, command)
+        test = self._score_test(shipped, temperature)
         files = save_weights(shipped, out_dir, name, half=use_half)
         entry = self._manifest_entry(name, files, temperature, use_half, fp16_check,
                                      {"val": val, "test": test, "selection": metrics}, command)
         # the card is rendered from the parsed spec, so an entry that would not parse is never written
         (out_dir / f"{name}.md").write_text(model_card(ClassifierSpec.from_entry(entry)))
+        return entry
+
+    def _export_cxr(self, shipped: Any, out_dir: Path, name: str, temperature: float, use_half: bool,
+                    fp16_check: dict[str, float], zv: np.ndarray, val: dict[str, Any], metrics: dict[str, Any],
+                    command: str) -> dict[str, Any]:
+        """Kermany layout: the operating threshold on val (Youden), the evaluate contract on val and the
+        official val, then the one test look (:func:`~medviz.classification.kermany_eval.evaluate_cxr`,
+        with the 28-px comparison) unless ``skip_test``."""
+        yv = self.arrays["val"][1]
+        threshold = youden_threshold(softmax(zv, temperature)[:, 1], yv)
+        val = {**val, **binary_report(softmax(zv, temperature)[:, 1], yv, threshold)}
+        files = save_weights(shipped, out_dir, name, half=use_half)
+        record: dict[str, Any] = {"val": val, "test": None, "selection": metrics}
+        entry = self._manifest_entry(name, files, temperature, use_half, fp16_check, record, command)
+        entry.update(entry_fields(self.size, self.seed), operating_threshold=threshold)
+        spec = ClassifierSpec.from_entry(entry)
+        ov = evaluate_cxr(shipped, spec, out_dir, "official_val", self._kermany_root, compare=False)
+        val["official_val"] = {k: v for k, v in ov.items() if k not in ("references", "subsets")}
+        if not self.options.skip_test:
+            test = evaluate_cxr(shipped, spec, out_dir, "test", self._kermany_root)
+            record["test"] = {**test, "date": dt.date.today().isoformat(), "command": command}
+        (out_dir / f"{name}.md").write_text(cxr_model_card(ClassifierSpec.from_entry(entry)))
         return entry
 
     def _choose_precision(self, model: Any) -> tuple[Any, bool, dict[str, float], np.ndarray]:

@@ -327,11 +327,12 @@ class OODSpec:
         file: safetensors file of the fitted statistics (class means, precision matrix, val scores),
             relative to the weights directory.
         sha256: checksum of ``file`` (checked when the statistics are read).
-        score: the score kept on validation (``"mahalanobis"``, ``"mahalanobis_joint"`` (ensembles) or
-            ``"energy"``); higher = less like training.
-        threshold: above it the model abstains (fixed so that at most 5 % of the val images are above).
+        score: the score kept on validation (one of :attr:`SCORES`, :mod:`medviz.classification.ood`); higher =
+            less like training.
+        threshold: above it the model abstains (at most 5 % of the val images above it, with 95 % confidence).
         val_abstention: fraction of the model's val images above ``threshold``.
-        layers: the layers whose input (penultimate features) and output (logits) are read, one per member.
+        layers: the layers read: the final linear layer of each member (its input, the penultimate features,
+            and output, the logits) or, for a stage score, the residual stages whose pooled outputs are read.
         record: read-only provenance (``criterion``, ``candidates``, ``command``, ``created``, ``test``...).
     """
 
@@ -345,8 +346,9 @@ class OODSpec:
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("file", "sha256", "score", "threshold", "val_abstention", "layers")
     RECORD: ClassVar[tuple[str, ...]] = ("criterion", "candidates", "fitted_on", "shrinkage", "command", "created",
-                                         "test")
-    SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "energy")
+                                         "test", "earlier_tests")
+    SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "mahalanobis_stages", "mahalanobis_layer3",
+                                         "mahalanobis_layer2", "mahalanobis_layer1", "energy")
 
     @classmethod
     def from_entry(cls, model: str, raw: Any) -> OODSpec | None:
@@ -375,11 +377,14 @@ class ClassifierSpec(ModelSpec):
         arch_preset: ``--arch`` preset of the training command.
         loss: the training loss.
         ood: the out-of-distribution detector (None: not fitted; the model never abstains).
+        operating_threshold: binary models: the calibrated positive-class probability chosen on val
+            above which a case is called positive (None: arg-max).
     """
 
     TASK: ClassVar[str] = CLASSIFICATION
     REQUIRED: ClassVar[tuple[str, ...]] = ("classes", "input", "cam_layer")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("temperature", "dataset_key", "arch_preset", "loss", "ood")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("temperature", "dataset_key", "arch_preset", "loss", "ood",
+                                           "operating_threshold")
     PROVENANCE: ClassVar[tuple[str, ...]] = ("preprocessing", "weights_dtype", "fp16_check", "metrics", "references",
                                              "data", "command", "created", "members", "members_note")
 
@@ -391,10 +396,12 @@ class ClassifierSpec(ModelSpec):
     arch_preset: str = ""
     loss: LossSpec = LossSpec()
     ood: OODSpec | None = None
+    operating_threshold: float | None = None
 
     @classmethod
     def _task_fields(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(ood=OODSpec.from_entry(name, raw.get("ood")), classes=_seq(name, "classes", raw["classes"], str),
+        return dict(operating_threshold=_opt(name, "operating_threshold", raw.get("operating_threshold"), float),
+                    ood=OODSpec.from_entry(name, raw.get("ood")), classes=_seq(name, "classes", raw["classes"], str),
                     input=InputSpec.from_entry(name, raw["input"]),
                     cam_layer=_as(name, "cam_layer", raw["cam_layer"], str),
                     temperature=_as(name, "temperature", raw.get("temperature", DEFAULT_TEMPERATURE), float),

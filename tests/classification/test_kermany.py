@@ -83,3 +83,51 @@ def test_training_uses_the_one_preprocessing(layout):
     expected = preprocess_image(kermany.read_image(layout, rows[0]), 1, 32)[0]
     np.testing.assert_array_equal(data.train[0]["image"], expected)
     np.testing.assert_array_equal(task.split("test")[0], kermany.load_split("test", 32, layout).x)
+
+
+@pytest.fixture(scope="module")
+def cxr_weights(layout, tmp_path_factory) -> Path:
+    """A tiny Kermany-layout model trained and exported through ``python -m medviz.train`` (test look included)."""
+    from medviz.train.cli import main
+
+    out = tmp_path_factory.mktemp("w")
+    rc = main(["--task", "classification", "--dataset", "kermany_cxr", "--data", str(layout), "--arch", "resnet10-tiny",
+               "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--flip", "none", "--device", "cpu",
+               "--quiet", "--run-dir", str(tmp_path_factory.mktemp("run")), "--out", str(out), "--register",
+               "--name", "cxr_tiny"])
+    assert rc == 0
+    return out
+
+
+def test_export_records_threshold_test_look_and_card(cxr_weights):
+    from medviz.models.registry import get_entry
+
+    spec = get_entry("cxr_tiny", weights_dir=cxr_weights).spec
+    assert spec.dataset_key == "kermany_cxr" and spec.input.native_size == 256
+    assert 0.0 <= spec.operating_threshold <= 1.0
+    test = spec.test_metrics
+    assert test["n"] == 12 and {"sensitivity", "specificity", "threshold", "auc_ci95", "subsets", "comparison"} <= set(test)
+    assert test["subsets"]["person_flag_only"]["n"] == 1 and test["subsets"]["person_flag_only"]["specificity"] is None
+    assert "error" in test["comparison"]["pneumonia_resnet"]  # not registered in this folder
+    assert spec.metrics["val"]["official_val"]["n"] == 6
+    card = (cxr_weights / "cxr_tiny.md").read_text()
+    assert "Test look:" in card and "Youden" in card and "| official val" in card
+
+
+def test_evaluate_reproduces_the_card_and_page_uses_the_same_input(cxr_weights, layout, monkeypatch, capsys):
+    import json
+
+    from medviz.classification.preprocess import prepare_input
+    from medviz.evaluate import main
+    from medviz.models.registry import get_entry
+
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(cxr_weights))
+    assert main(["--model", "cxr_tiny", "--json", "--data", str(layout)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    spec = get_entry("cxr_tiny", weights_dir=cxr_weights).spec
+    for key in ("auc", "acc", "sensitivity", "specificity", "threshold", "acc_ci95"):
+        assert result[key] == pytest.approx(spec.test_metrics[key], abs=1e-9), key
+    # the page's prepare_input gives the model exactly the array evaluation gave it
+    part = kermany.load_split("test", 32, layout)
+    x = prepare_input(kermany.read_image(layout, part.rows[0]), spec).x
+    np.testing.assert_array_equal(x, part.x[0])
