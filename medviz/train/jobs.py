@@ -1,8 +1,14 @@
 """Background training jobs for the web app (no Streamlit here: the page keeps one
 :class:`JobManager` in ``st.cache_resource`` and a random owner token in ``st.session_state``).
 
-A job is a thread running :func:`medviz.train.engine.train` with an :class:`EventLog` listener and a
-``threading.Event`` for Stop. Jobs belong to the owner token that started them; another token sees
+A job is a child process (:mod:`medviz.train.process`, :mod:`medviz.train.worker`) running
+:func:`medviz.train.engine.train` at a lower CPU priority, watched by a thread of the server that puts the
+child's training events into the job's :class:`EventLog` as they come, sends it Stop, and keeps its
+result (the selected weights stay in the run folder; promoting exports them through another short child,
+see :class:`~medviz.train.process.ChildTask`). A child that ends without a result (killed, crashed)
+leaves the job ``failed`` with a message in words; Resume continues from its last completed epoch. When
+the server ends, its children are stopped and then ended by their PIDs (:meth:`JobManager.shutdown`, run
+at exit); a child whose server vanished stops by itself (its control pipe ends). Jobs belong to the owner token that started them; another token sees
 or stops a job only after the owner shares it (a share code) and that token joins with the code.
 Only the owner can promote a job into the model registry: into the user models folder
 (``MEDVIZ_USER_MODELS_DIR``), never into the shipped ``weights/``, and never under a shipped model's name.
@@ -10,7 +16,7 @@ Only the owner can promote a job into the model registry: into the user models f
 At most ``max_running`` jobs train at once per server (1 by default: the CPU is shared); a start or
 resume beyond that waits in a first-in-first-out queue (status ``queued``) and starts by itself when
 a running job ends; a waiting job can be cancelled (:meth:`JobManager.cancel`, or Stop). Training
-threads run at a lower CPU priority than the page (:mod:`medviz.train.priority`).
+processes run at a lower CPU priority than the page (:mod:`medviz.train.priority`).
 
 Data sources chosen on the page must lie under the data folder or the owner's upload folder, and the paths
 task options hold (start weights, ensemble members) under the runs, user models or shipped weights folder
@@ -25,25 +31,30 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
 import secrets
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from medviz.config import get_settings
 from medviz.models.registry import SHIPPED, USER_TRAINED, ModelEntry, list_models, read_manifest
+from medviz.train.checkpoint import LAST
 from medviz.train.command import TrainCommand, command_line, to_argv
-from medviz.train.engine import export_model, train
+from medviz.train.engine import BEST, TrainResult, export_model
 from medviz.train.eta import wait_estimate
 from medviz.train.events import EventLog, TrainEvent
 from medviz.train.paths import DataSourceError, check_data_source, check_option_paths
-from medviz.train.priority import TRAINING_NICE, lower_thread_priority
+from medviz.train.priority import TRAINING_NICE, lower_thread_priority, nice_target
+from medviz.train.process import BestWeights, ChildError, ChildTask, TrainingProcess
 from medviz.train.uploads import public_command, upload_folder
+from medviz.train.worker import RunSummary, TrainRequest
 from medviz.types import MedvizError
 
 log = logging.getLogger(__name__)
@@ -80,7 +91,12 @@ class Job:
         command: the run's configuration.
         argv: the equivalent command-line arguments (``python -m medviz.train ...``), for display
             and the model card (an uploaded data source appears as ``<uploaded: NAME>``).
-        native_id: the training thread's native id once it runs (its nice value is lowered).
+        task: the task as the server sees it (:class:`~medviz.train.process.ChildTask`: its export runs in
+            a child).
+        result: the last run's :class:`~medviz.train.engine.TrainResult`; its ``model`` is a
+            :class:`~medviz.train.process.BestWeights` (the weights stay in the run folder).
+        thread: the server thread that watches the training process.
+        native_id: the training process's id (PID) once it runs (its nice value is lowered).
     """
 
     id: str
@@ -101,6 +117,7 @@ class Job:
     thread: threading.Thread | None = None
     promoted: ModelEntry | None = None
     native_id: int | None = None
+    process: TrainingProcess | None = None
     resume_pending: bool = False
 
     @property
@@ -129,17 +146,51 @@ class Job:
         self.log(event)
 
     def _run(self, resume: bool, nice: int = TRAINING_NICE) -> None:
-        self.native_id = threading.get_native_id()
-        lower_thread_priority(nice)  # before any torch call: torch's worker threads inherit it
+        """Train in a child process and follow it until it ends (in the job's watching thread)."""
+        lower_thread_priority(nice)  # the watching thread too: unpickling events is training work
         try:
-            self.result = train(self.task, self.cfg, self.run_dir, listeners=[self._listen],
-                                stop_event=self.stop_event, resume=resume)
-            self.status = self.result.status
-        except MedvizError as e:
-            self.error, self.status = str(e), "failed"
-        except Exception as e:  # a plugin bug must end the job visibly, not kill the thread silently
-            log.exception("training job %s crashed", self.id)
-            self.error, self.status = f"{type(e).__name__}: {e}", "failed"
+            child = TrainingProcess(TrainRequest(self.command, self.run_dir, resume, nice=nice_target(nice)), nice)
+        except ChildError as e:
+            self._fail(str(e))
+            return
+        self.native_id, self.process = child.pid, child
+        outcome = None
+        with child:
+            while True:
+                if self.stop_event.is_set():
+                    child.request_stop()
+                try:
+                    message = child.receive(timeout=0.2)
+                except (EOFError, OSError):
+                    break
+                if message is None:
+                    continue
+                if message[0] == "event":
+                    self._listen(message[1])
+                else:
+                    outcome = message
+            child.finish()
+        if outcome is not None and outcome[0] == "result":
+            self._finished(outcome[1])
+        elif outcome is not None:
+            self._fail(outcome[1])
+        else:
+            log.warning("training job %s: the child process %d ended without a result (%s)", self.id, child.pid,
+                        child.ended())
+            self._fail(f"the training process ended unexpectedly ({child.ended()}) before it finished; "
+                       + ("Resume continues from the last completed epoch" if (self.run_dir / LAST).exists()
+                          else "no epoch was completed, so start the run again"))
+
+    def _finished(self, summary: RunSummary) -> None:
+        weights = BestWeights(self.run_dir / BEST) if summary.best_epoch >= 1 else None
+        self.result = TrainResult(status=summary.status, model=weights, best_epoch=summary.best_epoch,
+                                  best_metric=summary.best_metric, monitor=summary.monitor,
+                                  history=summary.history, run_dir=self.run_dir)
+        self.status = summary.status
+
+    def _fail(self, message: str) -> None:
+        self.log(TrainEvent("error", message=message))
+        self.error, self.status = message, "failed"
 
 
 class JobManager:
@@ -151,7 +202,7 @@ class JobManager:
         max_running: jobs allowed to train at the same time.
         keep_finished: finished jobs remembered per owner.
         max_queued: jobs allowed to wait in the queue (a start beyond that is refused).
-        nice: how much lower than the server's the training threads' CPU priority is (Linux).
+        nice: how much lower than the server's the training processes' CPU priority is.
     """
 
     def __init__(self, runs_dir: Path | None = None, max_running: int = 1, keep_finished: int = 5,
@@ -164,6 +215,8 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._queue: list[str] = []  # ids of queued jobs, first to start first
         self._lock = threading.Lock()
+        self._closed = False
+        _MANAGERS.add(self)
 
     def upload_folder(self, owner: str) -> Path:
         """The folder this owner's uploads are saved in (the only place outside the data folder that
@@ -176,7 +229,7 @@ class JobManager:
 
     # -- starting -------------------------------------------------------------------------------------
     def start(self, owner: str, command: TrainCommand) -> Job:
-        """Build the task ``command`` describes and start training it in a thread (``resume`` is
+        """Build the task ``command`` describes and start training it in a child process (``resume`` is
         ignored: use :meth:`resume`).
 
         When ``max_running`` jobs are training already, the job is queued (status ``queued``) and
@@ -205,7 +258,7 @@ class JobManager:
         except DataSourceError as e:
             raise JobError(str(e)) from None
         command = replace(command, run=replace(command.run, data=data, resume=False), options=options)
-        task = command.build_task()
+        task = ChildTask(command.build_task(), command, self.nice)
         with self._lock:
             self._prune(owner)
             job_id = secrets.token_hex(4)
@@ -236,6 +289,8 @@ class JobManager:
 
     def _admit(self, job: Job, resume: bool) -> None:
         """Launch ``job`` now if a slot is free and nobody waits, else append it to the queue (lock held)."""
+        if self._closed:
+            raise JobError("the server is shutting down; start the run again once it is back")
         if not self._queue and self._busy() < self.max_running:
             self._launch(job, resume)
             return
@@ -250,7 +305,7 @@ class JobManager:
     def _advance(self) -> None:
         """Start queued jobs, oldest first, while slots are free (called when a job's thread ends)."""
         with self._lock:
-            while self._queue and self._busy() < self.max_running:
+            while not self._closed and self._queue and self._busy() < self.max_running:
                 job = self._jobs.get(self._queue.pop(0))
                 if job is not None and job.queued:
                     self._launch(job, job.resume_pending)
@@ -271,8 +326,30 @@ class JobManager:
     def _work(self, job: Job, resume: bool) -> None:
         try:
             job._run(resume, self.nice)
+        except Exception:  # noqa: BLE001 -- the job must end visibly and the queue go on, whatever happened
+            log.exception("training job %s: watching its process failed", job.id)
+            job._fail("following the training process failed; the server log has the details")
         finally:
             self._advance()
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        """End every job for good (the server is going): cancel the queue, ask each training process to
+        stop, and end by its PID any that has not within ``grace`` seconds. Run at interpreter exit."""
+        with self._lock:
+            self._closed = True
+            for job_id in list(self._queue):
+                self._dequeue(self._jobs[job_id])
+            running = [j for j in self._jobs.values() if j.running]
+        for job in running:
+            job.stop_event.set()
+            if job.process is not None:
+                job.process.request_stop()
+        deadline = time.monotonic() + grace
+        for job in running:
+            while job.process is None and job.running and time.monotonic() < deadline:
+                time.sleep(0.05)  # still starting its process
+            if job.process is not None and not job.process.wait(max(deadline - time.monotonic(), 0.0)):
+                job.process.kill()
 
     # -- access ---------------------------------------------------------------------------------------
     def jobs(self, owner: str) -> list[Job]:
@@ -323,7 +400,8 @@ class JobManager:
         return QueuePlace(position=index + 1, eta_s=wait_estimate(running, ahead, self.max_running))
 
     def wait(self, job_id: str, owner: str, timeout: float | None = None) -> Job:
-        """Wait for the job's thread to end (a queued job: wait until it has started and ended)."""
+        """Wait for the job's watching thread to end, which it does once its process has ended (a queued job:
+        wait until it has started and ended)."""
         job = self.get(job_id, owner)
         deadline = None if timeout is None else time.monotonic() + timeout
         while job.queued and (deadline is None or time.monotonic() < deadline):
@@ -396,9 +474,22 @@ class JobManager:
         again = job.promoted is not None and job.promoted.name == name  # this run's own earlier promotion
         if not again and any(m.get("name") == name for m in read_manifest(dest)):
             raise JobError(f"a user-trained model named {name!r} exists already; choose another name")
-        raw = export_model(job.task, job.result, dest, name, command_line(job.argv), register=True)
+        try:
+            raw = export_model(job.task, job.result, dest, name, command_line(job.argv), register=True)
+        except ChildError as e:
+            raise JobError(f"the model could not be exported: {e}") from None
         job.promoted = ModelEntry(raw=raw, weights_dir=dest, origin=USER_TRAINED)
         return job.promoted
+
+
+_MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    """At interpreter exit (the server ends): no training process outlives its server."""
+    for manager in list(_MANAGERS):
+        manager.shutdown()
 
 
 def _check_owner(owner: str) -> None:

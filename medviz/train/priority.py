@@ -1,5 +1,10 @@
 """Run training below the priority of serving (Linux: a per-thread nice value).
 
+Training runs in a child process (:mod:`medviz.train.process`); a child inherits the nice value of
+the thread that starts it, so the child is started from a thread lowered by
+:func:`lower_thread_priority` and every thread of it runs lowered from its first instruction (the
+child also checks with :func:`lower_process_priority`, which is the only way off Linux).
+
 On Linux every thread has its own nice value, so :func:`lower_thread_priority` called first thing in
 a training thread slows only that thread when the CPU is contended; the page's script threads keep
 their priority. Threads created by a thread inherit its nice value at creation. Measured with torch
@@ -28,6 +33,28 @@ def thread_nice(native_id: int | None = None) -> int | None:
     return os.getpriority(os.PRIO_PROCESS, native_id or threading.get_native_id())
 
 
+def nice_target(increment: int = TRAINING_NICE) -> int:
+    """The nice value of training work: the server's (its main thread's) plus ``increment``, capped at 19."""
+    return min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + max(increment, 0), 19)
+
+
+def lower_process_priority(target: int | None) -> int | None:
+    """Lower the calling process (on Linux: its calling thread, which in a fresh child is all there is
+    besides threads that inherited the nice value they were created with) to the nice value ``target``;
+    never raises the priority. Returns the nice value afterwards (None: ``target`` is None)."""
+    if target is None:
+        return None
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if target <= current:
+        return current
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, min(target, 19))
+    except OSError as e:
+        log.warning("could not lower the training process's priority: %s", e)
+        return current
+    return min(target, 19)
+
+
 def lower_thread_priority(increment: int = TRAINING_NICE) -> int | None:
     """Set the calling thread's nice value to the server's (its main thread's) plus ``increment``,
     capped at 19; returns the thread's nice value.
@@ -40,7 +67,7 @@ def lower_thread_priority(increment: int = TRAINING_NICE) -> int | None:
     current = thread_nice()
     if current is None:
         return None
-    target = min(os.getpriority(os.PRIO_PROCESS, os.getpid()) + max(increment, 0), 19)
+    target = nice_target(increment)
     if target <= current:
         return current
     try:

@@ -211,8 +211,8 @@ def test_the_queue_has_a_limit(tmp_path):
     m.wait(first.id, ALICE, 60)
 
 
-def _thread_ids() -> set[int]:
-    return {int(p.name) for p in Path("/proc/self/task").iterdir()}
+def _thread_ids(pid: int | str = "self") -> set[int]:
+    return {int(p.name) for p in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def _nices(tids: set[int]) -> dict[int, int]:
@@ -229,15 +229,15 @@ def _nices(tids: set[int]) -> dict[int, int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
 def test_training_runs_at_a_lower_cpu_priority_than_the_server(tmp_path):
     m = JobManager(runs_dir=tmp_path)
-    before = _thread_ids()
     job = _long(m)
     try:
         assert job.native_id is not None and job.thread.is_alive()
+        assert job.native_id != os.getpid()  # training runs in a child process
         server = os.getpriority(os.PRIO_PROCESS, 0)
         assert thread_nice(job.native_id) == min(server + TRAINING_NICE, 19) > server
         assert thread_nice() == server  # the calling (serving) thread keeps its priority
-        # threads the run created (torch's intra-op workers, the data loader's thread) inherit the lower priority
-        created = _nices(_thread_ids() - before)
+        # every thread of the child (torch's intra-op workers, the data loader's thread) runs at the lower priority
+        created = _nices(_thread_ids(job.native_id))
         assert job.native_id in created and set(created.values()) == {created[job.native_id]}, created
         # a queued run, started from the ending run's (lowered) thread, is lowered once, not twice
         nxt = m.start(BOB, _cmd(ToyOptions(step_delay=0.02), epochs=100_000))

@@ -6,7 +6,8 @@ float error. Register it for the command line and the page with
 
 Options: :class:`ToyOptions`. Test hooks: ``--nan-at-step`` (global step that returns NaN), ``--nan-grad-at-step`` (global step
 whose loss is finite but whose gradient is NaN, like the derivative of a magnitude at 0), ``--step-delay`` (seconds slept per
-step, to kill a run mid-epoch), ``--trace`` (file that gets one ``epoch step`` line per step).
+step, to kill a run mid-epoch), ``--trace`` (file that gets one ``epoch step`` line per step), ``--crash-at-step`` (a plugin bug: an unexpected
+error at that global step).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ToyOptions:
     nan_grad_at_step: int = option(0, label="NaN gradient at step", min=0, help="finite loss, NaN gradient at this step")
     step_delay: float = option(0.0, label="Delay per step (s)", min=0.0, help="seconds to sleep per step")
     trace: Path | None = option(None, label="Trace file", help="append 'epoch step' per step")
+    crash_at_step: int = option(0, label="Plugin bug at step", min=0, help="raise an unexpected error at this step")
 
 
 class ToyTask(TrainTask):
@@ -93,6 +95,8 @@ class ToyTask(TrainTask):
                 f.write(f"{self._global_step}\n")
         if self.options.step_delay:
             time.sleep(self.options.step_delay)
+        if self.options.crash_at_step and self._global_step == self.options.crash_at_step:
+            raise KeyError("label")  # like a plugin bug: not a MedvizError
         loss = F.binary_cross_entropy_with_logits(model(batch["image"]), batch["label"])
         if self.options.nan_at_step and self._global_step == self.options.nan_at_step:
             loss = loss * float("nan")
