@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from medviz.classification.preprocess import volume_slice, window_choices
+from medviz.classification.routing import choose_classifier
 from medviz.classification.viz import image_figure, ood_figure, probability_bars
 from medviz.explain import COLORMAPS, CamMethod, describe_layers, overlay
 from medviz.types import MedvizError
@@ -22,18 +23,26 @@ entries = ui.classifiers_or_stop()
 
 ctrl, view = st.columns([1, 3], gap="medium")
 with ctrl:
-    name = st.selectbox("model", list(entries), key="classify.model", format_func=lambda n: entries[n].label)
-    entry = entries[name]
-    spec = entry.spec
-    st.markdown(ui.card_summary(entry))
-    with st.expander("model card"):
-        st.markdown(ui.card_text(entry))
+    selected = st.selectbox("model", list(entries), key="classify.model", format_func=lambda n: entries[n].label)
+    auto = st.toggle("pick the model that fits the input", value=True, key="classify.auto",
+                     help="a full-size radiograph goes to a model trained on radiographs, a 28-px MedMNIST "
+                          "thumbnail to a 28-px model")
     volume, _ = widgets.image_source("classify", "one image (PNG, JPEG, DICOM)", "classify one of its slices")
     if volume is None:
+        st.markdown(ui.card_summary(entries[selected]))
         st.stop()
     z = volume.shape[0]
     index = widgets.slice_slider(z, f"classify.slice.{z}")  # numbered 1..z; the index is 0-based
     image = volume_slice(volume, index)
+    route = choose_classifier(image, volume.modality, selected, {n: e.spec for n, e in entries.items()})
+    name = route.name if auto else selected
+    entry = entries[name]
+    spec = entry.spec
+    if auto:
+        (st.info if route.switched else st.caption)(f"Model: {route.reason}")
+    st.markdown(ui.card_summary(entry))
+    with st.expander("model card"):
+        st.markdown(ui.card_text(entry))
     presets = window_choices(volume, image)
     window_name = st.selectbox("window applied before the model", list(presets), key="classify.window") \
         if presets else None
@@ -80,7 +89,9 @@ with view:
                "softmax (T = 1).")
     left, right = st.columns(2)
     with left:
-        st.plotly_chart(image_figure(prep.model_view, "what the model sees"), key="classify.input", width="stretch")
+        side = prep.x.shape[-1]
+        st.plotly_chart(image_figure(prep.model_view, f"what the model sees ({side}×{side} px)"), key="classify.input",
+                        width="stretch")
         st.caption(" → ".join(prep.steps))
     with right:
         title = f"{method}: {classes[cls]}"
@@ -89,5 +100,6 @@ with view:
         else:
             st.plotly_chart(image_figure(overlay(prep.display, cam, opacity, cmap), title), key="classify.cam_fig",
                             width="stretch")
-        st.caption(f"{describe_layers(spec.cam_layer)}; map in [0, 1] drawn over the windowed image."
+        h, w = prep.display.shape[:2]
+        st.caption(f"{describe_layers(spec.cam_layer)}; map in [0, 1] drawn over the windowed image at {h}×{w} px."
                    + (" EigenCAM does not depend on the chosen class." if method == CamMethod.EIGENCAM else ""))

@@ -1,7 +1,7 @@
 """Bundled examples: real images shipped inside installed packages, so no download is needed.
 
-Only files inside the pydicom, nibabel and scikit-image distributions are used (a fresh clone has
-no ``../shared/data``). Each :class:`Example` names where the file comes from and its licence.
+Files inside the pydicom, nibabel and scikit-image distributions, and two chest X-rays in the project's
+``examples/`` folder (a fresh clone has no ``../shared/data``). Each :class:`Example` names where the file comes from and its licence.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from medviz.config import PROJECT_ROOT
 from medviz.io.loader import load_path
 from medviz.io.nifti import read_nifti
 from medviz.io.raster import planar_volume
 from medviz.types import LoadError, Volume
 
+_KERMANY = ("Kermany et al., Mendeley Data v2, doi:10.17632/rscbjbr9sj.2, CC BY 4.0 (grey, 256 px short side, "
+            "JPEG q92; see examples/SOURCE.md)")
 _PYDICOM = "pydicom test data (pydicom/data/test_files, MIT licence of pydicom; see its README.txt)"
 
 
@@ -77,6 +80,20 @@ EXAMPLES: tuple[Example, ...] = (
         "scikit-image `skimage.data.retina()` (M. Häggström, Wikimedia Commons, CC0 1.0 public domain).",
     ),
     Example(
+        "cxr_normal",
+        "Paediatric chest X-ray, normal (test split)",
+        "A real frontal chest radiograph of a child, 361×256, labelled NORMAL: an image of the official test split of "
+        "Kermany et al. 2018, so the shipped 224-px pneumonia model has not trained on it.",
+        "`examples/cxr_normal_IM-0001-0001.jpg`: " + _KERMANY,
+    ),
+    Example(
+        "cxr_pneumonia",
+        "Paediatric chest X-ray, pneumonia (test split)",
+        "A real frontal chest radiograph of a child, 434×256, labelled PNEUMONIA (bacterial): an image of the official "
+        "test split of Kermany et al. 2018, so the shipped 224-px pneumonia model has not trained on it.",
+        "`examples/cxr_pneumonia_person121_bacteria_575.jpg`: " + _KERMANY,
+    ),
+    Example(
         "shepp_logan",
         "Shepp–Logan phantom",
         "The synthetic Shepp–Logan head phantom, 400×400, values 0–1; no pixel spacing.",
@@ -113,6 +130,8 @@ def load_example(key: str) -> Volume:
         "mr_brain_3d": _anatomical,
         "retina_photo": _retina,
         "shepp_logan": _phantom,
+        "cxr_normal": lambda: _cxr("cxr_normal_IM-0001-0001.jpg"),
+        "cxr_pneumonia": lambda: _cxr("cxr_pneumonia_person121_bacteria_575.jpg"),
     }
     if key not in loaders:
         close = difflib.get_close_matches(key, loaders, n=1)
@@ -138,6 +157,14 @@ def _ct_series() -> Volume:
     result = load_path(_pydicom_file("dicomdirtests", "77654033", "CT2"))
     volume = max((s.volume for s in result.series), key=lambda v: v.shape[0])
     return dataclasses.replace(volume, warnings=volume.warnings + tuple(n for n in result.notes if "gap" in n))
+
+
+def _cxr(name: str) -> Volume:
+    """A bundled chest X-ray of ``examples/`` (known to be a radiograph: modality DX)."""
+    path = PROJECT_ROOT / "examples" / name
+    if not path.exists():
+        raise LoadError(name, "this bundled example is missing from the project's examples/ folder")
+    return dataclasses.replace(load_path(path).series[0].volume, modality="DX")
 
 
 def _anatomical() -> Volume:

@@ -86,7 +86,7 @@ def test_examples_listed_with_source_and_licence():
     assert {"ct_small", "mr_small", "ct_series_with_gap", "mr_brain_3d", "us_multiframe"} <= {e.key for e in examples}
     for e in examples:
         assert e.title and e.description and e.source
-        assert any(word in e.source for word in ("MIT", "CC0", "BSD"))
+        assert any(word in e.source for word in ("MIT", "CC0", "BSD", "CC BY 4.0"))
 
 
 def test_examples_load_without_shared_data(monkeypatch, tmp_path):
@@ -99,6 +99,8 @@ def test_examples_load_without_shared_data(monkeypatch, tmp_path):
         "us_multiframe": ((30, 240, 320, 3), "RGB"),
         "retina_photo": ((1, 1411, 1411, 3), "RGB"),
         "shepp_logan": ((1, 400, 400), "a.u."),
+        "cxr_normal": ((1, 256, 361), "a.u."),
+        "cxr_pneumonia": ((1, 256, 434), "a.u."),
     }
     for key, (shape, units) in expected.items():
         v = load_example(key)
