@@ -55,6 +55,30 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def measure(model, spec, img: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median milliseconds of forward, classify, classify + TTA and classify + each CAM method on ``img``."""
+    import torch
+
+    x = prepare_input(img, spec).x
+    xt = torch.from_numpy(x[None])
+
+    def forward():
+        with torch.inference_mode():
+            model(xt)
+
+    def classify():
+        return predict(model, spec, prepare_input(img, spec).x)
+
+    rows = {"forward": _median_ms(forward, repeats), "classify": _median_ms(classify, repeats),
+            "classify + TTA": _median_ms(lambda: (classify(), predict_tta(model, spec, x)), repeats)}
+    for m in CamMethod:
+        rows[f"classify + {m.value}"] = _median_ms(
+            lambda m=m: explain(model, prepare_input(img, spec).x, spec.cam_layer,
+                                classifier_target(classify().top), m.value),
+            repeats)
+    return rows
+
+
 COLD_SNIPPET = """
 import time; t = time.perf_counter()
 import numpy as np, torch; torch.set_num_threads({threads})
@@ -85,23 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     img, what = _image()
     predict(model, spec, prepare_input(img, spec).x)
     cold_in_process = (time.perf_counter() - t) * 1000
-    x = prepare_input(img, spec).x
-    xt = torch.from_numpy(x[None])
-
-    def forward():
-        with torch.inference_mode():
-            model(xt)
-
-    def classify():
-        return predict(model, spec, prepare_input(img, spec).x)
-
-    rows = {"forward": _median_ms(forward, args.repeats), "classify": _median_ms(classify, args.repeats),
-            "classify + TTA": _median_ms(lambda: (classify(), predict_tta(model, spec, x)), args.repeats)}
-    for m in CamMethod:
-        rows[f"classify + {m.value}"] = _median_ms(
-            lambda m=m: explain(model, prepare_input(img, spec).x, spec.cam_layer,
-                                classifier_target(classify().top), m.value),
-            args.repeats)
+    rows = measure(model, spec, img, args.repeats)
     cold = subprocess.run([sys.executable, "-c", COLD_SNIPPET.format(threads=args.threads, name=args.model)],
                           cwd=ROOT, capture_output=True, text=True, check=True)
     result = {"model": args.model, "input": what, "threads": args.threads, "repeats": args.repeats,

@@ -22,6 +22,7 @@ def _page(volume, model: str):
     at.session_state["medviz.volume"] = volume
     at.run()
     at.selectbox(key="classify.model").set_value(model).run()
+    at.toggle(key="classify.auto").set_value(False).run()  # this model, whatever the input's size
     assert not at.exception, at.exception
     return at
 
