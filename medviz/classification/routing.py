@@ -77,4 +77,6 @@ def choose_classifier(image: np.ndarray, modality: str | None, selected: str,
                    + (f"reduce it to {other.size} px." if other.size < side else f"enlarge it to {other.size} px."))
     else:
         reason += "."
+    if spec.ood is None:
+        reason += f" {name} has no out-of-distribution detector: it answers for any image that passes the input checks."
     return Route(name, name != selected, reason)
