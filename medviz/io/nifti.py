@@ -53,6 +53,7 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
         "DataType": str(dtype),
         "Shape": list(shape),
         "Modality": modality,
+        **header_text(hdr),
     }
     return Volume(
         array=r.array if r.array.dtype == np.uint8 else r.array.astype(np.float32, copy=False),
@@ -66,6 +67,24 @@ def read_nifti(data: bytes, source: str, *, modality: str = "OT", units: str = "
         meta=meta,
         warnings=tuple(warnings + value_warnings),
     )
+
+
+def header_text(hdr: Any) -> dict[str, Any]:
+    """The header's own words about its values, where it has any: ``IntentCode`` (a NIfTI intent other than
+    none), ``IntentName`` and ``Description`` (``descrip``), decoded as ASCII and stripped."""
+    def text(key: str) -> str:
+        raw = np.asarray(hdr[key]).tobytes()
+        return raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+
+    out: dict[str, Any] = {}
+    code = int(np.asarray(hdr["intent_code"]))
+    if code:
+        out["IntentCode"] = code
+    if name := text("intent_name"):
+        out["IntentName"] = name
+    if descrip := text("descrip"):
+        out["Description"] = descrip
+    return out
 
 
 def _checked_header(raw: bytes, header_cls: type) -> tuple[Any, tuple[int, ...], np.dtype, list[float]]:

@@ -4,7 +4,8 @@ the values.
 NIfTI carries no modality, so :func:`medviz.io.nifti.read_nifti` labels its volumes ``OT`` / ``a.u.`` (or what
 the caller declares) and a CT volume then gets no HU window presets. :func:`relabel` returns the same voxels
 under other labels; :func:`suggest_labels` says when the values plainly are CT Hounsfield units (a minimum
-near -1024 HU, much air and some bone) or the declared modality is CT, with the reason in words. Nothing here
+near -1024 HU, much air and some bone), the header's intent name or description says CT or HU, or the declared
+modality is CT, with the reason in words. Nothing here
 changes a volume silently: the caller shows the suggestion and the user chooses.
 
 Example:
@@ -21,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,10 @@ MIN_AIR_FRACTION = 0.02  # at least this much of the volume is air...
 BONE_HU = 300.0  # ...and some voxels are at least this dense (bone, contrast, metal)
 MIN_BONE_FRACTION = 1e-4
 MAX_SAMPLES = 1_000_000
+#: Words in a NIfTI header's intent name or description that say its values are CT Hounsfield units.
+CT_WORDS = re.compile(r"\b(CT|HU)\b|hounsfield", re.IGNORECASE)
+#: The NIfTI intents whose values are not intensities (a label map, a vector, ...): never suggested as CT.
+NOT_INTENSITY_INTENTS = frozenset({1002, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 1016, 1017, 1018})
 
 
 @dataclass(frozen=True)
@@ -111,8 +117,20 @@ def hu_evidence(volume: Volume) -> str | None:
             f"(≥ {BONE_HU:.0f})")
 
 
+def header_evidence(volume: Volume) -> str | None:
+    """Where the NIfTI header's intent name or description says CT / HU (read by
+    :func:`medviz.io.nifti.header_text`), the words and where they stand; None otherwise."""
+    for key, what in (("IntentName", "intent name"), ("Description", "description")):
+        text = str(volume.meta.get(key, ""))
+        if CT_WORDS.search(text):
+            return f"the header's {what} is {text!r}"
+    return None
+
+
 def suggest_labels(volume: Volume) -> Suggestion | None:
-    """CT (HU) for a grey NIfTI labelled otherwise whose declared modality is CT or whose values plainly are HU.
+    """CT (HU) for a grey NIfTI labelled otherwise whose declared modality is CT, whose header's intent name or
+    description says CT or HU, or whose values plainly are HU; never for a label map or another non-intensity
+    intent.
 
     Returns:
         A :class:`Suggestion` (label and reason), or None: not a NIfTI, already CT in HU, or nothing says CT.
@@ -121,6 +139,10 @@ def suggest_labels(volume: Volume) -> Suggestion | None:
         return None
     if str(volume.meta.get("Modality", "")).upper() == "CT" or volume.modality.upper() == "CT":
         return Suggestion(CT_LABEL, "the declared modality is CT")
+    if volume.meta.get("IntentCode") in NOT_INTENSITY_INTENTS:
+        return None
+    if (said := header_evidence(volume)) is not None:
+        return Suggestion(CT_LABEL, f"{said}")
     if (evidence := hu_evidence(volume)) is not None:
         return Suggestion(CT_LABEL, f"the values look like CT Hounsfield units: {evidence}")
     return None

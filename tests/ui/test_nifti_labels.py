@@ -21,17 +21,19 @@ def _ct_values(shape=(6, 24, 24)) -> np.ndarray:
     return ct
 
 
-def _nifti_bytes(values: np.ndarray) -> bytes:
+def _nifti_bytes(values: np.ndarray, **header) -> bytes:
     import nibabel as nib
 
     img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(values, (2, 1, 0))).astype(np.int16), np.eye(4))
+    for key, value in header.items():
+        img.header[key] = value
     return img.to_bytes()
 
 
-def _read(values: np.ndarray) -> Volume:
+def _read(values: np.ndarray, **header) -> Volume:
     from medviz.io.nifti import read_nifti
 
-    return read_nifti(_nifti_bytes(values), "head_ct.nii")
+    return read_nifti(_nifti_bytes(values, **header), "head_ct.nii")
 
 
 def test_hu_values_are_suggested_as_ct_with_the_reason():
@@ -48,6 +50,23 @@ def test_hu_values_are_suggested_as_ct_with_the_reason():
 def test_other_values_are_not_called_hu(values):
     vol = _read(values)
     assert hu_evidence(vol) is None and suggest_labels(vol) is None
+
+
+@pytest.mark.parametrize("header, said", [
+    ({"intent_name": b"HU"}, "intent name is 'HU'"),
+    ({"descrip": b"CT head 5mm, Hounsfield"}, "description is 'CT head 5mm, Hounsfield'"),
+])
+def test_a_header_that_says_ct_is_suggested_even_when_the_values_do_not(header, said):
+    """MR-like positive values, but the header's intent name or description says HU / CT: the note says so
+    and quotes where; a label map (intent 1002) saying CT is never suggested as CT values."""
+    positive = np.linspace(0, 900, 6 * 24 * 24, dtype=np.float32).reshape(6, 24, 24)
+    vol = _read(positive, **header)
+    hint = suggest_labels(vol)
+    assert hint is not None and hint.label == CT_LABEL and said in hint.reason
+    assert suggest_labels(_read(positive)) is None
+    labels = _read(positive, intent_code=1002, descrip=b"CT organ labels")
+    assert labels.meta["IntentCode"] == 1002 and labels.meta["Description"] == "CT organ labels"
+    assert suggest_labels(labels) is None
 
 
 def test_relabel_gives_hu_presets_and_leaves_the_input_alone():
