@@ -7,8 +7,8 @@ child's training events into the job's :class:`EventLog` as they come, sends it 
 result (the selected weights stay in the run folder; promoting exports them through another short child,
 see :class:`~medviz.train.process.ChildTask`). A child that ends without a result (killed, crashed)
 leaves the job ``failed`` with a message in words; Resume continues from its last completed epoch. When
-the server ends, its children are stopped and then ended by their PIDs (:meth:`JobManager.shutdown`, run
-at exit); a child whose server vanished stops by itself (its control pipe ends). Jobs belong to the owner token that started them; another token sees
+the server ends, its children are stopped and then ended by their PIDs (:func:`shutdown_all`, run by
+the server's lifespan and at exit); a child whose server vanished stops by itself (its control pipe ends). Jobs belong to the owner token that started them; another token sees
 or stops a job only after the owner shares it (a share code) and that token joins with the code.
 Only the owner can promote a job into the model registry: into the user models folder
 (``MEDVIZ_USER_MODELS_DIR``), never into the shipped ``weights/``, and never under a shipped model's name.
@@ -486,8 +486,11 @@ _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
 
 
 @atexit.register
-def _shutdown_all() -> None:
-    """At interpreter exit (the server ends): no training process outlives its server."""
+def shutdown_all() -> None:
+    """:meth:`JobManager.shutdown` of every manager of this process: no training process outlives its server.
+
+    Run at interpreter exit, and by the web server's lifespan when it stops (uvicorn ends the process by
+    re-raising SIGTERM after its graceful shutdown, so exit handlers do not run there)."""
     for manager in list(_MANAGERS):
         manager.shutdown()
 

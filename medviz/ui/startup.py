@@ -6,11 +6,16 @@
 1. :func:`route_every_page_through_app`, so a direct link such as ``/segment`` opened first after a
    restart still comes up inside app.py's router (menu, caption, wide layout);
 2. the inference thread count (``MEDVIZ_INFER_THREADS``, :func:`medviz.models.runtime.set_inference_threads`);
-3. the background model warm-up (:func:`medviz.ui.warmup.start_warmup`), which does not delay serving.
+3. the background model warm-up (:func:`medviz.ui.warmup.start_warmup`), which does not delay serving;
+
+and once when the server stops: the training jobs' child processes are stopped, then ended by their PIDs
+(:func:`medviz.train.jobs.shutdown_all`; uvicorn ends the process by re-raising SIGTERM, so exit handlers
+would not run).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +25,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from medviz.config import get_settings
 from medviz.models.runtime import set_inference_threads
+from medviz.train.jobs import shutdown_all
 from medviz.ui.warmup import start_warmup
 
 _LOG = logging.getLogger(__name__)
@@ -47,9 +53,13 @@ def route_every_page_through_app() -> None:
 
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[None]:
-    """Server start-up for ``st.App(..., lifespan=lifespan)``: routing, thread count, model warm-up."""
+    """Server start-up for ``st.App(..., lifespan=lifespan)``: routing, thread count, model warm-up; at the
+    server's stop, the end of its training processes."""
     route_every_page_through_app()
     threads = set_inference_threads(get_settings().infer_threads)
     _LOG.info("Inference uses %d torch thread(s)", threads)
     start_warmup()
-    yield
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(shutdown_all)

@@ -83,11 +83,12 @@ def test_a_model_that_fails_to_load_is_reported_not_raised():
     assert all("weights file missing" in m for m in report.failed.values())
 
 
-def test_lifespan_routes_pages_through_the_router_and_starts_the_warm_up(monkeypatch):
+def test_lifespan_routes_pages_through_the_router_starts_the_warm_up_and_ends_training_at_stop(monkeypatch):
     from streamlit.runtime.pages_manager import PagesManager
 
-    started, threads = [], []
+    started, threads, ended = [], [], []
     monkeypatch.setattr(startup, "start_warmup", lambda: started.append(1))
+    monkeypatch.setattr(startup, "shutdown_all", lambda: ended.append(1))
     monkeypatch.setattr(startup, "set_inference_threads", lambda n: threads.append(n) or 1)
     monkeypatch.setenv("MEDVIZ_INFER_THREADS", "3")
     monkeypatch.setattr(PagesManager, "uses_pages_directory", True)  # as after a restart with pages/ present
@@ -95,11 +96,13 @@ def test_lifespan_routes_pages_through_the_router_and_starts_the_warm_up(monkeyp
     async def serve() -> None:
         async with startup.lifespan(None):
             assert PagesManager.uses_pages_directory is False  # before any session is created
+            assert ended == []
 
     # in a thread of its own: a browser test's event loop may still be running in this one
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, serve()).result()
     assert started == [1] and threads == [3]
+    assert ended == [1]  # the server's stop ends its training processes
 
 
 def test_app_py_serves_an_st_app_with_the_start_up_lifespan():
