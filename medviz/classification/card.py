@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from medviz.classification.metrics import format_ci
@@ -10,6 +11,10 @@ from medviz.models.registry import ModelEntry, RegistryError, upsert_entry, with
 from medviz.models.specs import ClassifierSpec
 
 OOD_HEADING = "## Out-of-distribution detection"
+#: The heading an earlier detector's section gets when a refitted detector's test look is recorded.
+OOD_SUPERSEDED = "## Out-of-distribution detection: an earlier detector, superseded"
+#: What the stage scores read (:data:`medviz.classification.ood.STAGE_SCORES`).
+STAGE_FEATURES = "the spatial mean of each residual stage's output"
 
 
 def _arch_text(spec: ClassifierSpec) -> str:
@@ -136,20 +141,34 @@ def ood_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _look_line(look: Mapping[str, Any]) -> str:
+    bar = "bar met" if look.get("bar_met") else "bar not met: " + "; ".join(look.get("failing", []))
+    return (f"- {look.get('date', '')}: {look.get('score', '')} score, threshold {look.get('threshold', 0):.4g}, "
+            f"test-split abstention {look.get('test_abstention', 0):.1%}, pooled AUROC "
+            f"{look.get('pooled_auroc', 0):.3f}; {bar} (the superseded section above).")
+
+
 def ood_section(spec: ClassifierSpec, result: dict[str, Any], date: str) -> str:
-    """The model card's OOD section: how the detector was fitted and chosen, and its one test look."""
+    """The model card's OOD section: how the detector was fitted and chosen, its test look, and the looks of
+    the detectors before it."""
     ood = spec.ood
     cands = ood.record.get("candidates", {})
     val = "; ".join(f"{n}: worst-family val abstention {c['worst_abstention']:.1%}, mean val AUROC "
                     f"{c['mean_auroc']:.3f}" for n, c in cands.items())
+    staged = not ood.layers[0].endswith("fc")
+    features = (f"one Gaussian per residual stage and member ({STAGE_FEATURES}: {', '.join(ood.layers)}; class "
+                "means and one shared covariance each, distances standardised by their train mean and spread)"
+                if staged else "class means and one shared covariance of the penultimate features")
+    earlier = [_look_line(t) for t in ood.record.get("earlier_tests", ())]
+    only = "this detector's only look" if earlier else "the only look"
+    looks = "\n".join([*earlier, f"- {date}: the table above ({only})."])
     return f"""{OOD_HEADING}
 The Classify page and `python -m medviz.predict` abstain when the image's {ood.score} score is above
 {ood.threshold:.4g} or an input check fails (declared modality, blank image, grey/colour mismatch).
-Fitted with `{ood.record.get('command', '')}` on the {ood.record.get('fitted_on', 'train split')}: class means
-and one shared covariance of the penultimate features (Ledoit-Wolf shrinkage {', '.join(f'{a:.3g}' for a in
-ood.record.get('shrinkage', []))}), statistics in `{ood.file}`. Score chosen on validation data only by
-the rule fixed before the test look: {ood.record.get('criterion', '')}. Validation: {val}. Threshold: at most 5 %
-of the val images above it (val abstention {ood.val_abstention:.1%}).
+Fitted with `{ood.record.get('command', '')}` on the {ood.record.get('fitted_on', 'train split')}: {features}
+(Ledoit-Wolf shrinkage {', '.join(f'{a:.3g}' for a in ood.record.get('shrinkage', []))}), statistics in
+`{ood.file}`. Score chosen on validation data only by the rule fixed before the test look:
+{ood.record.get('criterion', '')}. Validation: {val}. Threshold: val abstention {ood.val_abstention:.1%}.
 
 Test look ({date}, computed once with `python -m medviz.evaluate --model {spec.name} --ood --json`; AUROC with
 out-of-distribution as positive; FPR at 95 % TPR = share of a family kept when 95 % of the test split is kept;
@@ -158,22 +177,25 @@ out-of-distribution as positive; FPR at 95 % TPR = share of a family kept when 9
 {ood_table(result)}
 
 ### Test looks of the OOD detector
-- {date}: the table above (the only look).
+{looks}
 """
 
 
 def record_ood_test(entry: ModelEntry, result: dict[str, Any]) -> None:
     """Append the OOD section (:func:`ood_section`) to the model card and the look's summary to the manifest's
-    ``ood.test``. Refused when the card already has one: the test look is computed once."""
+    ``ood.test``. Refused when this detector's look is already recorded: it is computed once. A section of an
+    earlier detector stays in the card, headed as superseded."""
     spec = entry.spec
     if spec.ood is None or result.get("model") != spec.name or not result.get("ood"):
         raise RegistryError(f"the result is not an OOD evaluation of {spec.name!r} with fitted statistics")
     if result.get("ood_sha256") != spec.ood.sha256:
         raise RegistryError("the result was computed with other OOD statistics than the registered ones")
+    if spec.ood.record.get("test"):
+        raise RegistryError(f"the OOD test look of {spec.name!r}'s detector is already recorded")
     path = entry.card_path
     text = path.read_text() if path and path.exists() else ""
-    if OOD_HEADING in text:
-        raise RegistryError(f"{path.name} already records the OOD test look")
+    text = text.replace(f"{OOD_HEADING}\n", f"{OOD_SUPERSEDED}\n").replace(
+        "### Test looks of the OOD detector\n", "### Test look of that detector\n")
     date = datetime.date.today().isoformat()
     path.write_text(text.rstrip() + "\n\n" + ood_section(spec, result, date))
     raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],

@@ -6,7 +6,12 @@ Two scores from the model's own network, higher = less like the training images:
   layer) to the nearest class mean, with class-conditional means and one shared covariance fitted on the
   model's **train** split, shrunk towards a scaled identity by the Ledoit-Wolf estimate (Lee et al.,
   NeurIPS 2018);
-* ``energy``: ``-logsumexp(logits)`` (Liu et al., NeurIPS 2020).
+* ``energy``: ``-logsumexp(logits)`` (Liu et al., NeurIPS 2020);
+* ``mahalanobis_stages`` and ``mahalanobis_layer1..3``: the feature ensemble of Lee et al. -- a Mahalanobis
+  distance per residual stage (the spatial mean of ``layer1`` ... ``layer4``'s output, one Gaussian per stage
+  and member fitted on train as above), each standardised by its mean and spread over the train images, and
+  averaged over the stages (``stages``: all four) or over the members (``layerK``: that stage alone). Early
+  stages see intensity and texture statistics that the final features of a 28-pixel model discard.
 
 An ensemble (:mod:`medviz.models.ensemble`) is scored member by member (each member's own features and
 logits; the ensemble's output is a log-probability whose ``logsumexp`` is always 0) and the members'
@@ -14,8 +19,10 @@ scores are averaged; a third candidate, ``mahalanobis_joint``, fits one Gaussian
 concatenated features.
 
 The score kept is chosen on **validation** data only, by a criterion fixed before any test image is
-scored (:data:`CRITERION`); its threshold is the smallest value with at most :data:`MAX_VAL_ABSTENTION`
-of the model's own val images above it. The model abstains when the score is above the threshold or an
+scored (:data:`CRITERION`); its threshold (:func:`val_threshold`) is the smallest val score whose
+one-sided :data:`CONFIDENCE` Clopper-Pearson upper bound on the abstention rate is at most
+:data:`MAX_VAL_ABSTENTION` -- a val split of 78 or 120 images cannot pin a 95th percentile, so the plain
+5 % quantile let 7.5-8.3 % of the test images abstain (the first test looks, in the cards). The model abstains when the score is above the threshold or an
 input check fails on its own (:func:`medviz.classification.preprocess.input_abstain_reasons`: declared
 modality, blank, grey/colour). Fitted statistics live beside the weights (``<name>.ood.safetensors``)
 with the manifest entry's ``ood`` field (:class:`medviz.models.specs.OODSpec`).
@@ -52,13 +59,22 @@ from medviz.models.weights import load_model
 from medviz.types import MedvizError
 
 SCORES = OODSpec.SCORES
-#: At most this fraction of the model's own val images may abstain.
+#: At most this fraction of in-distribution images may abstain ...
 MAX_VAL_ABSTENTION = 0.05
-#: How the score is chosen, fixed before any test image was scored.
-CRITERION = ("highest worst-family abstention rate at the val threshold over the validation OOD families "
-             "(other classifiers' val splits, LGG val-patient slices, Kermany val chest X-rays where out of "
-             "domain); ties broken by the higher mean val AUROC, then in the order mahalanobis, "
-             "mahalanobis_joint (ensembles only), energy")
+#: ... with this one-sided confidence, judged from the val images (Clopper-Pearson).
+CONFIDENCE = 0.95
+#: The residual stages whose pooled outputs the stage scores read.
+STAGES = ("layer1", "layer2", "layer3", "layer4")
+#: Stage scores -> the stages each averages.
+STAGE_SCORES = {"mahalanobis_stages": STAGES, "mahalanobis_layer3": ("layer3",),
+                "mahalanobis_layer2": ("layer2",), "mahalanobis_layer1": ("layer1",)}
+#: How the score is chosen, fixed before any test image was scored (second detector, 2026-12-02).
+CRITERION = ("highest worst-family abstention rate at the val threshold (the smallest val score whose one-sided "
+             "95 % Clopper-Pearson upper bound on the val abstention rate is at most 5 %) over the validation OOD "
+             "families (other classifiers' val splits, LGG val-patient slices, Kermany val chest X-rays where out "
+             "of domain); ties broken by the higher mean val AUROC, then in the order mahalanobis, "
+             "mahalanobis_joint (ensembles only), mahalanobis_stages, mahalanobis_layer3, mahalanobis_layer2, "
+             "mahalanobis_layer1, energy")
 
 
 class OODError(MedvizError):
@@ -68,40 +84,39 @@ class OODError(MedvizError):
 # ---- features ------------------------------------------------------------------------------------
 
 
+def _members(spec: ClassifierSpec) -> tuple[str, ...]:
+    """The module-name prefix of each member: ``""`` for one network, ``"members.i."`` for an ensemble."""
+    return tuple(f"members.{i}." for i in range(len(spec.arch.members))) if spec.arch.is_ensemble else ("",)
+
+
 def feature_layers(spec: ClassifierSpec) -> tuple[str, ...]:
     """The final linear layer of each member (``fc`` of a MONAI ResNet; ``members.i.fc`` of an ensemble):
     its input is the penultimate feature vector, its output the member's logits."""
-    if spec.ood is not None:
-        return spec.ood.layers
-    if spec.arch.is_ensemble:
-        return tuple(f"members.{i}.fc" for i in range(len(spec.arch.members)))
-    return ("fc",)
+    return tuple(f"{p}fc" for p in _members(spec))
 
 
-def features_and_logits(model: Any, x: np.ndarray, layers: tuple[str, ...],
-                        batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features and logits of every member for a preprocessed stack ``(N, C, S, S)``.
+def stage_layers(spec: ClassifierSpec, stages: tuple[str, ...] = STAGES) -> tuple[str, ...]:
+    """The residual stages ``stages`` of every member, member by member (``members.0.layer1``, ...)."""
+    return tuple(f"{p}{s}" for p in _members(spec) for s in stages)
 
-    Forward hooks on ``layers`` are registered inside :func:`medviz.models.runtime.using` (the model's lock,
-    eval and inference mode) and removed before it is left, also on errors.
 
-    Returns:
-        ``(features, logits)``: ``(M, N, D)`` and ``(M, N, K)`` float64, ``M`` = ``len(layers)``.
-    """
+def _hooked_forward(model: Any, x: np.ndarray, layers: tuple[str, ...], read: Any, batch_size: int) -> list[list]:
+    """Run ``x`` ``(N, C, S, S)`` through ``model`` in batches with a forward hook on each of ``layers`` that
+    appends ``read(input, output)`` to that layer's list. The hooks are registered inside
+    :func:`medviz.models.runtime.using` (the model's lock, eval and inference mode) and removed before it is
+    left, also on errors."""
     import torch
 
     if len(x) == 0:
         raise OODError("no images to score")
     device = model_device(model)
-    feats: list[list[np.ndarray]] = [[] for _ in layers]
-    logits: list[list[np.ndarray]] = [[] for _ in layers]
+    out: list[list] = [[] for _ in layers]
     with using(model) as m:
         handles = []
         try:
             for i, name in enumerate(layers):
-                def hook(_module: Any, inp: Any, out: Any, i: int = i) -> None:
-                    feats[i].append(inp[0].float().cpu().numpy())
-                    logits[i].append(out.float().cpu().numpy())
+                def hook(_module: Any, inp: Any, o: Any, i: int = i) -> None:
+                    out[i].append(read(inp, o))
 
                 handles.append(m.get_submodule(name).register_forward_hook(hook))
             for s in range(0, len(x), batch_size):
@@ -111,8 +126,36 @@ def features_and_logits(model: Any, x: np.ndarray, layers: tuple[str, ...],
         finally:
             for h in handles:
                 h.remove()
-    return (np.stack([np.concatenate(f) for f in feats]).astype(np.float64),
-            np.stack([np.concatenate(z) for z in logits]).astype(np.float64))
+    return out
+
+
+def stage_features(model: Any, x: np.ndarray, layers: tuple[str, ...], batch_size: int = 256) -> list[np.ndarray]:
+    """The spatial mean of each layer's output for a preprocessed stack ``(N, C, S, S)`` (the model is left as
+    found, :func:`_hooked_forward`).
+
+    Returns:
+        One ``(N, C_l)`` float64 array per layer (``C_l`` = that layer's channels).
+    """
+    def pooled(_inp: Any, o: Any) -> np.ndarray:
+        return o.float().mean(dim=tuple(range(2, o.ndim))).cpu().numpy()
+
+    return [np.concatenate(f).astype(np.float64) for f in _hooked_forward(model, x, layers, pooled, batch_size)]
+
+
+def features_and_logits(model: Any, x: np.ndarray, layers: tuple[str, ...],
+                        batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (the input of ``layers``) and logits (their output) of every member for a
+    preprocessed stack ``(N, C, S, S)`` (the model is left as found, :func:`_hooked_forward`).
+
+    Returns:
+        ``(features, logits)``: ``(M, N, D)`` and ``(M, N, K)`` float64, ``M`` = ``len(layers)``.
+    """
+    def both(inp: Any, o: Any) -> tuple[np.ndarray, np.ndarray]:
+        return inp[0].float().cpu().numpy(), o.float().cpu().numpy()
+
+    got = _hooked_forward(model, x, layers, both, batch_size)
+    return (np.stack([np.concatenate([f for f, _ in per]) for per in got]).astype(np.float64),
+            np.stack([np.concatenate([z for _, z in per]) for per in got]).astype(np.float64))
 
 
 # ---- statistics ----------------------------------------------------------------------------------
@@ -183,10 +226,42 @@ def threshold_for(val_scores: np.ndarray, max_rate: float = MAX_VAL_ABSTENTION) 
     return float(v[min(max(k, 0), v.size - 1)])
 
 
+def upper_bound(k: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper confidence bound of a rate observed as ``k`` of ``n``."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(confidence, k + 1, n - k))
+
+
+def val_threshold(val_scores: np.ndarray, max_rate: float = MAX_VAL_ABSTENTION,
+                  confidence: float = CONFIDENCE) -> float:
+    """The smallest val score with at most ``k`` val scores strictly above it, ``k`` the largest count whose
+    :func:`upper_bound` is at most ``max_rate``; the largest val score when even ``k = 0`` is not (fewer than
+    59 val images at 5 % and 95 %)."""
+    v = np.sort(np.asarray(val_scores, dtype=np.float64))
+    if v.size == 0:
+        raise OODError("no val scores to set the threshold on")
+    k = 0
+    while k + 1 < v.size and upper_bound(k + 1, v.size, confidence) <= max_rate:
+        k += 1
+    return float(v[v.size - 1 - k])
+
+
 def abstention_rate(scores: np.ndarray, threshold: float) -> float:
     """Fraction of ``scores`` strictly above ``threshold``."""
     s = np.asarray(scores, dtype=np.float64)
     return float(np.mean(s > threshold)) if s.size else float("nan")
+
+
+def stage_distances(pooled: list[np.ndarray], gaussians: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Mahalanobis distance to the nearest class mean of each layer's pooled features: ``pooled`` one
+    ``(N, C_l)`` per layer, ``gaussians`` one ``(means (K, C_l), precision (C_l, C_l))`` per layer -> ``(L, N)``."""
+    return np.stack([mahalanobis_score(f[None], mu[None], p[None]) for f, (mu, p) in zip(pooled, gaussians)])
+
+
+def stage_score(distances: np.ndarray, norm: np.ndarray) -> np.ndarray:
+    """The mean over layers of ``(distance - centre) / spread``: distances ``(L, N)``, norm ``(L, 2)`` -> ``(N,)``."""
+    return np.mean((distances - norm[:, :1]) / norm[:, 1:], axis=0)
 
 
 @dataclass(frozen=True)
@@ -196,27 +271,39 @@ class OODStats:
     Attributes:
         score: the chosen score name.
         threshold: abstain above it.
-        layers: the feature layers, one per member.
-        means: ``(M, K, D)`` class means of the train features.
-        precision: ``(M, D, D)`` shared precision matrices.
+        layers: the layers read: the final linear layer of each member (``mahalanobis``, ``energy``) or the
+            residual stages of a stage score.
+        means: ``(M, K, D)`` class means of the train features (final-layer scores; else one per stage).
+        precision: ``(M, D, D)`` shared precision matrices (final-layer scores; else one per stage).
         val_scores: the chosen score on every val image, sorted (the in-distribution range).
         val_abstention: fraction of val images above the threshold.
+        norm: ``(L, 2)`` centre and spread of each stage's train distances (stage scores only).
     """
 
     score: str
     threshold: float
     layers: tuple[str, ...]
-    means: np.ndarray
-    precision: np.ndarray
+    means: Any
+    precision: Any
     val_scores: np.ndarray
     val_abstention: float
+    norm: np.ndarray | None = None
 
     def scores(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
-        """The chosen score of features ``(M, N, D)`` / logits ``(M, N, K)`` -> ``(N,)``."""
+        """The chosen final-layer score of features ``(M, N, D)`` / logits ``(M, N, K)`` -> ``(N,)``."""
+        if self.score in STAGE_SCORES:
+            raise OODError(f"the {self.score} score reads the residual stages, not the final features")
         if self.score == "energy":
             return energy_score(logits)
         return mahalanobis_score(joint(features) if self.score == "mahalanobis_joint" else features,
                                  self.means, self.precision)
+
+    def score_images(self, model: Any, x: np.ndarray) -> np.ndarray:
+        """The chosen score of a preprocessed stack ``(N, C, S, S)`` -> ``(N,)`` (the model is left as found)."""
+        if self.score in STAGE_SCORES:
+            pooled = stage_features(model, x, self.layers)
+            return stage_score(stage_distances(pooled, list(zip(self.means, self.precision))), self.norm)
+        return self.scores(*features_and_logits(model, x, self.layers))
 
     def percentile(self, value: float) -> float:
         """Percentage of the val images whose score is below ``value``."""
@@ -230,12 +317,50 @@ def joint(features: np.ndarray) -> np.ndarray:
 
 def candidate_scores(features: np.ndarray, logits: np.ndarray,
                      fitted: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Every candidate score of the same forward pass: ``energy``, and ``mahalanobis`` /
+    """Every final-layer candidate score of the same forward pass: ``energy``, and ``mahalanobis`` /
     ``mahalanobis_joint`` for each entry of ``fitted`` (name -> ``(means, precision)``)."""
     out = {"energy": energy_score(logits)}
     for name, (means, precision) in fitted.items():
         out[name] = mahalanobis_score(joint(features) if name == "mahalanobis_joint" else features, means, precision)
     return out
+
+
+@dataclass(frozen=True)
+class StageFit:
+    """The per-stage Gaussians of a model (:func:`fit_stages`).
+
+    Attributes:
+        layers: every member's residual stages (:func:`stage_layers`).
+        gaussians: ``(means (K, C_l), precision (C_l, C_l))`` per layer, stored as float32.
+        norm: ``(L, 2)`` mean and standard deviation of each layer's distances over the train images.
+        shrinkage: the Ledoit-Wolf shrinkage of each layer.
+    """
+
+    layers: tuple[str, ...]
+    gaussians: list[tuple[np.ndarray, np.ndarray]]
+    norm: np.ndarray
+    shrinkage: list[float]
+
+    def subset(self, score: str) -> list[int]:
+        """Indices into :attr:`layers` of the stages that ``score`` averages."""
+        keep = STAGE_SCORES[score]
+        return [i for i, name in enumerate(self.layers) if name.rsplit(".", 1)[-1] in keep]
+
+    def scores(self, pooled: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Every stage candidate's score of the pooled features of :attr:`layers` -> name -> ``(N,)``."""
+        d = stage_distances(pooled, self.gaussians)
+        return {name: stage_score(d[self.subset(name)], self.norm[self.subset(name)]) for name in STAGE_SCORES}
+
+
+def fit_stages(model: Any, x_train: np.ndarray, y_train: np.ndarray, spec: ClassifierSpec) -> StageFit:
+    """One Gaussian per residual stage and member on the train images, and the centre/spread of its distances."""
+    layers = stage_layers(spec)
+    pooled = stage_features(model, x_train, layers)
+    per = [fit_gaussians(f, y_train, spec.n_classes) for f in pooled]
+    gaussians = [(_float32(m), _float32(p)) for m, p, _ in per]
+    d = stage_distances(pooled, gaussians)
+    norm = _float32(np.stack([d.mean(axis=1), np.maximum(d.std(axis=1), 1e-12)], axis=1))
+    return StageFit(layers, gaussians, norm, [float(a) for _, _, a in per])
 
 
 def stats_path(entry: ModelEntry) -> Path | None:
@@ -273,16 +398,27 @@ def _read_stats(path: Path, sha256: str, score: str, threshold: float, layers: t
     except (SafetensorError, OSError, ValueError) as e:
         raise OODError(f"{path.name} is not a readable safetensors file: {e}") from e
     try:
-        means, precision = arrays["means"].astype(np.float64), arrays["precision"].astype(np.float64)
         val = np.sort(arrays[f"val_{score}"].astype(np.float64))
+        if score in STAGE_SCORES:
+            means = tuple(arrays[f"stage{i}_means"].astype(np.float64) for i in range(len(layers)))
+            precision = tuple(arrays[f"stage{i}_precision"].astype(np.float64) for i in range(len(layers)))
+            norm = arrays["stage_norm"].astype(np.float64)
+        else:
+            means, precision = arrays["means"].astype(np.float64), arrays["precision"].astype(np.float64)
+            norm = None
     except KeyError as e:
         raise OODError(f"{path.name} lacks the array {e}") from e
-    members = 1 if score == "mahalanobis_joint" else len(layers)
-    if means.shape[0] != members or precision.shape[0] != members:
-        raise OODError(f"{path.name} holds statistics of {means.shape[0]} members, the model has {len(layers)}")
-    for a in (means, precision, val):
+    if score in STAGE_SCORES:
+        if norm.shape != (len(layers), 2):
+            raise OODError(f"{path.name} holds the spread of {norm.shape[0]} stages, the manifest names {len(layers)}")
+    else:
+        members = 1 if score == "mahalanobis_joint" else len(layers)
+        if means.shape[0] != members or precision.shape[0] != members:
+            raise OODError(f"{path.name} holds statistics of {means.shape[0]} members, the model has {len(layers)}")
+    arrays_read = [*means, *precision] if score in STAGE_SCORES else [means, precision]
+    for a in (*arrays_read, val, *([] if norm is None else [norm])):
         a.setflags(write=False)
-    return OODStats(score, threshold, layers, means, precision, val, val_abstention)
+    return OODStats(score, threshold, layers, means, precision, val, val_abstention, norm)
 
 
 # ---- one image -----------------------------------------------------------------------------------
@@ -337,8 +473,7 @@ def assess(model: Any, spec: ClassifierSpec, stats: OODStats | None, prep: Prepa
     reasons = input_abstain_reasons(image, spec.input, modality)
     if stats is None:
         return OODResult(None, None, None, None, None, reasons)
-    feats, logits = features_and_logits(model, prep.x[None], stats.layers)
-    value = float(stats.scores(feats, logits)[0])
+    value = float(stats.score_images(model, prep.x[None])[0])
     why = score_reason(stats, value)
     v = stats.val_scores
     return OODResult(stats.score, value, stats.threshold, stats.percentile(value),
@@ -378,7 +513,7 @@ def choose_score(id_val: dict[str, np.ndarray], ood_val: dict[str, dict[str, np.
     record: dict[str, Any] = {}
     names = [n for n in SCORES if n in id_val]
     for name in names:
-        t = threshold_for(id_val[name])
+        t = val_threshold(id_val[name])
         fams = {fam: {"n": int(len(s[name])), "auroc": auroc(id_val[name], s[name]),
                       "abstention": abstention_rate(s[name], t)} for fam, s in ood_val.items()}
         record[name] = {"threshold": t, "val_abstention": abstention_rate(id_val[name], t),
@@ -406,6 +541,18 @@ def _fit_all(f_train: np.ndarray, y_train: np.ndarray, n_classes: int) -> tuple[
     return fitted, shrinkage
 
 
+def earlier_looks(spec: ClassifierSpec) -> dict[str, list[dict[str, Any]]]:
+    """The test looks of the detectors ``spec`` had before (kept in the manifest when a detector is refitted):
+    ``{"earlier_tests": [...]}`` with each look's score and threshold, or ``{}``."""
+    if spec.ood is None:
+        return {}
+    looks = [dict(t) for t in spec.ood.record.get("earlier_tests", ())]
+    if spec.ood.record.get("test"):
+        looks.append({**dict(spec.ood.record["test"]), "score": spec.ood.score, "threshold": spec.ood.threshold,
+                      "val_abstention": spec.ood.val_abstention})
+    return {"earlier_tests": looks} if looks else {}
+
+
 def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
         families: Any = None, register: bool = True) -> dict[str, Any]:
     """Fit the detector of ``entry`` on its train split, choose and threshold the score on val, write
@@ -422,32 +569,42 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
 
     model, entry = load_model(entry.name, device=device, weights_dir=entry.weights_dir)
     spec: ClassifierSpec = entry.spec
-    layers = feature_layers(spec) if spec.ood is None else spec.ood.layers
+    layers = feature_layers(spec)
     x_train, y_train = split_inputs(spec, "train", data)
     f_train, _ = features_and_logits(model, x_train, layers)
     fitted, shrinkage = _fit_all(f_train, y_train, spec.n_classes)
+    stages = fit_stages(model, x_train, y_train, spec)
 
-    x_val, _ = split_inputs(spec, "val", data)
-    id_val = candidate_scores(*features_and_logits(model, x_val, layers), fitted)
-    fams = (families or validation_families)(spec, data)
-    ood_val = {}
-    for fam, family in fams.items():
-        x, _ = family_inputs(spec, family)
-        ood_val[fam] = candidate_scores(*features_and_logits(model, x, layers), fitted)
+    def candidates(x: np.ndarray) -> dict[str, np.ndarray]:
+        return {**candidate_scores(*features_and_logits(model, x, layers), fitted),
+                **stages.scores(stage_features(model, x, stages.layers))}
+
+    id_val = candidates(split_inputs(spec, "val", data)[0])
+    ood_val = {fam: candidates(family_inputs(spec, family)[0])
+               for fam, family in (families or validation_families)(spec, data).items()}
     best, record = choose_score(id_val, ood_val)
-    threshold = threshold_for(id_val[best])
-    means, precision = fitted["mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"]
+    threshold = val_threshold(id_val[best])
+    if best in STAGE_SCORES:
+        keep = stages.subset(best)
+        arrays = {**{f"stage{j}_means": stages.gaussians[i][0] for j, i in enumerate(keep)},
+                  **{f"stage{j}_precision": stages.gaussians[i][1] for j, i in enumerate(keep)},
+                  "stage_norm": stages.norm[keep]}
+        kept_layers, kept_shrinkage = [stages.layers[i] for i in keep], [stages.shrinkage[i] for i in keep]
+    else:
+        means, precision = fitted["mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"]
+        arrays = {"means": means, "precision": precision}
+        kept_layers, kept_shrinkage = list(layers), shrinkage[
+            "mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"]
     out_dir = Path(out_dir or entry.weights_dir)
     file = f"{spec.name}.ood.safetensors"
-    save_file({"means": means.astype(np.float32), "precision": precision.astype(np.float32),
+    save_file({**{k: v.astype(np.float32) for k, v in arrays.items()},
                **{f"val_{n}": v.astype(np.float64) for n, v in id_val.items()}}, str(out_dir / file),
               metadata={"model": spec.name, "model_sha256": str(spec.sha256)})
     ood = {"file": file, "sha256": sha256_file(out_dir / file), "score": best, "threshold": threshold,
-           "val_abstention": abstention_rate(id_val[best], threshold), "layers": list(layers),
+           "val_abstention": abstention_rate(id_val[best], threshold), "layers": kept_layers,
            "criterion": CRITERION, "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
-           "shrinkage": shrinkage["mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"],
-           "command": f"python -m medviz.classification.ood --model {spec.name}",
-           "created": datetime.date.today().isoformat()}
+           "shrinkage": kept_shrinkage, "command": f"python -m medviz.classification.ood --model {spec.name}",
+           "created": datetime.date.today().isoformat(), **earlier_looks(spec)}
     if register:
         upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood

@@ -22,7 +22,6 @@ from medviz.classification.card import ood_table as format_ood_table
 from medviz.classification.ood import (
     OODError,
     auroc,
-    features_and_logits,
     load_stats,
     split_images,
     threshold_for,
@@ -58,14 +57,14 @@ def evaluate_ood(model: Any, entry: ModelEntry, data: Path | None = None,
         raise OODError(f"{spec.name!r} has no OOD statistics; fit them with "
                        f"`python -m medviz.classification.ood --model {spec.name}`")
     x_test, id_reasons = family_inputs(spec, split_images(spec, "test", data)[0])
-    id_scores = stats.scores(*features_and_logits(model, x_test, stats.layers))
+    id_scores = stats.score_images(model, x_test)
     rows, pooled = [], []
     for fam in families if families is not None else evaluation_families(spec, data):
         if not len(fam):
             rows.append({"family": fam.name, "what": fam.what, "n": 0, "in_bar": fam.in_bar, "notes": fam.notes})
             continue
         x, reasons = family_inputs(spec, fam)
-        s = stats.scores(*features_and_logits(model, x, stats.layers))
+        s = stats.score_images(model, x)
         if fam.in_bar:
             pooled.append(s)
         rows.append({"family": fam.name, "what": fam.what, "n": int(len(s)), "in_bar": fam.in_bar,

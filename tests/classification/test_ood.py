@@ -49,6 +49,26 @@ def test_threshold_keeps_at_most_five_percent_above_and_is_the_smallest_such():
             assert ood.abstention_rate(v, lower[-1]) > 0.05
 
 
+def test_val_threshold_keeps_the_upper_confidence_bound_at_five_percent():
+    """The shipped rule: with the val count k above it, the 95 % Clopper-Pearson upper bound of the rate is at
+    most 5 %, and one more image above it would break that; below 59 val images (where even 0 of n leaves a
+    bound above 5 %) the threshold is the largest val score."""
+    from scipy.stats import beta
+
+    rng = np.random.default_rng(7)
+    for n in (20, 58, 59, 78, 120, 524, 2000):
+        v = rng.normal(size=n)
+        t = ood.val_threshold(v)
+        k = int(np.sum(v > t))
+        assert t in v and k <= 0.05 * n
+        if n >= 59:
+            assert beta.ppf(0.95, k + 1, n - k) <= 0.05 < beta.ppf(0.95, k + 2, n - k - 1)
+            assert ood.upper_bound(k, n) == pytest.approx(beta.ppf(0.95, k + 1, n - k))
+        else:
+            assert t == v.max()
+    assert ood.upper_bound(0, 78) == pytest.approx(1 - 0.05 ** (1 / 78))  # k = 0 has a closed form
+
+
 def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 40))  # fewer rows than dimensions: the sample covariance is singular
@@ -113,7 +133,7 @@ def _entry(name: str) -> dict:
 def test_ood_field_parses_and_older_entries_stay_valid():
     raw = _entry("pneumonia_resnet")
     spec = parse_spec(raw)
-    assert spec.ood is not None and spec.ood.score in spec.ood.SCORES and spec.ood.layers == ("fc",)
+    assert spec.ood is not None and spec.ood.score in spec.ood.SCORES and spec.ood.layers
     raw.pop("ood")
     assert parse_spec(raw).ood is None  # an entry written before the field existed
 
@@ -142,7 +162,7 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
     # <= 5 % of the model's own val images above the threshold, and the stored rate is that fraction
     assert ood.abstention_rate(stats.val_scores, stats.threshold) <= ood.MAX_VAL_ABSTENTION
     assert ood.abstention_rate(stats.val_scores, stats.threshold) == pytest.approx(spec.ood.val_abstention)
-    assert stats.threshold == pytest.approx(ood.threshold_for(stats.val_scores))
+    assert stats.threshold == pytest.approx(ood.val_threshold(stats.val_scores))
     assert len(stats.val_scores) == spec.metrics["val"]["n"]
 
 
@@ -179,6 +199,25 @@ def test_features_come_from_the_final_layer_and_leave_the_shared_model_untouched
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert feats.shape[:2] == (1, 5) and np.allclose(logits[0], expected, atol=1e-5)
+
+
+def test_stage_scores_read_every_stage_and_leave_the_shared_model_untouched(tiny):
+    """The stage Gaussians on the tiny model's train-like images: the pooled stage outputs have the stages' channel
+    counts, the standardised train distances average 0, and images far from training (inverted, noise) score
+    higher than the training images themselves."""
+    model, entry = tiny
+    rng = np.random.default_rng(8)
+    x = rng.random((40, *entry.spec.input.shape)).astype(np.float32) * 0.2 + 0.4
+    y = np.arange(40) % entry.spec.n_classes
+    fitted = assert_model_untouched(model, lambda: ood.fit_stages(model, x, y, entry.spec))
+    assert fitted.layers == ood.stage_layers(entry.spec) == ("layer1", "layer2", "layer3", "layer4")
+    pooled = assert_model_untouched(model, lambda: ood.stage_features(model, x, fitted.layers))
+    assert [f.shape[0] for f in pooled] == [40] * 4 and len({f.shape[1] for f in pooled}) >= 2
+    scores = fitted.scores(pooled)
+    assert set(scores) == set(ood.STAGE_SCORES)
+    assert abs(float(np.mean(scores["mahalanobis_stages"]))) < 1e-3
+    far = fitted.scores(ood.stage_features(model, 1.0 - 4 * (x - 0.4), fitted.layers))
+    assert np.median(far["mahalanobis_stages"]) > np.max(scores["mahalanobis_stages"])
 
 
 def test_ensemble_assessment_leaves_the_model_untouched():
@@ -249,18 +288,21 @@ def test_score_separates_fifty_test_images_from_fifty_lgg_slices(pneumonia, data
 
     lgg = lgg_images(data_dir, "test")[::4][:50]
     x_lgg, reasons = family_inputs(entry.spec, lgg)
-    s_in = stats.scores(*ood.features_and_logits(model, x_test[:50], stats.layers))
-    s_out = stats.scores(*ood.features_and_logits(model, x_lgg, stats.layers))
+    s_in = stats.score_images(model, x_test[:50])
+    s_out = stats.score_images(model, x_lgg)
     assert len(s_out) == 50 and ood.auroc(s_in, s_out) >= 0.95
     assert np.mean(s_out > stats.threshold) >= 0.9 and np.mean(s_in > stats.threshold) <= 0.1
 
 
 @pytest.mark.data
-def test_stored_val_scores_are_what_the_model_computes(pneumonia, data_dir):
-    model, entry = pneumonia
+@pytest.mark.parametrize("name", ["pneumonia_resnet", "retina_resnet"])
+def test_stored_val_scores_are_what_the_model_computes(name, data_dir):
+    from medviz.models.weights import load_model
+
+    model, entry = load_model(name, weights_dir=WEIGHTS)
     stats = ood.load_stats(entry)
     x_val, _ = ood.split_inputs(entry.spec, "val", data_dir)
-    scores = stats.scores(*ood.features_and_logits(model, x_val, stats.layers))
+    scores = stats.score_images(model, x_val)
     assert np.allclose(np.sort(scores), stats.val_scores, rtol=1e-4, atol=1e-4)
     assert np.mean(scores > stats.threshold) <= 0.05
 
@@ -278,3 +320,50 @@ def test_ood_evaluation_on_a_small_family_reports_the_bar(pneumonia, data_dir):
     assert result["in_distribution"]["n"] == 624 and result["in_distribution"]["abstention"] <= 0.1
     assert set(result["bar"]) >= {"met", "failing"}
     assert "lgg_mri" in format_ood_table(result)
+
+
+def _look(entry, abstention: float) -> dict:
+    """A minimal OOD result of ``entry``'s registered detector, as ``evaluate_ood`` returns it."""
+    spec = entry.spec
+    rates = {"abstention": abstention, "abstention_score_only": abstention, "abstention_input_checks": 0.0}
+    return {"model": spec.name, "ood": True, "ood_sha256": spec.ood.sha256, "score": spec.ood.score,
+            "threshold": spec.ood.threshold, "val_abstention": spec.ood.val_abstention,
+            "in_distribution": {"what": "test split", "n": 100, **rates}, "families": [],
+            "pooled": {"n": 10, "auroc": 0.99, "fpr_at_95_tpr": 0.0},
+            "bar": {"auroc_min": 0.95, "abstention_min": 0.95, "id_abstention_max": 0.05, "met": abstention <= 0.05,
+                    "failing": [] if abstention <= 0.05 else ["test-split abstention"],
+                    "families_auroc_below_bar": []}}
+
+
+def test_a_refitted_detector_keeps_the_earlier_look_and_records_its_own_once(tmp_path):
+    """Every test look stays on record: a refitted detector carries the earlier look in ``earlier_tests``, the
+    card keeps the earlier section headed as superseded and lists both looks, and a second look at the same
+    detector is refused."""
+    from medviz.classification.card import OOD_HEADING, OOD_SUPERSEDED, record_ood_test
+
+    entry = get_entry("retina_resnet")
+    raw = copy.deepcopy(entry.raw)
+    raw["ood"].pop("test", None)
+    raw["ood"].pop("earlier_tests", None)
+    raw["card"] = "card.md"
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [raw]}))
+    (tmp_path / "card.md").write_text("# card\n")
+    first = type(entry)(raw=raw, weights_dir=tmp_path)
+    record_ood_test(first, _look(first, 0.075))
+    recorded = get_entry("retina_resnet", weights_dir=tmp_path)
+    assert recorded.spec.ood.record["test"]["test_abstention"] == 0.075
+    with pytest.raises(RegistryError, match="already recorded"):
+        record_ood_test(recorded, _look(recorded, 0.02))
+
+    refit = copy.deepcopy(recorded.raw)
+    refit["ood"].pop("test")
+    refit["ood"].update(ood.earlier_looks(recorded.spec), threshold=recorded.spec.ood.threshold + 1.0)
+    second = type(entry)(raw=refit, weights_dir=tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [refit]}))
+    record_ood_test(second, _look(second, 0.02))
+    card = (tmp_path / "card.md").read_text()
+    assert card.count(f"{OOD_SUPERSEDED}\n") == 1 and card.count(f"{OOD_HEADING}\n") == 1
+    assert card.index(OOD_SUPERSEDED) < card.index(f"{OOD_HEADING}\n")
+    assert "test-split abstention 7.5%" in card and "this detector's only look" in card
+    final = get_entry("retina_resnet", weights_dir=tmp_path).spec.ood.record
+    assert final["test"]["test_abstention"] == 0.02 and final["earlier_tests"][0]["test_abstention"] == 0.075
