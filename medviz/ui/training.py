@@ -32,6 +32,7 @@ JOB_KEY = "medviz.train.job"
 REPORT_KEY = "medviz.train.report"
 UPLOADS_KEY = "medviz.train.uploads"
 DEMO_KEY = "medviz.train.demo_preset"  # the task whose quick demo preset was applied last
+MAX_STEP_POINTS = 300  # step-loss points drawn by the live view
 
 
 @st.cache_resource
@@ -186,10 +187,16 @@ def estimate_text(est: dict[str, Any]) -> str:
 
 
 # -- run view -------------------------------------------------------------------------------------------
-def curves_figure(events: list[Any]) -> go.Figure:
-    """Step loss, per-epoch train/val loss (left) and validation metrics (right) against epochs."""
+def curves_figure(events: list[Any], max_step_points: int = MAX_STEP_POINTS) -> go.Figure:
+    """Step loss, per-epoch train/val loss (left) and validation metrics (right) against epochs.
+
+    The step loss is drawn at ``max_step_points`` steps at most (every k-th step and the last one): the
+    live view redraws the figure every second, in the server and in the browser, and a long run has
+    thousands of steps."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation metrics"))
     steps = [e for e in events if e.kind == "step"]
+    if len(steps) > max_step_points:
+        steps = steps[:: -(-len(steps) // max_step_points)] + steps[-1:]
     epochs = [e for e in events if e.kind == "epoch"]
     if steps:
         fig.add_trace(go.Scatter(x=[e.epoch + e.step / max(e.steps_per_epoch, 1) for e in steps],

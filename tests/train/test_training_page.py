@@ -9,6 +9,8 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from medviz.models.registry import list_models
+from medviz.train.events import TrainEvent
+from medviz.ui.training import MAX_STEP_POINTS, curves_figure
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "training.py")
 
@@ -202,3 +204,11 @@ def test_start_weights_outside_the_allowed_folders_are_refused_on_the_page(tmp_p
         assert at.button(key="train.start").disabled
     at.text_input(key="train.segmentation.init").set_value(str(tmp_path / "runs" / "job-1" / "best.safetensors")).run()
     assert not at.error, [e.value for e in at.error]
+
+
+def test_the_live_loss_curve_draws_a_bounded_number_of_steps_ending_at_the_last():
+    steps = [TrainEvent("step", epoch=i // 100, step=i % 100 + 1, steps_per_epoch=100, epochs=30,
+                        metrics={"loss": 1.0 / (i + 1)}) for i in range(2999)]
+    x = curves_figure(steps).data[0].x
+    assert len(x) <= MAX_STEP_POINTS + 1 and x[0] == 0.01 and x[-1] == 29.99
+    assert len(curves_figure(steps[:50]).data[0].x) == 50  # a short run: every step
