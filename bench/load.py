@@ -14,7 +14,7 @@ from other work is not controlled: quote medians and ratios, and repeat.
 
 Usage::
 
-    python bench/load.py [--sessions 8] [--threads 1] [--steps 5] [--no-training] [--json]
+    python bench/load.py [--sessions 8] [--threads 1] [--steps 5] [--no-training] [--unwatched-training] [--json]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -220,8 +221,19 @@ async def run_sessions(url: str, sessions: int, steps: int = 5, timeout_ms: int 
     return merged
 
 
-async def training_slowdown(url: str, steps: int) -> dict[str, float | str]:
-    """Median slice step with an idle server, then while the Training page's default run is going."""
+def training_children(server_pid: int) -> list[dict[str, int]]:
+    """The server's training child processes (``python -m medviz.train.child``): PID and nice value."""
+    import psutil
+
+    return [{"pid": c.pid, "nice": c.nice()} for c in psutil.Process(server_pid).children()
+            if "medviz.train.child" in " ".join(c.cmdline())]
+
+
+async def training_slowdown(url: str, steps: int, server_pid: int, watched: bool = True) -> dict[str, Any]:
+    """Median slice step with an idle server, then while the Training page's default run is going.
+
+    With ``watched`` False the Training page is left once the run has started (its live view stops polling),
+    so only the training process runs beside the viewer; the run then ends with the server."""
     from playwright.async_api import async_playwright, expect
 
     expect.set_options(timeout=TIMEOUT_MS)
@@ -239,9 +251,14 @@ async def training_slowdown(url: str, steps: int) -> dict[str, float | str]:
             await trainer.get_by_role("button", name="Start training").click()
             await expect(trainer.get_by_text("running", exact=True).first).to_be_visible(timeout=120_000)
             await viewer.wait_for_timeout(3000)  # past the run's start-up: data loaded, epochs going
+            if not watched:
+                await trainer.goto("about:blank")
+            children = training_children(server_pid)
             await step_slices(viewer, busy, steps)
-            still = await trainer.get_by_text("running", exact=True).count()
-            await trainer.get_by_role("button", name="Stop", exact=True).click()
+            still = bool(training_children(server_pid)) if not watched else \
+                await trainer.get_by_text("running", exact=True).count()
+            if watched and still:  # (a run that has ended has no Stop to press)
+                await trainer.get_by_role("button", name="Stop", exact=True).click()
         finally:
             await browser.close()
     errors = idle.errors + busy.errors
@@ -249,7 +266,7 @@ async def training_slowdown(url: str, steps: int) -> dict[str, float | str]:
         return {"error": "; ".join(errors) or "no slice steps measured"}
     a, b = statistics.median(idle.seconds["viewer: slice step"]), statistics.median(busy.seconds["viewer: slice step"])
     return {"idle_median_s": round(a, 3), "training_median_s": round(b, 3), "slowdown": round(b / a, 2),
-            "training_still_running": bool(still)}
+            "training_still_running": bool(still), "training_page_watched": watched, "training_children": children}
 
 
 def _free_port() -> int:
@@ -296,6 +313,15 @@ def _end(proc: subprocess.Popen) -> None:
         proc.wait(timeout=20)
 
 
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of the server process (MB)."""
     import psutil
@@ -309,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1", help="MEDVIZ_INFER_THREADS of the server (default 1)")
     parser.add_argument("--steps", type=int, default=5, help="slice steps per viewer session (default 5)")
     parser.add_argument("--no-training", action="store_true", help="skip the viewer-during-training measurement")
+    parser.add_argument("--unwatched-training", action="store_true",
+                        help="leave the Training page once the run has started (no live view polling)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_MS / 1000, help="seconds one wait may take (default 600)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
@@ -323,9 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - t0
         rss_many = rss_mb(pid)
         try:
-            training = None if args.no_training else asyncio.run(training_slowdown(url, args.steps))
+            training = None if args.no_training else asyncio.run(
+                training_slowdown(url, args.steps, pid, watched=not args.unwatched_training))
         except Exception as e:  # noqa: BLE001 -- reported with the other results, in words
             training = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+    if isinstance(training, dict) and training.get("training_children"):  # the server's end ends its children
+        training["children_left_after_server_end"] = [c["pid"] for c in training["training_children"]
+                                                      if _running(c["pid"])]
     result = {"sessions": args.sessions, "infer_threads": args.threads, "cpus": os.cpu_count(),
               "wall_s": round(wall, 1), "errors": many.errors, "one_session": one.summary(),
               "concurrent": many.summary(), "rss_mb": {"one_session": round(rss_one), "after_concurrent": round(rss_many)},
