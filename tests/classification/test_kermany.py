@@ -131,3 +131,23 @@ def test_evaluate_reproduces_the_card_and_page_uses_the_same_input(cxr_weights, 
     part = kermany.load_split("test", 32, layout)
     x = prepare_input(kermany.read_image(layout, part.rows[0]), spec).x
     np.testing.assert_array_equal(x, part.x[0])
+
+
+@pytest.mark.data
+def test_shipped_model_evaluation_reproduces_its_card(data_dir, capsys):
+    """``python -m medviz.evaluate --model pneumonia_cxr224 --json`` gives the test numbers the card records."""
+    import json
+
+    from medviz.evaluate import main
+    from medviz.models.registry import get_entry
+
+    spec = get_entry("pneumonia_cxr224").spec
+    assert main(["--model", "pneumonia_cxr224", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    card = (Path(__file__).resolve().parents[2] / "weights" / "pneumonia_cxr224.md").read_text()
+    assert result["n"] == 624 and result["subsets"]["without_person_flag"]["n"] == 304
+    for key in ("auc", "acc", "sensitivity", "specificity", "threshold", "auc_ci95", "sensitivity_ci95"):
+        assert result[key] == pytest.approx(spec.test_metrics[key], abs=1e-6), key
+    assert f"{result['auc']:.3f}" in card and f"{result['acc']:.3f}" in card
+    base = result["comparison"]["pneumonia_resnet"]
+    assert base["n"] == 624 and base["auc"] == pytest.approx(spec.test_metrics["comparison"]["pneumonia_resnet"]["auc"])

@@ -102,3 +102,32 @@ def test_the_slice_slider_is_one_based(tiny):
     slider = at.slider(key="classify.slice.5")
     assert (slider.min, slider.max, slider.value) == (1, 5, 3)
     assert not at.exception
+
+
+@pytest.mark.data
+def test_full_size_cxr_goes_to_the_224_px_model_and_a_thumbnail_to_the_28_px_one(data_dir, monkeypatch):
+    """Issue #15: the bundled test-split radiograph is classified by pneumonia_cxr224 at 224 px, CAM at 256 px;
+    the same image as a 28-px thumbnail goes to a 28-px model; the evaluation page covers the new model."""
+    from medviz.io import load_example
+
+    monkeypatch.setenv("MEDVIZ_WEIGHTS_DIR", str(ROOT / "weights"))
+    at = AppTest.from_file(CLASSIFY, default_timeout=TIMEOUT)
+    at.session_state["medviz.volume"] = load_example("cxr_pneumonia")
+    at.run()
+    assert not at.exception and not at.error
+    routed = [c.value for c in [*at.info, *at.caption] if c.value.startswith("Model: ")]
+    assert routed and routed[0].startswith("Model: pneumonia_cxr224: the image is a full-size image (short side 256 px)")
+    assert at.metric[0].value in ("normal", "pneumonia")
+    captions = " ".join(c.value for c in at.caption)
+    assert "at 256×256 px" in captions and "resize 256x256 -> 224x224" in captions
+    at.selectbox(key="classify.model").set_value("pneumonia_cxr224").run()
+    thumb = np.asarray(at.session_state["medviz.volume"].array[0][:, 89:345]).astype(np.uint8)[::9, ::9][:28, :28]
+    at.session_state["medviz.volume"] = _volume(thumb, "DX")
+    at.run()
+    assert not at.exception
+    assert any(i.value.startswith("Model: pneumonia_resnet") for i in at.info)
+
+    ev = AppTest.from_file(EVALUATE, default_timeout=TIMEOUT).run()
+    ev.selectbox(key="evaluate.model").set_value("pneumonia_cxr224").run()
+    assert not ev.exception and not ev.error
+    assert len(ev.get("plotly_chart")) == 3

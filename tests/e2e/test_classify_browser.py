@@ -21,6 +21,8 @@ def _upload_to_pneumonia_model(page, app_url, streamlit_idle, path) -> None:
     page.get_by_role("combobox", name="model").click()
     page.get_by_role("option", name="pneumonia_resnet").click()
     streamlit_idle(page)
+    page.get_by_text("pick the model that fits the input", exact=True).click()  # this model, whatever the input
+    streamlit_idle(page)
     page.get_by_text("upload", exact=True).click()
     streamlit_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(path))
@@ -65,3 +67,27 @@ def test_pneumonia_model_abstains_on_an_lgg_brain_slice(page, app_url, data_dir,
     expect(page.get_by_text(re.compile("^prediction \\(shown anyway\\)$"))).to_be_visible(timeout=120_000)
     expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text(re.compile(r"^(normal|pneumonia)$"))
     shots.save(page, "classify-lgg-shown-anyway")
+
+
+def test_full_size_cxr_is_routed_to_the_224_px_model_and_explained_at_full_resolution(page, app_url, data_dir,
+                                                                                      streamlit_idle, shots):
+    """Issue #15: a test-split JPEG of the Kermany set goes to the 224-px model (the page says so), which sees
+    224 x 224 px and whose CAM is drawn over the 256-px radiograph."""
+    from playwright.sync_api import expect
+
+    jpeg = data_dir / "cxr_pneumonia_kermany" / "test" / "PNEUMONIA" / "person1_virus_6.jpg"
+    page.set_default_timeout(120_000)
+    page.goto(f"{app_url}/classify")
+    expect(page.get_by_role("heading", name="Classify")).to_be_visible(timeout=120_000)
+    streamlit_idle(page)
+    page.get_by_text("upload", exact=True).click()
+    streamlit_idle(page)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(jpeg))
+    streamlit_idle(page)
+    expect(page.get_by_text(re.compile(r"^Model: pneumonia_cxr224: the image is a full-size image"))).to_be_visible(
+        timeout=120_000)
+    expect(page.get_by_text("what the model sees (224×224 px)")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(re.compile(r"drawn over the windowed image at 256×256 px"))).to_be_visible(timeout=120_000)
+    expect(page.get_by_text(re.compile(r"^GradCAM: (normal|pneumonia)$"))).to_be_visible(timeout=120_000)
+    expect(page.locator('[data-testid="stMetricValue"]').first).to_have_text(re.compile(r"^(normal|pneumonia)$"))
+    shots.save(page, "classify-kermany-224")

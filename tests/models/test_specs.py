@@ -40,7 +40,7 @@ def _minimal(task: str, **keys) -> dict:
 
 def test_every_shipped_entry_parses():
     names = {m["name"]: type(parse_spec(m)) for m in SHIPPED}
-    assert names == {"breast_resnet": ClassifierSpec, "pneumonia_resnet": ClassifierSpec,
+    assert names == {"breast_resnet": ClassifierSpec, "pneumonia_resnet": ClassifierSpec, "pneumonia_cxr224": ClassifierSpec,
                      "retina_resnet": ClassifierSpec, "lgg_unet": SegmenterSpec,
                      "lgg_flair_recon": ReconSpec, "lgg_flair_denoise": ReconSpec, "lgg_slice_gru": SequenceSpec}
     for m in SHIPPED:  # every key of every shipped entry is known to its task
