@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from medviz.classification import kermany
 from medviz.classification.card import record_ood_test
 from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
 from medviz.classification.ood_data import family_inputs, validation_families
@@ -63,6 +64,8 @@ SCORES = OODSpec.SCORES
 MAX_VAL_ABSTENTION = 0.05
 #: ... with this one-sided confidence, judged from the val images (Clopper-Pearson).
 CONFIDENCE = 0.95
+#: The seed of the patient-level train/val split of the Kermany models (``numpy default_rng(0)`` in their cards).
+KERMANY_SPLIT_SEED = 0
 #: The residual stages whose pooled outputs the stage scores read.
 STAGES = ("layer1", "layer2", "layer3", "layer4")
 #: Stage scores -> the stages each averages.
@@ -483,8 +486,14 @@ def assess(model: Any, spec: ClassifierSpec, stats: OODStats | None, prep: Prepa
 # ---- fitting -------------------------------------------------------------------------------------
 
 
-def split_images(spec: ClassifierSpec, split: str, data: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The model's own MedMNIST split as stored: ``(images, labels (N,))``."""
+def split_images(spec: ClassifierSpec, split: str, data: Path | None = None) -> tuple[Any, np.ndarray]:
+    """The model's own split as stored: ``(images, labels (N,))`` -- a MedMNIST array ``(N, H, W[, 3])``, or for
+    a model of the Kermany layout a list of its radiographs ``(H, W)`` uint8 (``train``/``val``: the patient-level
+    halves of ``train/`` with the split seed its card states, :data:`KERMANY_SPLIT_SEED`)."""
+    if spec.dataset_key == kermany.KEY:
+        root = kermany.data_root(None if data is None else Path(data))
+        rows = kermany.split_rows(kermany.read_labels(root), split, KERMANY_SPLIT_SEED)
+        return [kermany.read_image(root, r) for r in rows], np.array([r.label for r in rows], dtype=np.int64)
     if spec.from_folder:
         raise DataError(f"{spec.name!r} was trained on a folder set; its OOD statistics need its MedMNIST split")
     return load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)

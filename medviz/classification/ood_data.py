@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from medviz.classification import kermany
 from medviz.classification.data import DATASETS, DataError, load_npz_split, resolve_npz
 from medviz.classification.preprocess import (
     input_abstain_reasons,
@@ -40,6 +41,8 @@ from medviz.types import LoadError, MedvizError, Volume
 
 #: Data sets whose source is the Kermany paediatric chest X-rays (that folder is the same domain for them).
 KERMANY_SOURCES = frozenset({"pneumoniamnist"})
+#: Models trained on the Kermany folder itself: its test split is their in-distribution test, and the
+#: PneumoniaMNIST thumbnails are the same patients' radiographs at 28 px (reported apart, never chosen on).
 LGG_DIR = "lgg_flair_mri_seg"
 KERMANY_DIR = "cxr_pneumonia_kermany"
 
@@ -193,13 +196,20 @@ def kermany_images(data_dir: Path, split: str) -> list[PageImage]:
     return out
 
 
-def _medmnist(spec: ClassifierSpec, split: str, data: Path | None) -> list[Family]:
+def _medmnist(spec: ClassifierSpec, split: str, data: Path | None, choosing: bool = False) -> list[Family]:
+    """The other MedMNIST sets' ``split``; for a model trained on the Kermany folder, PneumoniaMNIST is its own
+    domain: left out when ``choosing`` the score, else reported apart (not in the bar)."""
     out = []
     for key, info in DATASETS.items():
         if key == spec.dataset_key:
             continue
+        same = spec.dataset_key == kermany.KEY and key in KERMANY_SOURCES
+        if same and choosing:
+            continue
         images, _ = load_npz_split(resolve_npz(info, data), split)
-        out.append(Family(key, f"{info.title} {split} split ({info.modality_label})", images))
+        what = f"{info.title} {split} split ({info.modality_label})"
+        out.append(Family(key, what + (": the same domain as the model's Kermany radiographs, at 28 px" if same
+                                        else ""), images, in_bar=not same))
     return out
 
 
@@ -211,13 +221,13 @@ def _data_dir(data: Path | None) -> Path:
 
 
 def _kermany_in_domain(spec: ClassifierSpec) -> bool:
-    return (spec.dataset_key or "") in KERMANY_SOURCES
+    return (spec.dataset_key or "") in KERMANY_SOURCES | {kermany.KEY}
 
 
 def validation_families(spec: ClassifierSpec, data: Path | None = None) -> dict[str, Family]:
     """The OOD families the score is chosen on (val splits only; never a test image)."""
     root = _data_dir(data)
-    fams = {f.name: f for f in _medmnist(spec, "val", data)}
+    fams = {f.name: f for f in _medmnist(spec, "val", data, choosing=True)}
     fams["lgg_mri"] = Family("lgg_mri", "LGG brain MRI slices, val patients", lgg_images(root, "val"))
     if not _kermany_in_domain(spec):
         fams["kermany_cxr"] = Family("kermany_cxr", "Kermany paediatric chest X-rays, val", kermany_images(root, "val"))
@@ -242,9 +252,10 @@ def evaluation_families(spec: ClassifierSpec, data: Path | None = None) -> list[
         fams.append(Family("fundus", "colour fundus photograph (bundled retina_photo, skimage.data.retina)",
                            page_images(load_example("retina_photo"), "retina_photo")))
     same = _kermany_in_domain(spec)
-    fams.append(Family("kermany_cxr", "Kermany paediatric chest X-rays, test (624)"
-                       + (": the same domain as PneumoniaMNIST (its source) at 256 px, not out of distribution"
-                          if same else ""), kermany_images(root, "test"), in_bar=not same))
+    if spec.dataset_key != kermany.KEY:  # for a Kermany model these are its own in-distribution test images
+        fams.append(Family("kermany_cxr", "Kermany paediatric chest X-rays, test (624)"
+                           + (": the same domain as PneumoniaMNIST (its source) at 256 px, not out of distribution"
+                              if same else ""), kermany_images(root, "test"), in_bar=not same))
     notes = []
     fams.append(Family("skimage", "scikit-image sample images (photos, micrographs, text, phantom)",
                        skimage_images(notes), notes=notes))
@@ -256,7 +267,7 @@ def family_inputs(spec: ClassifierSpec, images: Any) -> tuple[np.ndarray, list[l
     inp = spec.input
     if isinstance(images, Family):
         images = images.images
-    if isinstance(images, np.ndarray):
+    if isinstance(images, np.ndarray) or (isinstance(images, list) and images and isinstance(images[0], np.ndarray)):
         return (preprocess_batch(images, inp.channels, inp.size),
                 [input_abstain_reasons(im, inp, None) for im in images])
     xs, reasons = [], []

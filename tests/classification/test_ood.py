@@ -19,7 +19,7 @@ from medviz.models.registry import get_entry, list_models, sha256_file
 from medviz.models.specs import parse_spec
 from tests.model_guard import assert_model_untouched
 
-SHIPPED = ("pneumonia_resnet", "retina_resnet", "breast_resnet")
+SHIPPED = ("pneumonia_resnet", "retina_resnet", "breast_resnet", "pneumonia_cxr224")
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
@@ -367,3 +367,27 @@ def test_a_refitted_detector_keeps_the_earlier_look_and_records_its_own_once(tmp
     assert "test-split abstention 7.5%" in card and "this detector's only look" in card
     final = get_entry("retina_resnet", weights_dir=tmp_path).spec.ood.record
     assert final["test"]["test_abstention"] == 0.02 and final["earlier_tests"][0]["test_abstention"] == 0.075
+
+
+@pytest.mark.data
+def test_a_kermany_model_is_scored_on_its_own_patient_split_and_not_chosen_on_its_own_domain(data_dir):
+    """The 224-px chest X-ray model: its OOD train/val images are the patient-level halves of the Kermany train/
+    folder (the split its card states), its test images the official test split; PneumoniaMNIST (the same
+    patients at 28 px) is never a validation OOD family and is reported apart, outside the bar."""
+    from medviz.classification import kermany
+    from medviz.classification.ood_data import _medmnist
+
+    spec = get_entry("pneumonia_cxr224").spec
+    root = kermany.data_root(data_dir)
+    rows = kermany.read_labels(root)
+    val, labels = ood.split_images(spec, "val", data_dir)
+    expected = kermany.split_rows(rows, "val", ood.KERMANY_SPLIT_SEED)
+    assert len(val) == len(expected) == len(labels) and all(im.ndim == 2 and im.dtype == np.uint8 for im in val[:5])
+    assert labels.tolist() == [r.label for r in expected]
+    train_ids = {r.patient_id for r in kermany.split_rows(rows, "train", ood.KERMANY_SPLIT_SEED)}
+    assert not train_ids & {r.patient_id for r in expected}
+    assert len(ood.split_images(spec, "test", data_dir)[0]) == 624
+    choosing = {f.name: f for f in _medmnist(spec, "val", data_dir, choosing=True)}
+    reporting = {f.name: f for f in _medmnist(spec, "test", data_dir)}
+    assert "pneumoniamnist" not in choosing and {"breastmnist", "retinamnist"} <= set(choosing)
+    assert not reporting["pneumoniamnist"].in_bar and reporting["breastmnist"].in_bar
