@@ -154,12 +154,18 @@ class CxrSplit:
         return np.array([r.person_flag for r in self.rows], dtype=bool)
 
 
-def load_split(split: str, size: int, data: Path | str | None = None, seed: int = 0,
-               limit: int | None = None) -> CxrSplit:
-    """Read and preprocess one split (``limit``: the first N rows only, for quick checks)."""
+def read_split(split: str, data: Path | str | None = None, seed: int = 0,
+               limit: int | None = None) -> tuple[list[np.ndarray], list[CxrRow]]:
+    """The stored radiographs ``(H, W)`` uint8 of one split and their rows (``limit``: the first N rows only)."""
     root = data_root(data)
     rows = split_rows(read_labels(root), split, seed)[:limit]
     if not rows:
         raise DataError(f"{root}: the {split} split is empty")
-    images = [read_image(root, r) for r in rows]
+    return [read_image(root, r) for r in rows], rows
+
+
+def load_split(split: str, size: int, data: Path | str | None = None, seed: int = 0,
+               limit: int | None = None) -> CxrSplit:
+    """Read and preprocess one split (``limit``: the first N rows only, for quick checks)."""
+    images, rows = read_split(split, data, seed, limit)
     return CxrSplit(preprocess_batch(images, 1, size), np.array([r.label for r in rows], dtype=np.int64), rows)

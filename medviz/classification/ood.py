@@ -491,9 +491,8 @@ def split_images(spec: ClassifierSpec, split: str, data: Path | None = None) -> 
     a model of the Kermany layout a list of its radiographs ``(H, W)`` uint8 (``train``/``val``: the patient-level
     halves of ``train/`` with the split seed its card states, :data:`KERMANY_SPLIT_SEED`)."""
     if spec.dataset_key == kermany.KEY:
-        root = kermany.data_root(None if data is None else Path(data))
-        rows = kermany.split_rows(kermany.read_labels(root), split, KERMANY_SPLIT_SEED)
-        return [kermany.read_image(root, r) for r in rows], np.array([r.label for r in rows], dtype=np.int64)
+        images, rows = kermany.read_split(split, data, KERMANY_SPLIT_SEED)
+        return images, np.array([r.label for r in rows], dtype=np.int64)
     if spec.from_folder:
         raise DataError(f"{spec.name!r} was trained on a folder set; its OOD statistics need its MedMNIST split")
     return load_npz_split(resolve_npz(look_up_dataset(spec.dataset_key), data), split)
