@@ -33,6 +33,9 @@ REPORT_KEY = "medviz.train.report"
 UPLOADS_KEY = "medviz.train.uploads"
 DEMO_KEY = "medviz.train.demo_preset"  # the task whose quick demo preset was applied last
 MAX_STEP_POINTS = 300  # step-loss points drawn by the live view
+STATUS_REFRESH_S = 2.0  # the live view's progress bar, status, ETA, throughput and memory
+CURVES_REFRESH_S = 6.0  # the live view's loss curves (only redrawn when new events have come)
+CURVES_KEY = "medviz.train.curves"  # (job id, events signature, figure) last drawn in this session
 
 
 @st.cache_resource
@@ -263,22 +266,43 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
+def curves_signature(events: list[Any]) -> tuple[int, int]:
+    """What the curves of ``events`` depend on: the number of step and of epoch events."""
+    return (sum(e.kind == "step" for e in events), sum(e.kind == "epoch" for e in events))
+
+
+def live_curves(job: Job, events: list[Any]) -> go.Figure:
+    """The curves figure of ``job``, rebuilt only when ``events`` hold new steps or epochs since this
+    session last drew it (the same figure object otherwise, so nothing new is sent to the browser)."""
+    sig = curves_signature(events)
+    cached = st.session_state.get(CURVES_KEY)
+    if cached is not None and cached[0] == job.id and cached[1] == sig:
+        return cached[2]
+    fig = curves_figure(events)
+    st.session_state[CURVES_KEY] = (job.id, sig, fig)
+    return fig
+
+
 def live_view(manager: JobManager, job_id: str, owner: str) -> None:
-    """Queue place, status, progress bar, ETA, throughput, memory and curves; refreshed every second
-    while queued or running."""
+    """Queue place, status, progress bar, ETA, throughput and memory (refreshed every
+    ``STATUS_REFRESH_S`` while queued or running) and the loss curves (every ``CURVES_REFRESH_S``).
+
+    The two refresh separately because the curves are what costs: a plotly figure built in the server and
+    redrawn in the browser. Serving a slice to another user during a watched run was 1.7-1.8x slower with
+    everything refreshed every second (README, load benchmark)."""
     job = manager.get(job_id, owner)
 
     seen = _phase(job)  # this full run's view; a fragment rerun that finds the phase changed refreshes the page
+    live = seen != "done"
 
-    @st.fragment(run_every=1.0 if seen != "done" else None)
-    def _live() -> None:
+    @st.fragment(run_every=STATUS_REFRESH_S if live else None)
+    def _status() -> None:
         if _phase(job) != seen:
             st.rerun()  # switch the whole page (Stop/Cancel, Resume, Evaluate, Promote)
         if job.queued:
             st.info(queue_note(manager, job, owner))
             return
-        events = job.events()
-        p = progress_numbers(events)
+        p = progress_numbers(job.events())
         st.progress(p.get("fraction", 0.0), text=f"{job.status} · epoch {p.get('epoch', 0)}/{p.get('epochs', job.cfg.epochs)}")
         c = st.columns(4)
         c[0].metric("status", job.status)
@@ -286,11 +310,17 @@ def live_view(manager: JobManager, job_id: str, owner: str) -> None:
         c[1].metric("ETA", f"{eta:.0f} s" if job.running and np.isfinite(eta) else "–")
         c[2].metric("throughput", f"{p.get('throughput', 0):.1f} img/s")
         c[3].metric("memory", f"{p.get('memory_mb', 0):.0f} MB")
-        st.plotly_chart(curves_figure(events), key=f"curves-{job.id}")
         if job.error:
             st.error(job.error)
 
-    _live()
+    @st.fragment(run_every=CURVES_REFRESH_S if live else None)
+    def _curves() -> None:
+        if job.queued:
+            return
+        st.plotly_chart(live_curves(job, job.events()), key=f"curves-{job.id}")
+
+    _status()
+    _curves()
 
 
 # -- report ---------------------------------------------------------------------------------------------

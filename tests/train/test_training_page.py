@@ -212,3 +212,25 @@ def test_the_live_loss_curve_draws_a_bounded_number_of_steps_ending_at_the_last(
     x = curves_figure(steps).data[0].x
     assert len(x) <= MAX_STEP_POINTS + 1 and x[0] == 0.01 and x[-1] == 29.99
     assert len(curves_figure(steps[:50]).data[0].x) == 50  # a short run: every step
+
+
+def test_the_live_curves_are_rebuilt_only_when_new_steps_or_epochs_have_come(monkeypatch):
+    from types import SimpleNamespace
+
+    import medviz.ui.training as training
+
+    monkeypatch.setattr(training.st, "session_state", {})
+    built = []
+    monkeypatch.setattr(training, "curves_figure", lambda events: built.append(len(events)) or object())
+    job, other = SimpleNamespace(id="job-1"), SimpleNamespace(id="job-2")
+    steps = [TrainEvent("step", epoch=0, step=i + 1, steps_per_epoch=10, epochs=2, metrics={"loss": 1.0})
+             for i in range(3)]
+    first = training.live_curves(job, steps)
+    assert training.live_curves(job, list(steps)) is first and built == [3]  # nothing new: the same figure
+    start = TrainEvent("start", epoch=0, step=0, steps_per_epoch=10, epochs=2, metrics={"summary": {}})
+    assert training.live_curves(job, steps + [start]) is first  # a start event does not change the curves
+    assert training.live_curves(job, steps + steps[:1]) is not first and built == [3, 4]  # a new step does
+    epoch = TrainEvent("epoch", epoch=0, step=10, steps_per_epoch=10, epochs=2, metrics={"val_loss": 0.5})
+    training.live_curves(job, steps + steps[:1] + [epoch])
+    training.live_curves(other, steps + steps[:1] + [epoch])  # another run: its own figure
+    assert built == [3, 4, 5, 5]
