@@ -36,7 +36,7 @@ from medviz.classification.preprocess import preprocess_batch
 from medviz.constants import Task
 from medviz.models.nets import build_network
 from medviz.models.specs import ClassifierSpec
-from medviz.models.weights import load_state_dict, save_weights
+from medviz.models.weights import load_member_runs, save_weights
 from medviz.options import option
 from medviz.train.engine import TrainResult
 from medviz.train.task import TaskData, TrainTask
@@ -250,11 +250,7 @@ class ClassificationTask(TrainTask):
 
         data = self.build_data()
         model = self.build_model()
-        for i, run in enumerate(members):
-            path = Path(run) / "best.safetensors" if Path(run).is_dir() else Path(run)
-            if not path.is_file():
-                raise DataError(f"ensemble member {run}: no best.safetensors (is it a finished run folder?)")
-            model.members[i].load_state_dict(load_state_dict(path), strict=True)
+        load_member_runs(model, members)
         model.eval()
         with torch.inference_mode():
             metrics = self.validate(model, DataLoader(data.val, batch_size=256), "cpu")

@@ -29,12 +29,16 @@ def _complex_unet(**kwargs: Any) -> Any:
     return ComplexUnet(**kwargs)
 
 
-def _ensemble(members: list[dict[str, Any]]) -> ProbabilityEnsemble:
+def _ensemble(members: list[dict[str, Any]], activation: str = "softmax") -> ProbabilityEnsemble:
     """The (untrained) ensemble of ``members`` (manifest ``arch`` entries, each built through this allowlist;
-    an ensemble cannot contain another ensemble)."""
+    an ensemble cannot contain another ensemble); ``activation``: ``"softmax"`` (classifiers) or ``"sigmoid"``
+    (binary segmenters)."""
     if any(m.get("name") == "Ensemble" for m in members):
         raise RegistryError("an ensemble member cannot itself be an ensemble")
-    return ProbabilityEnsemble([build_network(m) for m in members])
+    try:
+        return ProbabilityEnsemble([build_network(m) for m in members], activation=activation)
+    except ValueError as e:
+        raise RegistryError(str(e)) from e
 
 
 NETWORKS: dict[str, Callable[..., Any]] = {

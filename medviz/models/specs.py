@@ -486,7 +486,7 @@ class SegmenterSpec(ModelSpec):
     TASK: ClassVar[str] = SEGMENTATION
     OPTIONAL: ClassVar[tuple[str, ...]] = ("classes", "input", "threshold", "min_size", "tta", "layout",
                                            "label_value", "data", "cam_layer")
-    PROVENANCE: ClassVar[tuple[str, ...]] = ("val_dice_by_tta", "dtype", "val_dice_patient", "test_dice_patient")
+    PROVENANCE: ClassVar[tuple[str, ...]] = ("val_dice_by_tta", "dtype", "val_dice_patient", "test_dice_patient", "cv")
 
     classes: tuple[str, ...] = DEFAULT_SEG_CLASSES
     input: SegInputSpec = SegInputSpec()
@@ -511,9 +511,18 @@ class SegmenterSpec(ModelSpec):
                     cam_layer=_as(name, "cam_layer", raw.get("cam_layer", DEFAULT_SEG_CAM_LAYER), str))
 
     @property
+    def network_kwargs(self) -> dict[str, Any]:
+        """The UNet's ``kwargs`` (channels, strides, in_channels...): ``arch.kwargs``, or for a fold ensemble
+        (``arch.name == "Ensemble"``) its first member's; the members share one architecture."""
+        kwargs = self.arch.kwargs
+        if self.arch.name == "Ensemble" and kwargs.get("members"):
+            return dict(kwargs["members"][0].get("kwargs", {}))
+        return dict(kwargs)
+
+    @property
     def in_channels(self) -> int:
-        """Input channels of the network (``arch.kwargs.in_channels``)."""
-        return int(self.arch.kwargs.get("in_channels", DEFAULT_SEG_IN_CHANNELS))
+        """Input channels of the network (``in_channels`` of :attr:`network_kwargs`)."""
+        return int(self.network_kwargs.get("in_channels", DEFAULT_SEG_IN_CHANNELS))
 
     @property
     def modality(self) -> str | None:

@@ -111,3 +111,20 @@ def load_model(name: str, device: str = "cpu", weights_dir: Path | None = None) 
         names = ", ".join(p.name for p in paths)
         raise RegistryError(f"Weights {names} do not fit the {entry.spec.arch.name} network: {e}") from e
     return model.to(device).eval(), entry
+
+
+def load_member_runs(ensemble: Any, runs: list[Path]) -> None:
+    """Load ``ensemble.members[i]`` (strict) from run ``runs[i]``: a finished run folder (its
+    ``best.safetensors``) or a safetensors file.
+
+    Raises:
+        RegistryError: a run without ``best.safetensors``, or weights that do not fit the member.
+    """
+    for i, run in enumerate(runs):
+        path = Path(run) / "best.safetensors" if Path(run).is_dir() else Path(run)
+        if not path.is_file():
+            raise RegistryError(f"ensemble member {run}: no best.safetensors (is it a finished run folder?)")
+        try:
+            ensemble.members[i].load_state_dict(load_state_dict(path), strict=True)
+        except RuntimeError as e:
+            raise RegistryError(f"ensemble member {run}: its weights do not fit the member network: {e}") from e

@@ -30,3 +30,16 @@ class SegmentationTrainOptions:
     init_note: str = init_note_option()
     label_value: int | None = option(None, label="Foreground label value (NIfTI pairs)", metavar="K",
                                      help="NIfTI pairs: foreground is label == K (default: label > 0)")
+    folds: int = option(0, label="Cross-validation folds (0: the folder's train/val split)", min=0, max=20,
+                        help="patient-level cross-validation over train + val (medviz.segmentation.folds); a fold "
+                             "run never touches test (default 0: train on train, validate on val)")
+    fold: int = option(0, label="Held-out fold", min=0, max=19,
+                       help="with --folds K: the fold (0..K-1) held out for validation")
+    fold_seed: int = option(0, label="Fold seed", min=0, help="with --folds: the seed that deals patients into folds")
+    members: list[Path] | None = option(
+        None, label="Fold models to ensemble (run folders, fold 0 first)", metavar="RUN",
+        help="with --folds K: the K finished fold runs, in fold order (member i trained with --fold i); "
+             "exports their probability-averaging ensemble, post-processing chosen on the out-of-fold "
+             "predictions, test scored once; no training")
+    members_note: str = option("", label="How the fold models were trained",
+                               help="--members: the commands that trained the fold runs, written into the model card")

@@ -16,6 +16,14 @@ Loss: ``DiceCELoss`` (sigmoid, batch Dice). Monitor: ``val_dice_patient``, the m
 validation patients of the Dice of each patient's whole stack (threshold 0.5, no post-processing).
 At export, the probability threshold and the minimum 3D component size are chosen on val, then the
 test split is evaluated once with that choice and written into the model card.
+
+Cross-validation (``--folds K --fold I``, :mod:`medviz.segmentation.folds`): the run trains on the other
+folds of train + val and validates on fold ``I``; its export never touches test. ``--folds K --members RUN_0
+... RUN_K-1`` trains nothing: it exports the probability-averaging ensemble of the K fold models
+(:class:`medviz.models.ensemble.ProbabilityEnsemble`, sigmoid), with test-time augmentation and
+post-processing chosen on the out-of-fold predictions (member ``i`` predicts fold ``i``, so every train/val
+patient is predicted once by a model that never trained on it), the CV report (per fold and pooled) in the
+manifest entry and card, and test scored once.
 """
 
 from __future__ import annotations
@@ -31,16 +39,18 @@ from medviz.constants import Task
 from medviz.datasets.lgg import CHANNELS, read_splits
 from medviz.imaging.intensity import normalise_stack
 from medviz.models.nets import build_network
-from medviz.models.specs import SegmenterSpec
-from medviz.models.weights import load_state_dict, save_state_dict
+from medviz.models.specs import DEFAULT_SEG_CAM_LAYER, SegmenterSpec
+from medviz.models.weights import load_member_runs, load_state_dict, save_state_dict
 from medviz.segmentation import data as seg_folders
 from medviz.segmentation import evaluate as ev
 from medviz.segmentation.card import folder_card, lgg_card
 from medviz.segmentation.data import cases, default_data_dir, layout
+from medviz.segmentation.folds import FoldError, fold_split, folds_of
 from medviz.segmentation.infer import TTA_FLIPS
 from medviz.segmentation.measure import dice_score
 from medviz.segmentation.nifti_pairs import split_source
 from medviz.segmentation.options import SegmentationTrainOptions
+from medviz.train.engine import TrainResult
 from medviz.train.task import TaskData, TrainTask
 from medviz.types import MedvizError
 
@@ -74,12 +84,19 @@ class SegmentationTask(TrainTask):
         """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
         return layout(self.data_dir())
 
+    def split_cases(self, split: str) -> list[str]:
+        """The cases of ``split``: the folder's split, or with ``--folds`` the fold's train / val cases."""
+        a = self.options
+        if a.folds and split in ("train", "val"):
+            return fold_split(self.data_dir(), a.folds, a.fold, a.fold_seed)[split]
+        return seg_folders.cases(self.data_dir(), split)
+
     def _samples(self, split: str) -> list[dict[str, Any]]:
         import numpy as np
 
         root = self.data_dir()
         out = []
-        for case in seg_folders.cases(root, split):
+        for case in self.split_cases(split):
             image, mask = seg_folders.load_case(root, case, self.options.label_value)
             x = normalise_stack(image)
             for k in range(x.shape[0]):
@@ -150,10 +167,39 @@ class SegmentationTask(TrainTask):
     # ------------------------------------------------------------------ model
     def arch(self) -> dict[str, Any]:
         ch = list(self.options.unet_channels)
-        return {"name": "UNet", "kwargs": {
+        single = {"name": "UNet", "kwargs": {
             "spatial_dims": 2, "in_channels": getattr(self, "in_channels", 3), "out_channels": 1, "channels": ch,
             "strides": [2] * (len(ch) - 1), "num_res_units": self.options.res_units, "norm": "batch",
             "dropout": self.options.dropout}}
+        members = self.options.members
+        return {"name": "Ensemble", "kwargs": {"members": [single] * len(members), "activation": "sigmoid"}} \
+            if members else single
+
+    def cam_layer(self) -> str:
+        """Grad-CAM layer(s) of the manifest entry: every member's for an ensemble."""
+        members = self.options.members
+        return ",".join(f"members.{i}.{DEFAULT_SEG_CAM_LAYER}" for i in range(len(members))) if members \
+            else DEFAULT_SEG_CAM_LAYER
+
+    def assembled_result(self) -> Any:
+        """``--members``: the ensemble of the K fold runs' selected weights, scored on the out-of-fold
+        predictions (threshold 0.5, no post-processing), as a :class:`~medviz.train.engine.TrainResult` for
+        export; None (train) without ``--members``."""
+        members, k = self.options.members, self.options.folds
+        if not members:
+            return None
+        if len(members) != k:
+            raise FoldError(f"--members needs the {k} fold runs of --folds {k} in fold order; got {len(members)}")
+        root = self.data_dir()
+        image, _ = seg_folders.load_case(root, folds_of(root, k, self.options.fold_seed)[0][0], self.options.label_value)
+        self.in_channels = int(image.shape[-1])
+        model = self.build_model()
+        load_member_runs(model, members)
+        model.eval()
+        oof = ev.score(self._selection_predictions(model, "none"), 0.5, 0, 0)["dice_mean_per_patient"]
+        history = [{"epoch": 1, "assembled_from": [str(m) for m in members], self.monitor: oof}]
+        return TrainResult(status="assembled", model=model, best_epoch=1, best_metric=oof, monitor=self.monitor,
+                           history=history)
 
     def build_model(self) -> Any:
         model = build_network(self.arch())
@@ -199,21 +245,38 @@ class SegmentationTask(TrainTask):
         path = out_dir / f"{name}.safetensors"
         shipped, use_half, val16 = self._write_weights(model, path, choice)
         test = self._score_test(shipped, choice)
-        entry = self._manifest_entry(name, path, choice, use_half, test)
+        cv = self._cv_report(choice, shipped) if self.options.folds else None
+        entry = self._manifest_entry(name, path, choice, use_half, test, cv)
         # the card is rendered from the parsed spec, so an entry that would not parse is never written
         args = (name, SegmenterSpec.from_entry(entry), metrics, command, choice.val_raw, choice.val_dice, val16, test,
                 self.options)
-        card = lgg_card(*args) if self.layout() == "lgg" else folder_card(*args, split=self._split_text())
+        card = lgg_card(*args, split=self._patient_split_text()) if self.layout() == "lgg" else \
+            folder_card(*args, split=self._split_text())
         (out_dir / f"{name}.md").write_text(card)
         return entry
 
     def _predict(self, model: Any, split: str, tta: str) -> dict[str, Any]:
         root = self.data_dir()
-        return ev.predict_cases(model, root, cases(root, split), label_value=self.options.label_value, tta=tta)
+        return ev.predict_cases(model, root, self.split_cases(split), label_value=self.options.label_value, tta=tta)
+
+    def _selection_predictions(self, model: Any, tta: str) -> dict[str, Any]:
+        """What export chooses on: the val split's predictions, or for a fold ensemble the out-of-fold
+        predictions (member ``i`` on fold ``i``; computed once per TTA mode and kept)."""
+        if not self.options.members:
+            return self._predict(model, "val", tta)
+        cache = self.__dict__.setdefault("_oof", {})
+        if (id(model), tta) not in cache:
+            root, a = self.data_dir(), self.options
+            preds: dict[str, Any] = {}
+            for member, fold in zip(model.members, folds_of(root, a.folds, a.fold_seed)):
+                preds.update(ev.predict_cases(member, root, fold, label_value=a.label_value, tta=tta))
+            cache[(id(model), tta)] = preds
+        return cache[(id(model), tta)]
 
     def _choose_on_val(self, model: Any) -> ValChoice:
-        """Test-time augmentation and post-processing chosen together on val (ties: no TTA)."""
-        val_by_tta = {tta: self._predict(model, "val", tta) for tta in TTA_FLIPS}
+        """Test-time augmentation and post-processing chosen together on val, or on the out-of-fold
+        predictions of a fold ensemble (ties: no TTA)."""
+        val_by_tta = {tta: self._selection_predictions(model, tta) for tta in TTA_FLIPS}
         tuned = {tta: ev.tune(preds) for tta, preds in val_by_tta.items()}
         tta = max(tuned, key=lambda t: (round(tuned[t][2], 9), t == "none"))
         threshold, min_size, val_dice = tuned[tta]
@@ -229,7 +292,7 @@ class SegmentationTask(TrainTask):
         save_state_dict(model, path, half=True)
         half = copy.deepcopy(model)
         half.load_state_dict(load_state_dict(path))
-        val16 = ev.score(self._predict(half, "val", choice.tta), choice.threshold, choice.min_size, 0)
+        val16 = ev.score(self._selection_predictions(half, choice.tta), choice.threshold, choice.min_size, 0)
         val16 = float(val16["dice_mean_per_patient"])
         use_half = abs(val16 - choice.val_dice) <= 0.002
         if not use_half:
@@ -237,15 +300,17 @@ class SegmentationTask(TrainTask):
         return (half if use_half else model), use_half, val16
 
     def _score_test(self, shipped: Any, choice: ValChoice) -> dict[str, Any] | None:
-        """The one test evaluation with the val choices (None without a test split or with ``skip_test``)."""
-        if not (read_splits(self.data_dir()) or {}).get("test") or self.options.skip_test:
+        """The one test evaluation with the val choices (None without a test split, with ``skip_test``, and
+        for a single fold run of a cross-validation)."""
+        a = self.options
+        if not (read_splits(self.data_dir()) or {}).get("test") or a.skip_test or (a.folds and not a.members):
             return None
         return ev.score(self._predict(shipped, "test", choice.tta), choice.threshold, choice.min_size)
 
     def _manifest_entry(self, name: str, path: Path, choice: ValChoice, use_half: bool,
-                        test: dict[str, Any] | None) -> dict[str, Any]:
+                        test: dict[str, Any] | None, cv: dict[str, Any] | None = None) -> dict[str, Any]:
         root, label_value = self.data_dir(), self.options.label_value
-        n_ch = int(self.arch()["kwargs"]["in_channels"])
+        n_ch = int(getattr(self, "in_channels", 3))
         if self.layout() == "lgg":
             dataset, channels, classes = "LGG FLAIR abnormality (lgg_flair_mri_seg)", list(CHANNELS), \
                 ["background", "FLAIR abnormality"]
@@ -263,12 +328,40 @@ class SegmentationTask(TrainTask):
             "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
             "input": {"channels": channels, **spec,
                       "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
+            "cam_layer": self.cam_layer(),
             "threshold": choice.threshold, "min_size": choice.min_size, "tta": choice.tta,
             "val_dice_by_tta": choice.val_dice_by_tta,
             "dtype": "float16" if use_half else "float32",
             "val_dice_patient": choice.val_dice,
             "test_dice_patient": test["dice_mean_per_patient"] if test else None,
+            **({"cv": cv} if cv else {}),
         }
+
+    def _cv_report(self, choice: ValChoice, shipped: Any) -> dict[str, Any]:
+        """The cross-validation record of the manifest entry: folds, seed, and for a fold ensemble the
+        out-of-fold scores with the chosen post-processing, pooled (mean, median, CI, false-positive rate)
+        and per fold; for a single fold run, which fold it held out."""
+        a, root = self.options, self.data_dir()
+        report: dict[str, Any] = {"folds": a.folds, "fold_seed": a.fold_seed,
+                                  "pool": len(sum(folds_of(root, a.folds, a.fold_seed), []))}
+        if not a.members:
+            return {**report, "fold": a.fold}
+        preds = self._selection_predictions(shipped, choice.tta)  # the shipped weights' out-of-fold predictions
+        pooled = ev.score(preds, choice.threshold, choice.min_size)
+        per_fold = []
+        for i, fold in enumerate(folds_of(root, a.folds, a.fold_seed)):
+            f = ev.score({c: preds[c] for c in fold}, choice.threshold, choice.min_size, 0)
+            per_fold.append({"fold": i, "n_patients": f["n_patients"], "dice_mean_per_patient": f["dice_mean_per_patient"],
+                             "fp_rate_empty_slices": f["fp_rate_empty_slices"]})
+        keep = ("n_patients", "n_slices", "dice_mean_per_patient", "dice_median_per_patient", "dice_ci95",
+                "fp_rate_empty_slices", "fp_slices", "empty_slices", "per_patient")
+        return {**report, "members": [str(m) for m in a.members], "members_note": a.members_note,
+                "per_fold": per_fold, **{k: pooled[k] for k in keep}}
+
+    def _patient_split_text(self) -> str:
+        """``"train 49 / val 10 / test 6 patients"`` from the folder's splits.json."""
+        n = {sp: len(v) for sp, v in (read_splits(self.data_dir()) or {}).items() if sp in ("train", "val", "test")}
+        return " / ".join(f"{sp} {k}" for sp, k in n.items()) + " patients" if n else "no splits.json: every case"
 
     def _split_text(self) -> str:
         root = self.data_dir()

@@ -98,7 +98,7 @@ def _fit_to_network(volume: Volume, spec: Any) -> tuple[Volume, tuple[int, int]]
     lgg_unet); a 41 × 33 slice (the bundled head MR) made its skip connections disagree. The slices are padded at
     the bottom and right with each channel's minimum, which the stack normalisation maps to 0 (background), so
     the padding changes neither the scaling nor the image."""
-    multiple = int(np.prod(spec.arch.kwargs.get("strides") or [1]))
+    multiple = int(np.prod(spec.network_kwargs.get("strides") or [1]))
     rows, cols = volume.shape[1], volume.shape[2]
     pad_r, pad_c = -rows % multiple, -cols % multiple
     if not (pad_r or pad_c):
