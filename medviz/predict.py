@@ -51,7 +51,7 @@ def predict_file(model: Any, entry: Any, stats: Any, path: Path, index: int | No
         image = volume_slice(volume, index)
         windows = window_choices(volume, image)
         prep = prepare_input(image, spec, next(iter(windows.values())) if windows else None, volume.modality,
-                             volume.shape[0])
+                             volume.shape[0], volume.meta)
         ood = assess(model, spec, stats, prep, image, volume.modality)
         pred = predict(model, spec, prep.x)
     except (LoadError, MedvizError) as e:

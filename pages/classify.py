@@ -55,7 +55,7 @@ with ctrl:
 with view:
     try:
         result = ui.classify_panel(name, image, presets.get(window_name) if window_name else None, volume.modality,
-                                   z, target, method)
+                                   z, target, method, volume.meta)
     except MedvizError as e:
         st.error(str(e))
         st.stop()

@@ -3,11 +3,14 @@ input guardrails that say how an image differs from the model card's input spec.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from medviz.classification.data import DataError
+from medviz.classification.population import population_warnings
 from medviz.constants import WindowPreset
 from medviz.imaging.windowing import window_presets, window_to_uint8
 from medviz.models.specs import ClassifierSpec, InputSpec
@@ -110,7 +113,7 @@ def input_abstain_reasons(image: np.ndarray, spec: InputSpec, modality: str | No
 
 
 def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
-                n_slices: int = 1) -> list[str]:
+                n_slices: int = 1, header: Mapping[str, Any] | None = None) -> list[str]:
     """Guardrails: how the image differs from the model card's ``input`` spec.
 
     Args:
@@ -118,6 +121,8 @@ def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
         spec: the classifier's input spec (channels, size, native_size, modality, intensity_range, aspect).
         modality: the image's modality code (``None``/``OT``: unknown).
         n_slices: number of slices of the source volume.
+        header: the study's metadata (``Volume.meta``) for the view and age checks
+            (:func:`medviz.classification.population.population_warnings`).
 
     Returns:
         Warning sentences (empty when the image matches the spec).
@@ -155,11 +160,12 @@ def check_input(image: np.ndarray, spec: InputSpec, modality: str | None = None,
                    f"{lo}..{hi} the model was trained on: the display window (or min-max) maps them first.")
     if n_slices > 1:
         out.append(f"3D study: one slice of {n_slices} is classified.")
-    return out
+    return out + population_warnings(spec, header)
 
 
 def prepare_input(image: np.ndarray, spec: ClassifierSpec, window: WindowPreset | None = None,
-                  modality: str | None = None, n_slices: int = 1) -> PreparedInput:
+                  modality: str | None = None, n_slices: int = 1,
+                  header: Mapping[str, Any] | None = None) -> PreparedInput:
     """Preprocess one 2D image exactly as in training (see :func:`medviz.classification.preprocess.preprocess_image`).
 
     Args:
@@ -167,13 +173,13 @@ def prepare_input(image: np.ndarray, spec: ClassifierSpec, window: WindowPreset 
         spec: the classifier's spec (its :attr:`~medviz.models.specs.ClassifierSpec.input`).
         window: for grey data that is not 8-bit (CT in HU, 16-bit X-ray), map through this window
             to 0..255 first (the viewer's window); ``None``: min-max.
-        modality, n_slices: for the guardrails (:func:`check_input`).
+        modality, n_slices, header: for the guardrails (:func:`check_input`).
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] != 3) or min(img.shape[:2]) < 1:
         raise ClassifyError(f"expected one (H, W) or (H, W, 3) image, not {img.shape}")
     inp = spec.input
-    warnings = check_input(img, inp, modality, n_slices)
+    warnings = check_input(img, inp, modality, n_slices, header)
     steps = []
     if window is not None and img.ndim == 2:
         img = window_to_uint8(img, window)

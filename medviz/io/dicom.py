@@ -54,6 +54,7 @@ META_KEYS = (
     "Columns",
     "NumberOfFrames",
     "SeriesNumber",
+    "ViewPosition",  # AP, PA, LL, RL...: the classifiers' population check (medviz.classification.population)
 )
 
 
@@ -498,6 +499,18 @@ def _replace_spacing(f: FrameInfo, spacing: tuple[float, float]) -> FrameInfo:
 # ---- metadata -----------------------------------------------------------------------------
 
 
+AGE_UNITS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def age_in_years(value: Any) -> float | None:
+    """A DICOM Age String (``nnnD``, ``nnnW``, ``nnnM``, ``nnnY``, e.g. ``"045Y"``, ``"018M"``) in years;
+    None when absent or not in that form."""
+    text = str(value or "").strip().upper()
+    if len(text) < 2 or text[-1] not in AGE_UNITS or not text[:-1].isdigit():
+        return None
+    return int(text[:-1]) * AGE_UNITS[text[-1]]
+
+
 def safe_meta(inst: Instance) -> dict[str, Any]:
     """Non-identifying metadata of ``inst`` (keys in :data:`META_KEYS` plus transfer syntax)."""
     ds = inst.ds
@@ -507,6 +520,9 @@ def safe_meta(inst: Instance) -> dict[str, Any]:
         if value not in (None, ""):
             meta[kw] = plain(value)
     meta["Modality"] = inst.modality
+    age = age_in_years(ds.get("PatientAge"))
+    if age is not None:  # ages above 89 are grouped as 90, as HIPAA Safe Harbor asks: an exact old age identifies
+        meta["PatientAgeYears"] = min(round(age, 2), 90.0)
     meta["TransferSyntax"] = inst.transfer_syntax_name
     w = inst.frames[0].window if inst.frames else None
     if w is not None:

@@ -258,6 +258,8 @@ class InputSpec:
         intensity_range: ``(lo, hi)`` of the training intensities.
         bit_depth: bits per sample of the training images.
         aspect: width / height of the training images.
+        views: DICOM View Position values of the training images (e.g. ``("AP",)``; empty: not recorded).
+        age_years: ``(youngest, oldest)`` patient age of the training images in years (None: not recorded).
     """
 
     channels: int
@@ -268,10 +270,12 @@ class InputSpec:
     intensity_range: tuple[float, float] = DEFAULT_INTENSITY_RANGE
     bit_depth: int = DEFAULT_BIT_DEPTH
     aspect: float = DEFAULT_ASPECT
+    views: tuple[str, ...] = ()
+    age_years: tuple[float, float] | None = None
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("channels", "size")
     OPTIONAL: ClassVar[tuple[str, ...]] = ("native_size", "modality", "modality_label", "intensity_range",
-                                           "bit_depth", "aspect")
+                                           "bit_depth", "aspect", "views", "age_years")
 
     @classmethod
     def from_entry(cls, model: str, raw: Any) -> InputSpec:
@@ -285,7 +289,10 @@ class InputSpec:
                    intensity_range=(DEFAULT_INTENSITY_RANGE if lo_hi is None
                                     else _seq(model, "input.intensity_range", lo_hi, length=2)),
                    bit_depth=_as(model, "input.bit_depth", raw.get("bit_depth", DEFAULT_BIT_DEPTH), int),
-                   aspect=_as(model, "input.aspect", raw.get("aspect", DEFAULT_ASPECT), float))
+                   aspect=_as(model, "input.aspect", raw.get("aspect", DEFAULT_ASPECT), float),
+                   views=_seq(model, "input.views", raw.get("views") or [], str),
+                   age_years=(None if raw.get("age_years") is None
+                              else _seq(model, "input.age_years", raw["age_years"], float, length=2)))
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -9,6 +9,7 @@ restored) and hooks are removed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,25 +140,27 @@ class ClassifyView:
 
 
 def classify_panel(name: str, image: np.ndarray, window: WindowPreset | None, modality: str, n_slices: int,
-                   target: str, method: str) -> ClassifyView:
+                   target: str, method: str, header: Mapping[str, Any] | None = None) -> ClassifyView:
     """Classify one ``(H, W)`` / ``(H, W, 3)`` image with the cached model ``name`` and explain ``target``
-    (``"predicted class"`` or a class name) with ``method``. Raises MedvizError with a readable message."""
+    (``"predicted class"`` or a class name) with ``method``; ``header`` (the study's ``Volume.meta``) feeds the
+    view and age checks. Raises MedvizError with a readable message."""
     image = np.asarray(image)
+    facts = tuple((k, str((header or {}).get(k))) for k in ("ViewPosition", "PatientAgeYears"))
     key = (name, hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).hexdigest(), image.shape,
-           str(image.dtype), window, modality, n_slices, target, method)
+           str(image.dtype), window, modality, n_slices, target, method, facts)
     last = st.session_state.get(_CLASSIFY_MEMO)
     if last is not None and last[0] == key:  # overlay and colour-map changes do not rerun the model
         return last[1]
-    view = _classify(name, image, window, modality, n_slices, target, method)
+    view = _classify(name, image, window, modality, n_slices, target, method, header)
     st.session_state[_CLASSIFY_MEMO] = (key, view)
     return view
 
 
 def _classify(name: str, image: np.ndarray, window: WindowPreset | None, modality: str, n_slices: int,
-              target: str, method: str) -> ClassifyView:
+              target: str, method: str, header: Mapping[str, Any] | None) -> ClassifyView:
     model, entry = cached_classifier(name)
     spec = entry.spec
-    prep = prepare_input(image, spec, window, modality, n_slices)
+    prep = prepare_input(image, spec, window, modality, n_slices, header)
     stats = load_stats(entry)
     ood = assess(model, spec, stats, prep, image, modality)
     pred = predict(model, spec, prep.x)

@@ -54,7 +54,8 @@ def test_shipped_values_are_read_through_the_spec():
     assert seg.cam_layer == DEFAULT_SEG_CAM_LAYER and seg.input.channels[1] == "FLAIR"
     pneu = get_spec("pneumonia_resnet")
     assert pneu.input == InputSpec(channels=1, size=28, native_size=28, modality="DX",
-                                   modality_label="chest X-ray (paediatric, frontal)", intensity_range=(0, 255))
+                                   modality_label="chest X-ray (paediatric, frontal)", intensity_range=(0, 255),
+                                   views=("AP",), age_years=(1.0, 5.0))
     assert pneu.input.shape == (1, 28, 28) and pneu.temperature == pytest.approx(1.1171293225399048)
     assert pneu.cam_layer == "layer3" and pneu.dataset_key == "pneumoniamnist" and not pneu.from_folder
     assert pneu.references[0]["method"] == "ResNet-18 (28)" and pneu.test_metrics["n"] == 624
