@@ -40,7 +40,7 @@ from medviz.datasets.lgg import CHANNELS, read_splits
 from medviz.imaging.intensity import normalise_stack
 from medviz.models.nets import build_network
 from medviz.models.specs import DEFAULT_SEG_CAM_LAYER, SegmenterSpec
-from medviz.models.weights import load_member_runs, load_state_dict, save_state_dict
+from medviz.models.weights import load_member_runs, load_state_dict, save_state_dict, save_weights
 from medviz.segmentation import data as seg_folders
 from medviz.segmentation import evaluate as ev
 from medviz.segmentation.card import folder_card, lgg_card
@@ -188,6 +188,8 @@ class SegmentationTask(TrainTask):
         members, k = self.options.members, self.options.folds
         if not members:
             return None
+        if not k:
+            raise FoldError("--members needs --folds K: the number of folds the member runs were trained on")
         if len(members) != k:
             raise FoldError(f"--members needs the {k} fold runs of --folds {k} in fold order; got {len(members)}")
         root = self.data_dir()
@@ -244,9 +246,12 @@ class SegmentationTask(TrainTask):
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{name}.safetensors"
         shipped, use_half, val16 = self._write_weights(model, path, choice)
+        files = save_weights(model, out_dir, name, half=use_half)  # shards beyond 16 MB (a fold ensemble)
+        if files != [path.name]:
+            path.unlink(missing_ok=True)
         test = self._score_test(shipped, choice)
         cv = self._cv_report(choice, shipped) if self.options.folds else None
-        entry = self._manifest_entry(name, path, choice, use_half, test, cv)
+        entry = self._manifest_entry(name, files, choice, use_half, test, cv)
         # the card is rendered from the parsed spec, so an entry that would not parse is never written
         args = (name, SegmenterSpec.from_entry(entry), metrics, command, choice.val_raw, choice.val_dice, val16, test,
                 self.options)
@@ -307,7 +312,7 @@ class SegmentationTask(TrainTask):
             return None
         return ev.score(self._predict(shipped, "test", choice.tta), choice.threshold, choice.min_size)
 
-    def _manifest_entry(self, name: str, path: Path, choice: ValChoice, use_half: bool,
+    def _manifest_entry(self, name: str, files: list[str], choice: ValChoice, use_half: bool,
                         test: dict[str, Any] | None, cv: dict[str, Any] | None = None) -> dict[str, Any]:
         root, label_value = self.data_dir(), self.options.label_value
         n_ch = int(getattr(self, "in_channels", 3))
@@ -325,7 +330,8 @@ class SegmentationTask(TrainTask):
             # the evaluate command's default folder; the shared LGG set is found through MEDVIZ_DATA_DIR instead
             "data": None if root.resolve() == default_data_dir().resolve() else str(root.resolve()),
             "layout": self.layout(), "label_value": label_value,
-            "file": path.name, "card": f"{name}.md", "arch": self.arch(), "classes": classes,
+            "file": files[0], **({"shards": [{"file": f} for f in files]} if len(files) > 1 else {}),
+            "card": f"{name}.md", "arch": self.arch(), "classes": classes,
             "input": {"channels": channels, **spec,
                       "normalisation": "per channel over the whole stack: (x - min) / p99(x > min), clipped to [0, 1.5]"},
             "cam_layer": self.cam_layer(),

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from medviz.models import weights
 from medviz.models.nets import build_network
 from medviz.models.registry import RegistryError
 from medviz.models.specs import parse_spec
@@ -75,7 +76,7 @@ def test_post_processing_keeps_a_small_lesion_above_the_chosen_size_and_drops_on
     assert int(mask.sum()) == side * side
 
 
-def test_fold_runs_never_touch_test_and_their_ensemble_is_chosen_out_of_fold(data_dir, tmp_path):
+def test_fold_runs_never_touch_test_and_their_ensemble_is_chosen_out_of_fold(data_dir, tmp_path, monkeypatch):
     from medviz.segmentation.train import SegmentationTrainOptions
     from medviz.train.command import RunOptions, TrainCommand, command_line, to_argv
     from medviz.train.engine import TrainConfig, export_model, train
@@ -101,7 +102,13 @@ def test_fold_runs_never_touch_test_and_their_ensemble_is_chosen_out_of_fold(dat
     task = cmd.build_task()
     result = task.assembled_result()
     assert result.status == "assembled" and len(result.model.members) == 2
-    entry = export_model(task, result, tmp_path / "w", "cv_ens", command_line(to_argv(cmd)))
+    monkeypatch.setattr(weights, "MAX_FILE_BYTES", 1_000)  # shard it, as a 5-member LGG ensemble is sharded
+    entry = export_model(task, result, tmp_path / "w", "cv_ens", command_line(to_argv(cmd)), register=True)
+    assert len(entry["shards"]) > 1 and not (tmp_path / "w" / "cv_ens.safetensors").exists()
+    shipped, _ = weights.load_model("cv_ens", weights_dir=tmp_path / "w")  # sha256 of every shard checked
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(shipped(x), result.model.float()(x), atol=2e-2)  # fp16 or fp32 copy of it
     spec = parse_spec(entry)
     assert spec.arch.name == "Ensemble" and spec.arch.kwargs["activation"] == "sigmoid"
     assert spec.cam_layer.count("members.") == 2
