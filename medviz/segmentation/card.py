@@ -98,7 +98,7 @@ def _tta_text(spec: SegmenterSpec) -> str:
 
 def lgg_card(name: str, spec: SegmenterSpec, metrics: dict[str, Any], command: str, val_raw: float,
              val_dice: float, val16: float, test: dict[str, Any] | None,
-             options: SegmentationTrainOptions, split: str = "train 34 / val 5 / test 6 patients") -> str:
+             options: SegmentationTrainOptions, split: str) -> str:
     """The LGG card; ``split`` describes the folder's patient-level split (e.g. "train 49 / val 10 / test 6
     patients")."""
     members = spec.arch.kwargs.get("members")

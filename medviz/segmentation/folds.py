@@ -47,13 +47,17 @@ def folds_of(root: Path, k: int, seed: int = 0) -> list[list[str]]:
     return patient_folds(fold_pool(root), k, seed)
 
 
-def fold_split(root: Path, k: int, fold: int, seed: int = 0) -> dict[str, list[str]]:
-    """``{"train": cases of the other folds, "val": cases of fold `fold`}``.
+def held_out(folds: list[list[str]], fold: int) -> dict[str, list[str]]:
+    """``{"train": cases of the other folds, "val": cases of fold `fold`}`` of ``folds``.
 
     Raises:
-        FoldError: ``fold`` outside ``0..k-1`` (or the pool too small for ``k``).
+        FoldError: ``fold`` outside ``0..len(folds)-1``.
     """
-    if not 0 <= fold < k:
-        raise FoldError(f"fold {fold} is not one of 0..{k - 1}")
-    folds = folds_of(root, k, seed)
+    if not 0 <= fold < len(folds):
+        raise FoldError(f"fold {fold} is not one of 0..{len(folds) - 1}")
     return {"train": sorted(c for i, f in enumerate(folds) if i != fold for c in f), "val": folds[fold]}
+
+
+def fold_split(root: Path, k: int, fold: int, seed: int = 0) -> dict[str, list[str]]:
+    """:func:`held_out` of the ``k`` folds of ``root`` (:func:`folds_of`)."""
+    return held_out(folds_of(root, k, seed), fold)

@@ -45,7 +45,7 @@ from medviz.segmentation import data as seg_folders
 from medviz.segmentation import evaluate as ev
 from medviz.segmentation.card import folder_card, lgg_card
 from medviz.segmentation.data import cases, default_data_dir, layout
-from medviz.segmentation.folds import FoldError, fold_split, folds_of
+from medviz.segmentation.folds import FoldError, folds_of, held_out
 from medviz.segmentation.infer import TTA_FLIPS
 from medviz.segmentation.measure import dice_score
 from medviz.segmentation.nifti_pairs import split_source
@@ -84,11 +84,17 @@ class SegmentationTask(TrainTask):
         """``"lgg"`` (pairs.csv) or ``"nifti"`` (images/+labels/ or imagesTr/+labelsTr/)."""
         return layout(self.data_dir())
 
+    def folds(self) -> list[list[str]]:
+        """The ``--folds`` folds of the data folder (read once per task; :func:`folds_of`)."""
+        if "_folds" not in self.__dict__:
+            self._folds = folds_of(self.data_dir(), self.options.folds, self.options.fold_seed)
+        return self._folds
+
     def split_cases(self, split: str) -> list[str]:
         """The cases of ``split``: the folder's split, or with ``--folds`` the fold's train / val cases."""
         a = self.options
         if a.folds and split in ("train", "val"):
-            return fold_split(self.data_dir(), a.folds, a.fold, a.fold_seed)[split]
+            return held_out(self.folds(), a.fold)[split]
         return seg_folders.cases(self.data_dir(), split)
 
     def _samples(self, split: str) -> list[dict[str, Any]]:
@@ -193,7 +199,7 @@ class SegmentationTask(TrainTask):
         if len(members) != k:
             raise FoldError(f"--members needs the {k} fold runs of --folds {k} in fold order; got {len(members)}")
         root = self.data_dir()
-        image, _ = seg_folders.load_case(root, folds_of(root, k, self.options.fold_seed)[0][0], self.options.label_value)
+        image, _ = seg_folders.load_case(root, self.folds()[0][0], self.options.label_value)
         self.in_channels = int(image.shape[-1])
         model = self.build_model()
         load_member_runs(model, members)
@@ -273,7 +279,7 @@ class SegmentationTask(TrainTask):
         if (id(model), tta) not in cache:
             root, a = self.data_dir(), self.options
             preds: dict[str, Any] = {}
-            for member, fold in zip(model.members, folds_of(root, a.folds, a.fold_seed)):
+            for member, fold in zip(model.members, self.folds()):
                 preds.update(ev.predict_cases(member, root, fold, label_value=a.label_value, tta=tta))
             cache[(id(model), tta)] = preds
         return cache[(id(model), tta)]
@@ -347,15 +353,14 @@ class SegmentationTask(TrainTask):
         """The cross-validation record of the manifest entry: folds, seed, and for a fold ensemble the
         out-of-fold scores with the chosen post-processing, pooled (mean, median, CI, false-positive rate)
         and per fold; for a single fold run, which fold it held out."""
-        a, root = self.options, self.data_dir()
-        report: dict[str, Any] = {"folds": a.folds, "fold_seed": a.fold_seed,
-                                  "pool": len(sum(folds_of(root, a.folds, a.fold_seed), []))}
+        a = self.options
+        report: dict[str, Any] = {"folds": a.folds, "fold_seed": a.fold_seed, "pool": sum(map(len, self.folds()))}
         if not a.members:
             return {**report, "fold": a.fold}
         preds = self._selection_predictions(shipped, choice.tta)  # the shipped weights' out-of-fold predictions
         pooled = ev.score(preds, choice.threshold, choice.min_size)
         per_fold = []
-        for i, fold in enumerate(folds_of(root, a.folds, a.fold_seed)):
+        for i, fold in enumerate(self.folds()):
             f = ev.score({c: preds[c] for c in fold}, choice.threshold, choice.min_size, 0)
             per_fold.append({"fold": i, "n_patients": f["n_patients"], "dice_mean_per_patient": f["dice_mean_per_patient"],
                              "fp_rate_empty_slices": f["fp_rate_empty_slices"]})
