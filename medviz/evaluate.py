@@ -34,6 +34,7 @@ from medviz.options import EvalOptions
 from medviz.reconstruction import evaluate as reconstruction_evaluate
 from medviz.segmentation import evaluate as segmentation_evaluate
 from medviz.sequence import evaluate as sequence_evaluate
+from medviz.superres import evaluate as superres_evaluate
 from medviz.train.cli import add_options, options_from
 from medviz.train.engine import export_model
 from medviz.types import MedvizError
@@ -43,6 +44,7 @@ EVALUATORS: dict[str, ModuleType] = {
     Task.SEGMENTATION: segmentation_evaluate,
     Task.RECONSTRUCTION: reconstruction_evaluate,
     Task.SEQUENCE: sequence_evaluate,
+    Task.SUPERRES: superres_evaluate,
 }
 
 
