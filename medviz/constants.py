@@ -17,6 +17,7 @@ class Task(StrEnum):
     SEGMENTATION = "segmentation"
     RECONSTRUCTION = "reconstruction"
     SEQUENCE = "sequence"
+    SUPERRES = "superres"
 
 
 @dataclass(frozen=True)

@@ -681,9 +681,76 @@ class SequenceSpec(ModelSpec):
         return dict(self.provenance.get("metrics") or {})
 
 
+# ---- super-resolution ----------------------------------------------------------------------------
+#: Super-resolution arms a model can be: trained with a pixel loss, or fine-tuned adversarially.
+SR_MODES = ("pixel", "gan")
+#: How the low-resolution input is made from the real slice (the only one: ``area``, block averaging).
+SR_DEGRADATIONS = ("area",)
+DEFAULT_SR_SCALE = 4
+DEFAULT_SR_SEGMENTER = "lgg_unet"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SuperResSpec(ModelSpec):
+    """A single-image super-resolution generator (:mod:`medviz.superres`); its output is synthetic.
+
+    The network maps the bicubic upsampling of the low-resolution slice, ``(B, 1, H, W)`` in ``[0, 1]``, to a
+    residual added to it (:attr:`residual`).
+
+    Attributes:
+        mode: ``"pixel"`` (L1 + SSIM loss) or ``"gan"`` (fine-tuned adversarially from :attr:`twin`).
+        scale: the upsampling factor (each low-resolution pixel is a ``scale x scale`` block).
+        degradation: how the low-resolution input is made (``"area"``: the block mean).
+        residual: the network predicts a residual over the bicubic image.
+        twin: the pixel-loss model a GAN was fine-tuned from (its ``pixel_loss`` baseline); None for ``pixel``.
+        segmenter: the registered segmentation model of the downstream and Fréchet-distance measures.
+    """
+
+    TASK: ClassVar[str] = Task.SUPERRES
+    REQUIRED: ClassVar[tuple[str, ...]] = ("mode",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("scale", "degradation", "residual", "twin", "segmenter")
+    PROVENANCE: ClassVar[tuple[str, ...]] = ("training", "metrics", "selection_rule")
+
+    mode: str
+    scale: int = DEFAULT_SR_SCALE
+    degradation: str = "area"
+    residual: bool = DEFAULT_RESIDUAL
+    twin: str | None = None
+    segmenter: str = DEFAULT_SR_SEGMENTER
+
+    @classmethod
+    def _task_fields(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+        mode = _as(name, "mode", raw["mode"], str)
+        if mode not in SR_MODES:
+            raise _fail(name, f"'mode' must be one of {SR_MODES}, not {mode!r}")
+        degradation = _as(name, "degradation", raw.get("degradation", "area"), str)
+        if degradation not in SR_DEGRADATIONS:
+            raise _fail(name, f"'degradation' must be one of {SR_DEGRADATIONS}, not {degradation!r}")
+        scale = _as(name, "scale", raw.get("scale", DEFAULT_SR_SCALE), int)
+        if scale < 2:
+            raise _fail(name, f"'scale' must be at least 2, not {scale}")
+        twin = _opt(name, "twin", raw.get("twin"), str)
+        if mode == "gan" and not twin:
+            raise _fail(name, "a 'gan' super-resolution model must name its pixel-loss 'twin'")
+        return dict(mode=mode, scale=scale, degradation=degradation,
+                    residual=_as(name, "residual", raw.get("residual", DEFAULT_RESIDUAL), bool), twin=twin,
+                    segmenter=_as(name, "segmenter", raw.get("segmenter", DEFAULT_SR_SEGMENTER), str))
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """The training record written at export (``command``, ``best_epoch``...)."""
+        return dict(self.provenance.get("training") or {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The val/test metrics written at export (provenance)."""
+        return dict(self.provenance.get("metrics") or {})
+
+
 #: The spec type of each task.
 SPEC_TYPES: dict[str, type[ModelSpec]] = {CLASSIFICATION: ClassifierSpec, SEGMENTATION: SegmenterSpec,
-                                          RECONSTRUCTION: ReconSpec, Task.SEQUENCE: SequenceSpec}
+                                          RECONSTRUCTION: ReconSpec, Task.SEQUENCE: SequenceSpec,
+                                          Task.SUPERRES: SuperResSpec}
 
 
 def parse_spec(raw: Mapping[str, Any]) -> ModelSpec:

@@ -239,6 +239,11 @@ class _EpochStats:
     n_steps: int = 0
     skipped: int = 0
     stopped: bool = False
+    parts: dict[str, float] = field(default_factory=dict)  # sums of the task's step metrics
+
+    def part_means(self) -> dict[str, float]:
+        """The epoch means of the task's step metrics, as ``train_<name>``."""
+        return {f"train_{k}": v / max(self.n_steps, 1) for k, v in self.parts.items()}
 
     def seconds(self) -> float:
         return time.perf_counter() - self.t_start
@@ -291,7 +296,7 @@ def _setup(task: TrainTask, cfg: TrainConfig, run_dir: Path, emit: _Emitter, sto
     channels_last = device.startswith("cuda") and getattr(task, "channels_last", True)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(task.parameter_groups(model, cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     use_amp = cfg.amp and device.startswith("cuda")
     run = _Run(task=task, cfg=cfg, run_dir=run_dir, emit=emit, stop_event=stop_event, device=device, dist=dist,
                data=data, model=model, optimizer=optimizer,
@@ -364,8 +369,11 @@ def _train_epoch(run: _Run, epoch: int) -> _EpochStats:
             continue
         stats.loss_sum += loss
         stats.n_steps += 1
+        parts = {k: float(v) for k, v in run.task.step_metrics().items()}
+        for k, v in parts.items():
+            stats.parts[k] = stats.parts.get(k, 0.0) + v
         run.emit(TrainEvent("step", epoch=epoch, step=step + 1, steps_per_epoch=run.steps_per_epoch,
-                            epochs=cfg.epochs, metrics={"loss": loss}, lr=stats.lr,
+                            epochs=cfg.epochs, metrics={"loss": loss, **parts}, lr=stats.lr,
                             throughput=stats.seen / max(stats.seconds(), 1e-9),
                             memory_mb=memory_mb(run.device), elapsed_s=run.elapsed()))
     return stats
@@ -383,7 +391,8 @@ def _validate_select_checkpoint(run: _Run, epoch: int, stats: _EpochStats) -> bo
     if task.monitor not in metrics:
         raise TrainingError(f"task {task.name!r} did not report its monitored metric {task.monitor!r} "
                             f"(got {sorted(metrics)})")
-    metrics = {"train_loss": stats.loss_sum / max(stats.n_steps, 1), **{k: float(v) for k, v in metrics.items()}}
+    metrics = {"train_loss": stats.loss_sum / max(stats.n_steps, 1), **stats.part_means(),
+               **{k: float(v) for k, v in metrics.items()}}
     if stats.skipped:
         metrics["skipped_steps"] = stats.skipped
     current = metrics[task.monitor]

@@ -26,6 +26,7 @@ TASKS: dict[str, str] = {
     Task.SEGMENTATION: "medviz.segmentation.train:SegmentationTask",
     Task.RECONSTRUCTION: "medviz.reconstruction.train:ReconstructionTask",
     Task.SEQUENCE: "medviz.sequence.train:SequenceTask",
+    Task.SUPERRES: "medviz.superres.train:SuperResTask",
 }
 
 EXTRA_TASKS_ENV = "MEDVIZ_TRAIN_TASKS"

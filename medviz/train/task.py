@@ -124,6 +124,19 @@ class TrainTask(ABC):
         """Evaluate on the validation loader (model already in eval mode, under
         ``torch.inference_mode``); return metrics including :attr:`monitor`."""
 
+    def parameter_groups(self, model: Any, lr: float) -> Any:
+        """What the engine's one AdamW optimises: ``model.parameters()`` (default) or a list of parameter
+        groups (``[{"params": ..., "lr": ...}, ...]``), e.g. a GAN's generator and discriminator at their own
+        learning rates; ``lr`` is the run's peak learning rate. The schedule scales every group alike."""
+        return model.parameters()
+
+    def step_metrics(self) -> dict[str, float]:
+        """Scalars of the last training step besides its loss (e.g. a GAN's ``generator_loss`` and
+        ``discriminator_loss``), streamed with every step event and averaged into the epoch's history as
+        ``train_<name>``, so the Training page draws each as its own curve; ``{}`` (default): none. Values are
+        those of this process (rank 0 under ``torchrun``), not averaged over processes."""
+        return {}
+
     def assembled_result(self) -> Any:
         """A finished :class:`~medviz.train.engine.TrainResult` that needs no training (e.g. an
         ensemble of earlier runs), which the command line exports as is; None (default): train."""

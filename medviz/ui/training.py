@@ -191,7 +191,8 @@ def estimate_text(est: dict[str, Any]) -> str:
 
 # -- run view -------------------------------------------------------------------------------------------
 def curves_figure(events: list[Any], max_step_points: int = MAX_STEP_POINTS) -> go.Figure:
-    """Step loss, per-epoch train/val loss (left) and validation metrics (right) against epochs.
+    """Step loss and the parts a task streams with it (a GAN's ``generator_loss`` and ``discriminator_loss``,
+    each its own curve), per-epoch train/val losses (left) and validation metrics (right) against epochs.
 
     The step loss is drawn at ``max_step_points`` steps at most (every k-th step and the last one): the
     live view redraws the figure every second, in the server and in the browser, and a long run has
@@ -202,9 +203,12 @@ def curves_figure(events: list[Any], max_step_points: int = MAX_STEP_POINTS) -> 
         steps = steps[:: -(-len(steps) // max_step_points)] + steps[-1:]
     epochs = [e for e in events if e.kind == "epoch"]
     if steps:
-        fig.add_trace(go.Scatter(x=[e.epoch + e.step / max(e.steps_per_epoch, 1) for e in steps],
-                                 y=[e.metrics["loss"] for e in steps], name="step loss", mode="lines",
-                                 line={"width": 1}, opacity=0.5), row=1, col=1)
+        sx = [e.epoch + e.step / max(e.steps_per_epoch, 1) for e in steps]
+        # the step loss, then each part the task streams (a GAN's generator and discriminator losses)
+        for k in ["loss", *sorted({k for e in steps for k in e.metrics} - {"loss"})]:
+            fig.add_trace(go.Scatter(x=sx, y=[e.metrics.get(k) for e in steps],
+                                     name="step loss" if k == "loss" else f"step {k.replace('_', ' ')}",
+                                     mode="lines", line={"width": 1}, opacity=0.5), row=1, col=1)
     x = [e.epoch + 1 for e in epochs]
     keys = sorted({k for e in epochs for k in e.metrics})
     for k in keys:
