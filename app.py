@@ -23,6 +23,7 @@ PAGES = [
     ("evaluate.py", "Model evaluation", ":material/analytics:"),
     ("segment.py", "Segment", ":material/draw:"),
     ("reconstruct.py", "Reconstruct", ":material/blur_on:"),
+    ("superres.py", "Super-resolution", ":material/zoom_in:"),
     ("training.py", "Training", ":material/model_training:"),
     ("about.py", "About", ":material/info:"),
 ]
