@@ -96,7 +96,9 @@ with view:
 
     st.subheader("Download (labelled synthetic)")
     choices = {arm: (out, res.models[arm]) for arm, out in res.outputs.items()} | {"blend": (blended, blend_name)}
-    pick = st.selectbox("image", list(choices), index=len(arms) - 1, key="sr.download",
+    # preselect the pixel-loss model (B): the default model unless a GAN clears its bar (its model card says)
+    pick = st.selectbox("image", list(choices), index=arms.index(PIXEL_LOSS) if PIXEL_LOSS in arms else len(arms) - 1,
+                        key="sr.download",
                         format_func=lambda k: "the blend above" if k == "blend" else arm_title(k))
     try:
         files = ui.downloads(*choices[pick], res, volume, index, window)

@@ -102,6 +102,8 @@ def test_each_task_package_has_its_parts():
                          "card"},
         "reconstruction": {"kspace", "infer", "baselines", "metrics", "viz", "data", "evaluate", "train", "card"},
         "sequence": {"encoder", "infer", "baselines", "metrics", "viz", "data", "evaluate", "train", "card"},
+        "superres": {"degrade", "features", "infer", "metrics", "viz", "export", "data", "evaluate", "results", "train",
+                     "card"},
     }
     for task, wanted in parts.items():
         missing = wanted - {p.stem for p in (ROOT / "medviz" / task).glob("*.py")}

@@ -22,6 +22,21 @@ SYNTHETIC_NOTE = ("**Synthetic images.** Every output of this model is synthetic
                   "Not for diagnosis.")
 
 
+#: Published 4x results (../shared/docs/BENCHMARKS.md 5.3): natural images, so only the gaps compare.
+REFERENCES = """## Published references (natural images; compare the gaps, not the numbers)
+| source | data | PSNR pixel-loss twin | PSNR GAN | PSNR bicubic |
+|---|---|---|---|---|
+| Ledig et al., SRGAN, CVPR 2017 | Set5 | 32.05 (SRResNet) | 29.40 | 28.43 |
+| mmagic srresnet_srgan configs | Set5 | 30.23 (SSIM 0.849) | 27.95 (SSIM 0.785) | - |
+
+There the pixel-loss twin gains 3.6 dB over bicubic and the GAN gives back 2-3 dB of it by design, winning on
+perceived realism (mean opinion score). Realism cannot be scored here the published way (LPIPS and Inception FID
+download weights); HFEN, the in-house Frechet distance and the segmenter's Dice stand in for it. The project's
+own brain-region bicubic measurement in BENCHMARKS.md (4x: 25.67 dB on 5 validation patients) uses another brain
+region than this card's mask (pixels above 10 % of the slice maximum, closed and hole-filled), so its absolute
+PSNR differs."""
+
+
 def render_card(spec: SuperResSpec, results: dict[str, Any]) -> str:
     """The Markdown model card of ``spec`` with its stored ``results`` (see :mod:`medviz.superres.results`)."""
     t = spec.training
@@ -53,5 +68,5 @@ def render_card(spec: SuperResSpec, results: dict[str, Any]) -> str:
         lines += [f"Loss: L1 + {t.get('ssim_weight')} (1 - SSIM), random {t.get('crop')} px crops, left-right flips."]
     if t.get("init_note"):
         lines += [f"Start weights: {t['init_note']}"]
-    lines += ["", results_section(spec, results)]
+    lines += ["", results_section(spec, results), "", REFERENCES]
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 ``python -m medviz.evaluate --model lgg_flair_sr4_gan --json [--data DIR] [--split test] [--record]``
 
 Arms: A bicubic, B the pixel-loss generator, C the GAN. A pixel-loss model (B) is compared with A; a GAN (C)
-with A and with its pixel-loss twin B (``spec.twin``, loaded from the same registry folder). Every arm reads
+with A and with its pixel-loss twin B (``spec.twin``, from the same registry folder, else the shipped one). Every arm reads
 the same input.
 
 Protocol (the same for every arm):
@@ -24,7 +24,7 @@ Protocol (the same for every arm):
   slices against those of the real brain slices, each slice's segmenter input being the whole stack with
   its FLAIR replaced by the arm's output (:func:`~medviz.superres.features.segmenter_input`). Not comparable
   with published FIDs (see :mod:`medviz.superres.features`).
-* Downstream Dice: the segmenter (``spec.segmenter``, from the same registry folder, with its own TTA,
+* Downstream Dice: the segmenter (``spec.segmenter``, from the same registry folder or else the shipped one, with its own TTA,
   threshold and smallest component) on the arm's stack; 3D Dice per patient against the expert mask
   (:func:`medviz.segmentation.measure.dice_score`: both empty gives 1), mean over patients.
 * False-positive components: :func:`~medviz.superres.features.false_positive_components`, summed over
@@ -55,6 +55,7 @@ import numpy as np
 from medviz.config import select_device
 from medviz.constants import Task
 from medviz.datasets.lgg import cases, load_case, read_splits
+from medviz.models.errors import RegistryError
 from medviz.models.weights import load_model
 from medviz.options import EvalOptions, describe, non_default, option
 from medviz.segmentation.measure import dice_score
@@ -312,9 +313,20 @@ def summarise(patients: list[PatientScores], arms: list[str], n_boot: int, n_fid
     return {"arms": headline, "reference": reference, "differences": differences, "left_out_slices": left_out}
 
 
+def load_companion(name: str, entry: Any, device: str) -> tuple[Any, Any]:
+    """``(model, entry)`` of a model the evaluated one relies on (its segmenter, a GAN's twin): from the evaluated
+    model's registry folder, else from the shipped registry (a Training-page run registers only itself)."""
+    try:
+        return load_model(name, device=device, weights_dir=entry.weights_dir)
+    except RegistryError as e:
+        if "No model named" not in str(e):
+            raise
+        return load_model(name, device=device)
+
+
 def load_arms(entry: Any, device: str) -> dict[str, tuple[Any, Any, Any]]:
     """arm -> ``(generator, its SuperResSpec, its registry entry)``: the model and, for a GAN, its pixel-loss twin
-    from the same registry folder.
+    (:func:`load_companion`).
 
     Raises:
         SuperResError: the twin is not a pixel-loss model of the same scale.
@@ -323,7 +335,7 @@ def load_arms(entry: Any, device: str) -> dict[str, tuple[Any, Any, Any]]:
     spec = entry.spec
     if spec.mode == "pixel":
         return {PIXEL_LOSS: (model, spec, entry)}
-    twin, twin_entry = load_model(spec.twin, device=device, weights_dir=entry.weights_dir)
+    twin, twin_entry = load_companion(spec.twin, entry, device)
     if twin_entry.task != Task.SUPERRES or twin_entry.spec.mode != "pixel" or twin_entry.spec.scale != spec.scale:
         raise SuperResError(f"{entry.name}'s twin {spec.twin} must be a {spec.scale}x pixel-loss super-resolution "
                             "model")
@@ -350,7 +362,7 @@ def evaluate(entry: Any, options: SuperResEvalOptions) -> dict[str, Any]:
     spec = entry.spec
     device = select_device(options.device)
     loaded = load_arms(entry, device)
-    segmenter, seg_entry = load_model(spec.segmenter, device=device, weights_dir=entry.weights_dir)
+    segmenter, seg_entry = load_companion(spec.segmenter, entry, device)
     root = Path(options.data) if options.data else default_root()
     split = options.split if read_splits(root) is not None else "all"
     case_ids = cases(root, options.split if split != "all" else None)

@@ -15,7 +15,8 @@ class TrainEvent:
         kind: ``"start"``, ``"step"``, ``"epoch"``, ``"end"``, ``"stopped"`` or ``"error"``.
         epoch: 0-based epoch index.
         step: optimiser steps done in this epoch; ``steps_per_epoch`` is the total.
-        metrics: for ``step``: ``loss``; for ``epoch``: ``train_loss`` plus the task's validation
+        metrics: for ``step``: ``loss`` and the task's step parts (:meth:`~medviz.train.task.TrainTask.step_metrics`);
+            for ``epoch``: ``train_loss``, ``train_<part>`` means plus the task's validation
             metrics; for ``start``: the dataset summary under ``summary``.
         lr: learning rate in use.
         throughput: training samples per second over the epoch so far.

@@ -30,6 +30,7 @@ DEMO_OPTIONS: dict[str, dict[str, Any]] = {
     "segmentation": {"crop": 64, "unet_channels": [8, 16, 32, 64], "res_units": 1},
     "reconstruction": {"crop": (96, 256), "val_limit": 32},  # recon keeps the width whole (aliasing geometry)
     "sequence": {"hidden": 16, "proj": 16},
+    "superres": {"crop": 64, "val_limit": 16},  # the pixel-loss arm (a GAN run needs start weights)
 }
 
 

@@ -23,7 +23,7 @@ import streamlit as st
 from medviz.constants import Task
 from medviz.models.registry import list_models
 from medviz.types import MedvizError
-from medviz.ui import classification, reconstruction, segmentation, sequence
+from medviz.ui import classification, reconstruction, segmentation, sequence, superres
 
 _LOG = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def page_loaders() -> dict[str, Callable[[str], Any]]:
         Task.CLASSIFICATION: classification.cached_classifier,
         Task.SEGMENTATION: segmentation.load_seg_model,
         Task.SEQUENCE: sequence.cached_models,
+        Task.SUPERRES: superres.cached_model,
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 import streamlit as st
 
 from medviz.models.registry import list_models
-from medviz.ui import classification, reconstruction, segmentation, sequence, startup, warmup
+from medviz.ui import classification, reconstruction, segmentation, sequence, startup, superres, warmup
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def counted_loads(monkeypatch) -> Counter:
 
         monkeypatch.setattr(module, attr, load)
 
-    for module in (classification, reconstruction, segmentation):
+    for module in (classification, reconstruction, segmentation, superres):
         counting(module, "load_model")
     counting(sequence, "load_models")
     st.cache_resource.clear()
@@ -53,6 +53,8 @@ def test_warm_up_loads_every_shipped_model_into_the_page_caches_once(counted_loa
     segmentation.load_seg_model("lgg_unet")
     reconstruction.cached_model("lgg_flair_recon")
     sequence.cached_models("lgg_slice_gru")
+    for name in shipped & {e.name for e in list_models(task="superres")}:
+        superres.cached_model(name)
     assert set(counted_loads.values()) == {1}
 
     again = warmup.warm_models()  # idempotent: a second warm-up is all cache hits
