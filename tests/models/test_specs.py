@@ -19,6 +19,7 @@ from medviz.models.specs import (
     ReconSpec,
     SegmenterSpec,
     SequenceSpec,
+    SuperResSpec,
     parse_spec,
 )
 
@@ -42,9 +43,16 @@ def test_every_shipped_entry_parses():
     names = {m["name"]: type(parse_spec(m)) for m in SHIPPED}
     assert names == {"breast_resnet": ClassifierSpec, "pneumonia_resnet": ClassifierSpec, "pneumonia_cxr224": ClassifierSpec,
                      "retina_resnet": ClassifierSpec, "lgg_unet": SegmenterSpec,
-                     "lgg_flair_recon": ReconSpec, "lgg_flair_denoise": ReconSpec, "lgg_slice_gru": SequenceSpec}
+                     "lgg_flair_recon": ReconSpec, "lgg_flair_denoise": ReconSpec, "lgg_slice_gru": SequenceSpec,
+                     "lgg_flair_sr4_pixel": SuperResSpec, "lgg_flair_sr4_gan": SuperResSpec}
     for m in SHIPPED:  # every key of every shipped entry is known to its task
         assert set(m) <= SPEC_TYPES[m["task"]].known_keys(), m["name"]
+
+
+def test_the_shipped_gan_names_its_pixel_loss_twin():
+    pixel, gan = get_spec("lgg_flair_sr4_pixel"), get_spec("lgg_flair_sr4_gan")
+    assert (pixel.mode, pixel.scale, pixel.degradation, pixel.twin) == ("pixel", 4, "area", None)
+    assert (gan.mode, gan.twin, gan.segmenter) == ("gan", "lgg_flair_sr4_pixel", "lgg_unet")
 
 
 def test_shipped_values_are_read_through_the_spec():
