@@ -42,10 +42,10 @@ def _plot_traces(page) -> list[list[str]]:
         .map(g => (g.data || []).map(t => t.type))""")
 
 
-def _check_arms(page, with_real: bool) -> None:
+def _check_arms(page, with_real: bool, pixel: str = "tiny_pixel", gan: str = "tiny_gan") -> None:
     from playwright.sync_api import expect
 
-    for title in ("bicubic (A)", "pixel-loss (B) · tiny_pixel", "GAN (C) · tiny_gan") + (("real (",) if with_real else ()):
+    for title in ("bicubic (A)", f"pixel-loss (B) · {pixel}", f"GAN (C) · {gan}") + (("real (",) if with_real else ()):
         expect(page.locator(".js-plotly-plot").first.get_by_text(title).first).to_be_visible()
     expect(page.get_by_text(LABEL).first).to_be_visible()  # the page's warning
     assert page.locator(".js-plotly-plot").first.get_by_text(LABEL).count() == 3  # one per synthetic panel
@@ -80,3 +80,32 @@ def test_superres_page_on_the_bundled_example_and_an_lgg_patient(sr_server, page
     shots.save(page, "superres-lgg-blend")
     page.get_by_role("button", name="DICOM (Secondary Capture)").scroll_into_view_if_needed()
     shots.save(page, "superres-lgg-downloads")
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory):
+    """app.py served with the shipped weights folder (the registered super-resolution pair among them)."""
+    runs = tmp_path_factory.mktemp("runs-shipped")
+    env = {"MEDVIZ_WEIGHTS_DIR": str(ROOT / "weights"), "MEDVIZ_RUNS_DIR": str(runs),
+           "MEDVIZ_USER_MODELS_DIR": str(runs / "user-models"), "MEDVIZ_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    with run_streamlit(ROOT / "app.py", tmp_path_factory.mktemp("streamlit-superres-shipped") / "server.log", env) as url:
+        yield url
+
+
+def test_superres_page_runs_the_shipped_pair_end_to_end(shipped_server, page, streamlit_idle, shots):
+    """The shipped pixel-loss model and GAN on an LGG test patient, every synthetic panel labelled."""
+    from playwright.sync_api import expect
+
+    if not (get_settings().data_dir / "lgg_flair_mri_seg").is_dir():
+        pytest.skip("shared LGG data not found")
+    page.set_default_timeout(120_000)
+    expect.set_options(timeout=120_000)
+    page.goto(f"{shipped_server}/superres")
+    expect(page.get_by_role("heading", name="Super-resolution")).to_be_visible()
+    streamlit_idle(page)
+    page.get_by_role("button", name="LGG test patient (shared data)").click()
+    streamlit_idle(page)
+    _check_arms(page, with_real=True, pixel="lgg_flair_sr4_pixel", gan="lgg_flair_sr4_gan")
+    expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+    shots.save(page, "superres-shipped-lgg")
