@@ -19,6 +19,7 @@ import numpy as np
 
 from medviz.config import data_path
 from medviz.datasets.lgg import cases, load_case
+from medviz.reconstruction.metrics import is_brain_slice as reconstruction_brain_slice
 
 FLAIR_CHANNEL = 1
 DATASET_FOLDER = "lgg_flair_mri_seg"
@@ -41,8 +42,9 @@ def scale_to_max(flair: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def is_brain_slice(image: np.ndarray) -> bool:
-    """Whether a ``(H, W)`` slice in ``[0, 1]`` is a brain slice (the evaluation rule above)."""
-    return float(np.mean(np.asarray(image) > BRAIN_THRESHOLD)) >= BRAIN_MIN_FRACTION
+    """Whether a ``(H, W)`` slice in ``[0, 1]`` is a brain slice: the reconstruction task's rule
+    (:func:`medviz.reconstruction.metrics.is_brain_slice`) with this module's thresholds."""
+    return reconstruction_brain_slice(image, BRAIN_THRESHOLD, BRAIN_MIN_FRACTION)
 
 
 def brain_mask(image: np.ndarray) -> np.ndarray:
