@@ -148,6 +148,15 @@ def _look_line(look: Mapping[str, Any]) -> str:
             f"{look.get('pooled_auroc', 0):.3f}; {bar} (the superseded section above).")
 
 
+def _rule(ood: Any) -> str:
+    rule = ood.record.get("threshold_rule")
+    if not rule:
+        return ""
+    q = ood.record.get("ood_val_quantile")
+    return (f"; placed by the rule {rule} (val threshold {ood.record.get('val_threshold', 0):.4g}, lowest 1st "
+            f"percentile of a validation OOD family {'none' if q is None else f'{q:.4g}'})")
+
+
 def ood_section(spec: ClassifierSpec, result: dict[str, Any], date: str) -> str:
     """The model card's OOD section: how the detector was fitted and chosen, its test look, and the looks of
     the detectors before it."""
@@ -168,7 +177,7 @@ The Classify page and `python -m medviz.predict` abstain when the image's {ood.s
 Fitted with `{ood.record.get('command', '')}` on the {ood.record.get('fitted_on', 'train split')}: {features}
 (Ledoit-Wolf shrinkage {', '.join(f'{a:.3g}' for a in ood.record.get('shrinkage', []))}), statistics in
 `{ood.file}`. Score chosen on validation data only by the rule fixed before the test look:
-{ood.record.get('criterion', '')}. Validation: {val}. Threshold: val abstention {ood.val_abstention:.1%}.
+{ood.record.get('criterion', '')}. Validation: {val}. Threshold: val abstention {ood.val_abstention:.1%}{_rule(ood)}.
 
 Test look ({date}, computed once with `python -m medviz.evaluate --model {spec.name} --ood --json`; AUROC with
 out-of-distribution as positive; FPR at 95 % TPR = share of a family kept when 95 % of the test split is kept;

@@ -336,7 +336,8 @@ class OODSpec:
         sha256: checksum of ``file`` (checked when the statistics are read).
         score: the score kept on validation (one of :attr:`SCORES`, :mod:`medviz.classification.ood`); higher =
             less like training.
-        threshold: above it the model abstains (at most 5 % of the val images above it, with 95 % confidence).
+        threshold: above it the model abstains (at most 5 % of the val images above it, with 95 % confidence;
+            placed by the rule in ``record["threshold_rule"]``).
         val_abstention: fraction of the model's val images above ``threshold``.
         layers: the layers read: the final linear layer of each member (its input, the penultimate features,
             and output, the logits) or, for a stage score, the residual stages whose pooled outputs are read.
@@ -353,7 +354,8 @@ class OODSpec:
 
     REQUIRED: ClassVar[tuple[str, ...]] = ("file", "sha256", "score", "threshold", "val_abstention", "layers")
     RECORD: ClassVar[tuple[str, ...]] = ("criterion", "candidates", "fitted_on", "shrinkage", "command", "created",
-                                         "test", "earlier_tests")
+                                         "test", "earlier_tests", "threshold_rule", "val_threshold",
+                                         "ood_val_quantile")
     SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "mahalanobis_stages", "mahalanobis_layer3",
                                          "mahalanobis_layer2", "mahalanobis_layer1", "energy")
 

@@ -69,6 +69,21 @@ def test_val_threshold_keeps_the_upper_confidence_bound_at_five_percent():
     assert ood.upper_bound(0, 78) == pytest.approx(1 - 0.05 ** (1 / 78))  # k = 0 has a closed form
 
 
+def test_the_threshold_sits_in_the_middle_of_the_val_gap_by_hand():
+    """The third detectors' rule: midpoint between the val threshold and the lowest 1st percentile of the
+    validation OOD families; the val threshold itself when a family reaches below it or there is none."""
+    idv = np.arange(100, dtype=float)  # val threshold: the 96th value (4 above: bound <= 5 %)
+    t_val = ood.val_threshold(idv)
+    near = np.linspace(200.0, 300.0, 101)  # 1st percentile 201
+    far = np.linspace(1000.0, 2000.0, 101)
+    t, cp, q = ood.gap_threshold(idv, {"near": near, "far": far})
+    assert (cp, q) == (t_val, pytest.approx(201.0)) and t == pytest.approx((t_val + 201.0) / 2)
+    assert ood.abstention_rate(idv, t) <= ood.abstention_rate(idv, t_val) <= 0.05
+    overlapping = np.linspace(50.0, 60.0, 101)
+    assert ood.gap_threshold(idv, {"near": near, "overlap": overlapping})[0] == t_val
+    assert ood.gap_threshold(idv, {}) == (t_val, t_val, None)
+
+
 def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 40))  # fewer rows than dimensions: the sample covariance is singular
@@ -162,7 +177,16 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
     # <= 5 % of the model's own val images above the threshold, and the stored rate is that fraction
     assert ood.abstention_rate(stats.val_scores, stats.threshold) <= ood.MAX_VAL_ABSTENTION
     assert ood.abstention_rate(stats.val_scores, stats.threshold) == pytest.approx(spec.ood.val_abstention)
-    assert stats.threshold == pytest.approx(ood.val_threshold(stats.val_scores))
+    # the threshold rule, recomputed from the stored val scores of the model's own images and of every
+    # validation OOD family
+    from safetensors.numpy import load_file
+
+    families = {k[len("oodval_"):]: v for k, v in load_file(str(path)).items() if k.startswith("oodval_")}
+    assert families, f"{name}'s statistics lack the validation OOD family scores"
+    t, cp, q = ood.gap_threshold(stats.val_scores, families)
+    assert stats.threshold == pytest.approx(t)
+    assert (spec.ood.record["val_threshold"], spec.ood.record["ood_val_quantile"]) == (pytest.approx(cp), pytest.approx(q))
+    assert spec.ood.record["threshold_rule"] == ood.THRESHOLD_RULE
     assert len(stats.val_scores) == spec.metrics["val"]["n"]
 
 
