@@ -7,6 +7,10 @@ ends of the stack) and its normalised position ``t / (L - 1)`` in the stack. Sta
 are padded to one length and packed (``pack_padded_sequence``), so padding never reaches the recurrence
 and the output of a stack does not depend on how much it was padded.
 
+A model may be a deep ensemble (Lakshminarayanan et al., NeurIPS 2017) of ``members`` such GRUs
+(:class:`GRUEnsemble`): each member is initialised on its own and trained on its own loss, and the
+ensemble's logit is that of the members' mean probability.
+
 The per-slice baseline is :class:`PerSliceHead`: a logistic regression on the same standardised features,
 without context.
 """
@@ -69,6 +73,14 @@ class SliceGRU(nn.Module):
         self.gru = nn.GRU(proj, hidden, batch_first=True, bidirectional=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden, 1))
 
+    def fit_standardise(self, features: torch.Tensor) -> None:
+        """Set the standardisation from ``(N, F)`` training features."""
+        self.standardise.fit(features)
+
+    def member_logits(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(1, B, T)``: the one member's logits (see :meth:`GRUEnsemble.member_logits`)."""
+        return self(features, lengths)[None]
+
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         t = features.shape[1]
         z = self.standardise(features)
@@ -76,6 +88,38 @@ class SliceGRU(nn.Module):
         packed = pack_padded_sequence(h, lengths.cpu().long(), batch_first=True, enforce_sorted=False)
         out, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)
         logits = self.head(out)[..., 0]
+        valid = torch.arange(t, device=features.device)[None, :] < lengths[:, None]
+        return torch.where(valid, logits, torch.zeros_like(logits))
+
+
+class GRUEnsemble(nn.Module):
+    """``members`` independently initialised :class:`SliceGRU` s: ``(B, T, F)`` features and ``(B,)`` lengths
+    -> ``(B, T)`` logit of the members' mean probability (padding positions: 0)."""
+
+    def __init__(self, n_features: int, members: int, hidden: int = 32, proj: int = 64, dropout: float = 0.3) -> None:
+        super().__init__()
+        if members < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, not {members}")
+        self.members = nn.ModuleList(SliceGRU(n_features, hidden, proj, dropout) for _ in range(members))
+
+    @property
+    def standardise(self) -> Standardise:
+        """The training features' statistics (the same in every member)."""
+        return self.members[0].standardise
+
+    def fit_standardise(self, features: torch.Tensor) -> None:
+        """Set every member's standardisation from ``(N, F)`` training features."""
+        for m in self.members:
+            m.standardise.fit(features)
+
+    def member_logits(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(K, B, T)``: every member's logits (each member is trained on its own loss)."""
+        return torch.stack([m(features, lengths) for m in self.members])
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        t = features.shape[1]
+        p = torch.sigmoid(self.member_logits(features, lengths).float()).mean(dim=0)
+        logits = torch.logit(p, eps=1e-7).to(features.dtype)
         valid = torch.arange(t, device=features.device)[None, :] < lengths[:, None]
         return torch.where(valid, logits, torch.zeros_like(logits))
 
@@ -93,14 +137,42 @@ class PerSliceHead(nn.Module):
         return self.linear(self.standardise(features))[..., 0]
 
 
-class SequenceModel(nn.Module):
-    """What ships: the GRU (``gru``) and, beside it, the per-slice baseline head (``per_slice``), both on
-    the same slice features. ``forward`` returns the GRU's ``(B, T)`` logits."""
+#: What the GRU reads: every slice feature, or the stacked inputs (:meth:`SequenceModel.stacked_inputs`).
+INPUTS = ("features", "stacked")
 
-    def __init__(self, n_features: int, hidden: int = 32, proj: int = 64, dropout: float = 0.3) -> None:
+
+class SequenceModel(nn.Module):
+    """What ships: the GRU (``gru``: one :class:`SliceGRU`, or a :class:`GRUEnsemble` when ``members`` > 1)
+    and, beside it, the per-slice baseline head (``per_slice``), both on the same slice features.
+    ``forward`` returns the GRU's ``(B, T)`` logits.
+
+    Args:
+        inputs: ``"features"``: the GRU reads every standardised slice feature; ``"stacked"``: it reads
+            :meth:`stacked_inputs` -- the per-slice head's logit and the features at ``context_features``
+            (stacked generalisation, Wolpert 1992: the head is fitted first and frozen, and in training the
+            GRU reads out-of-fold logits of the head, so that it learns from logits as wrong as unseen ones).
+        context_features: indices of the raw features the stacked GRU also reads.
+    """
+
+    def __init__(self, n_features: int, hidden: int = 32, proj: int = 64, dropout: float = 0.3,
+                 members: int = 1, inputs: str = "features", context_features: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.gru = SliceGRU(n_features, hidden, proj, dropout)
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, not {inputs!r}")
+        self.inputs = inputs
+        self.context_features = tuple(int(i) for i in context_features)
+        width = n_features if inputs == "features" else 1 + len(self.context_features)
+        self.gru: SliceGRU | GRUEnsemble = (SliceGRU(width, hidden, proj, dropout) if members == 1
+                                            else GRUEnsemble(width, members, hidden, proj, dropout))
         self.per_slice = PerSliceHead(n_features)
 
+    def stacked_inputs(self, features: torch.Tensor, per_slice_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, T, F)`` features -> ``(B, T, 1 + C)``: the per-slice head's logit (or the given
+        ``per_slice_logits`` ``(B, T)``, e.g. out-of-fold ones in training) and the ``context_features``."""
+        logit = self.per_slice(features) if per_slice_logits is None else per_slice_logits
+        return torch.cat([logit[..., None].to(features.dtype), features[..., list(self.context_features)]], dim=-1)
+
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.inputs == "stacked":
+            features = self.stacked_inputs(features)
         return self.gru(features, lengths)

@@ -657,7 +657,7 @@ class SequenceSpec(ModelSpec):
     TASK: ClassVar[str] = Task.SEQUENCE
     REQUIRED: ClassVar[tuple[str, ...]] = ("segmenter", "position_prior", "per_slice_window", "segmenter_window")
     OPTIONAL: ClassVar[tuple[str, ...]] = ("segmenter_sha256", "lr_flip", "per_slice_c")
-    PROVENANCE: ClassVar[tuple[str, ...]] = ("metrics", "command", "created", "selection_note")
+    PROVENANCE: ClassVar[tuple[str, ...]] = ("metrics", "command", "created", "selection_note", "earlier_tests")
 
     segmenter: str
     position_prior: tuple[float, ...]

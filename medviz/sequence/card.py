@@ -22,11 +22,20 @@ def _metric_rows(result: dict[str, Any]) -> str:
             "GRU − method, log loss [95 % CI] |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows))
 
 
-def bar_status(test: dict[str, Any]) -> str:
-    """Whether the test result meets the bar: GRU AUPRC above every baseline's and log loss not worse than
-    ``per_slice_smoothed``; and whether the paired intervals exclude 0."""
+def _bar_parts(test: dict[str, Any]) -> tuple[bool, bool]:
     beats = all(test["auprc"] > b["auprc"] for b in test["baselines"].values())
-    ll_ok = test["log_loss"] <= test["baselines"]["per_slice_smoothed"]["log_loss"]
+    return beats, test["log_loss"] <= test["baselines"]["per_slice_smoothed"]["log_loss"]
+
+
+def bar_met(test: dict[str, Any]) -> bool:
+    """The bar: GRU test AUPRC above every baseline's and log loss not worse than ``per_slice_smoothed``."""
+    return all(_bar_parts(test))
+
+
+def bar_status(test: dict[str, Any]) -> str:
+    """Whether the test result meets the bar (:func:`bar_met`), in words; and whether the paired intervals
+    exclude 0."""
+    beats, ll_ok = _bar_parts(test)
     sure = [n for n, b in test["baselines"].items() if b["gru_minus_baseline"]["auprc"]["ci95_low"] > 0]
     unsure = [n for n in test["baselines"] if n not in sure]
     verdict = "**met**" if beats and ll_ok else "**NOT met**"
@@ -52,6 +61,46 @@ def _encoder_caveat(segmenter: str) -> str:
                                           "selected on: the encoder may have seen this model's training masks.")
 
 
+def _earlier_looks(spec: SequenceSpec) -> str:
+    looks = spec.provenance.get("earlier_tests") or []
+    if not looks:
+        return ""
+    rows = "\n".join(
+        f"| {t.get('created')} | `{str(t.get('sha256'))[:12]}…` | {t['auprc']:.4f} | "
+        f"{max(t['baselines_auprc'].values()):.4f} | {t['log_loss']:.4f} | {t['extent_error']:.2f} | "
+        f"{'met' if t['bar_met'] else 'not met'} |" for t in looks)
+    return ("\n\n### Earlier test looks (models this one replaced; each scored the test split once)\n"
+            "| exported | weights | GRU AUPRC | best baseline AUPRC | log loss | extent error | bar |\n"
+            f"|---|---|---|---|---|---|---|\n{rows}\n\nThis model's look above is test look {len(looks) + 1} "
+            "of the sequence task; the recipe was chosen on val only (see the training section).")
+
+
+def _gru_width(arch_kwargs: dict[str, Any]) -> int:
+    if arch_kwargs.get("inputs", "features") == "stacked":
+        return 1 + len(arch_kwargs.get("context_features") or ())
+    return int(arch_kwargs["n_features"])
+
+
+def _inputs_text(arch_kwargs: dict[str, Any]) -> str:
+    if arch_kwargs.get("inputs", "features") != "stacked":
+        return ("Standardised features, their differences to the previous and next slice and the normalised "
+                "slice position")
+    return ("Stacked inputs (stacked generalisation): the per-slice head's logit -- in training the out-of-fold "
+            "logit of\na 5-fold fit over the training stacks, so that the GRU learns from logits as wrong as "
+            "unseen ones; the head is\nfitted first and frozen -- and the segmenter's maximum probability and "
+            "positive fraction, standardised, with\ntheir differences to the previous and next slice and the "
+            "normalised slice position")
+
+
+def _ensemble_text(arch_kwargs: dict[str, Any]) -> str:
+    k = int(arch_kwargs.get("members", 1))
+    if k == 1:
+        return ""
+    return (f"\nDeep ensemble of {k} such GRUs (Lakshminarayanan et al., NeurIPS 2017): each member is initialised "
+            "on its own and trained on its own\nloss (the mean of the members' losses is minimised); the model's "
+            "probability is the members' mean probability.")
+
+
 def render_card(spec: SequenceSpec, splits: dict[str, int], skipped_test: bool = False) -> str:
     """The card of the parsed manifest entry ``spec``; ``splits``: patients per split of the data folder."""
     a = spec.arch.kwargs
@@ -67,7 +116,7 @@ def render_card(spec: SequenceSpec, splits: dict[str, int], skipped_test: bool =
     else:
         test_text = (f"{test['n_patients']} test patients, {test['n_slices']} slices, computed once at export.\n\n"
                      f"{_metric_rows(test)}\n\n{bar_status(test)}\n\n"
-                     f"Reproduce: `python -m medviz.evaluate --model {spec.name} --json`")
+                     f"Reproduce: `python -m medviz.evaluate --model {spec.name} --json`{_earlier_looks(spec)}")
     return f"""# {spec.name}: tumour slices of an MR stack (slice features + bidirectional GRU)
 
 ## Task
@@ -86,10 +135,10 @@ above 0.5 ({a['n_features']} features per slice{'; output averaged with the left
 {_encoder_caveat(spec.segmenter)}
 
 ## Architecture
-Standardised features, their differences to the previous and next slice and the normalised slice position ->
-Linear({3 * a['n_features'] + 1}, {a['proj']}) + ReLU + dropout {a['dropout']} -> `torch.nn.GRU` bidirectional,
+{_inputs_text(a)} ->
+Linear({3 * _gru_width(a) + 1}, {a['proj']}) + ReLU + dropout {a['dropout']} -> `torch.nn.GRU` bidirectional,
 {a['hidden']} units per direction (MONAI has no recurrent layers) -> Linear -> one logit per slice. Variable
-stack lengths are padded and packed. Loss: binary cross-entropy over real slices (no class weights).
+stack lengths are padded and packed. Loss: binary cross-entropy over real slices (no class weights).{_ensemble_text(a)}
 
 ## Training command
 ```

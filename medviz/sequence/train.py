@@ -8,7 +8,15 @@ longest stack with their ``length`` carried along; the loss is the binary cross-
 (slice label = mask not empty; no class weights: tumour slices are a third of the training slices).
 Monitor: ``val_auprc`` (pooled average precision of the validation slices).
 
-At export, fixed before training: the per-slice baseline head is fitted on the training features
+What the GRU reads (``--inputs``): ``features``, every standardised slice feature; or ``stacked`` (stacked
+generalisation): the per-slice head is fitted first (the rule below) and frozen, and the GRU reads its logit
+with the segmenter's maximum probability and positive fraction -- in training the head's **out-of-fold**
+logits (:func:`out_of_fold_logits`, :data:`STACKING_FOLDS` folds of the training stacks), so that the GRU
+learns from logits as wrong as those of unseen stacks; on val, test and the page, the head fitted on every
+training stack. ``--members K`` trains a deep ensemble of K GRUs (:class:`~medviz.models.recurrent.GRUEnsemble`).
+
+At export, fixed before training: the per-slice baseline head is fitted on the training features (before
+training for ``stacked`` inputs)
 (logistic regression, its regularisation chosen on val by AUPRC from :data:`PER_SLICE_C`); both rolling-mean
 windows are tuned on val (:func:`medviz.sequence.baselines.tune_window`); the position prior is counted on
 the training labels; then the test split is scored once for the GRU and every baseline and written into
@@ -28,11 +36,13 @@ import numpy as np
 from medviz.config import get_settings
 from medviz.constants import Task
 from medviz.models.nets import build_network
+from medviz.models.recurrent import INPUTS, Standardise
+from medviz.models.registry import RegistryError, get_spec
 from medviz.models.specs import SequenceSpec
 from medviz.models.weights import load_model, save_state_dict
 from medviz.options import option
 from medviz.sequence import baselines
-from medviz.sequence.card import render_card
+from medviz.sequence.card import bar_met, render_card
 from medviz.sequence.data import default_data_dir, load_stack, split_cases
 from medviz.sequence.encoder import FEATURES, SEG_MAX_PROB, slice_features
 from medviz.sequence.evaluate import predict_cases, score
@@ -42,6 +52,9 @@ from medviz.train.task import TaskData, TrainTask
 from medviz.types import MedvizError
 
 PER_SLICE_C = (0.001, 0.01, 0.1, 1.0)
+#: Folds of the out-of-fold per-slice logits a stacked GRU is trained on.
+STACKING_FOLDS = 5
+
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,12 @@ class SequenceTrainOptions:
     hidden: int = option(32, label="GRU hidden units per direction", min=4, max=512)
     proj: int = option(32, label="Projection width before the GRU", min=4, max=1024)
     dropout: float = option(0.5, label="Dropout", min=0.0, max=0.9)
+    inputs: str = option("features", label="What the GRU reads", choices=list(INPUTS),
+                         help="features: every slice feature; stacked: the per-slice head's logit (out-of-fold in "
+                              "training) and the segmenter's two output features")
+    members: int = option(1, label="GRUs in the ensemble", min=1, max=16,
+                          help="deep ensemble: this many GRUs, each initialised and trained on its own loss; "
+                               "the model's probability is their mean")
     feature_noise: float = option(0.5, label="Feature noise (training augmentation)", min=0.0, max=5.0,
                                   help="s.d. of Gaussian noise added to the standardised slice features in training")
     selection_note: str = option("", label="How the recipe was chosen (for the model card)",
@@ -102,19 +121,30 @@ class SequenceTask(TrainTask):
         t_max = max(len(f) for f in ft + fv)
         self._train_features = np.concatenate(ft)
         self.n_features = int(self._train_features.shape[1])
+        if self.options.inputs == "stacked":
+            self._head = _per_slice_fit(ft, yt, fv, yv)
+            self._oof = out_of_fold_logits(ft, yt, self._head.c, self._head.mean, self._head.std)
         summary = {"data": str(self.data_dir()), "segmenter": self.options.segmenter, "features": self.n_features,
                    "train_cases": len(ct), "val_cases": len(cv),
                    "train_slices": int(sum(map(len, yt))), "train_tumour_slices": int(sum(y.sum() for y in yt)),
                    "val_slices": int(sum(map(len, yv))), "val_tumour_slices": int(sum(y.sum() for y in yv)),
                    "longest_stack": t_max}
-        return TaskData(train=Dataset(_padded(ft, yt, t_max)), val=Dataset(_padded(fv, yv, t_max)), summary=summary)
+        train = _padded(ft, yt, t_max)
+        if self.options.inputs == "stacked":  # the GRU learns from out-of-fold logits of the per-slice head
+            for item, logits in zip(train, self._oof):
+                item["per_slice_logits"] = np.zeros(t_max, np.float32)
+                item["per_slice_logits"][:len(logits)] = logits
+            summary["per_slice_c"] = self._head.c
+        return TaskData(train=Dataset(train), val=Dataset(_padded(fv, yv, t_max)), summary=summary)
 
     # ------------------------------------------------------------------ model
     def arch(self) -> dict[str, Any]:
         o = self.options
+        n = getattr(self, "n_features", FEATURES)
         return {"name": "SliceSequenceModel",
-                "kwargs": {"n_features": getattr(self, "n_features", FEATURES), "hidden": o.hidden, "proj": o.proj,
-                           "dropout": o.dropout}}
+                "kwargs": {"n_features": n, "hidden": o.hidden, "proj": o.proj,
+                           "dropout": o.dropout, "members": o.members, "inputs": o.inputs,
+                           "context_features": [n - 2, n - 1] if o.inputs == "stacked" else []}}
 
     def build_model(self) -> Any:
         import torch
@@ -122,20 +152,31 @@ class SequenceTask(TrainTask):
         model = build_network(self.arch())
         if hasattr(self, "_train_features"):
             stats = torch.from_numpy(self._train_features)
-            model.gru.standardise.fit(stats)
             model.per_slice.standardise.fit(stats)
+            if self.options.inputs == "stacked":
+                self._head.copy_to(model.per_slice)
+                model.per_slice.requires_grad_(False)  # fitted first, then frozen
+                logits = np.concatenate(self._oof)
+                with torch.no_grad():
+                    model.gru.fit_standardise(model.stacked_inputs(stats, torch.from_numpy(logits)))
+            else:
+                model.gru.fit_standardise(stats)
         return model
 
     def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
         import torch
 
         features = batch["features"].float()
-        if self.options.feature_noise > 0:  # noise in standardised units: s.d. x the training features' s.d.
+        if self.options.inputs == "stacked":
+            features = model.stacked_inputs(features, batch["per_slice_logits"].float())
+        if self.options.feature_noise > 0:  # noise in standardised units: s.d. x the training inputs' s.d.
             std = model.gru.standardise.std
             features = features + self.options.feature_noise * std * torch.randn_like(features)
-        logits = model(features, batch["length"])
+        logits = model.gru.member_logits(features, batch["length"])  # (K, B, T): each member its own loss
         mask = batch["mask"] > 0
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], batch["labels"].float()[mask])
+        labels = batch["labels"].float()[mask]
+        return torch.stack([torch.nn.functional.binary_cross_entropy_with_logits(member[mask], labels)
+                            for member in logits]).mean()
 
     def validate(self, model: Any, loader: Any, device: str) -> dict[str, float]:
         import torch
@@ -156,7 +197,10 @@ class SequenceTask(TrainTask):
     # ------------------------------------------------------------------ export
     def export(self, model: Any, out_dir: Path, name: str, metrics: dict[str, Any], command: str) -> dict[str, Any]:
         model = model.cpu().eval()
-        c = _fit_per_slice(model, *self.stacks("train")[:2], *self.stacks("val")[:2])
+        if self.options.inputs == "stacked":  # the head the GRU was trained on stays as it is
+            c = self._head.c
+        else:
+            c = _fit_per_slice(model, *self.stacks("train")[:2], *self.stacks("val")[:2])
         choice = self._choose_on_val(model)
         val = choice.pop("val_metrics")
         out_dir = Path(out_dir)
@@ -174,6 +218,9 @@ class SequenceTask(TrainTask):
         if self.options.selection_note:
             entry["selection_note"] = self.options.selection_note
         test = None
+        earlier = [] if self.options.skip_test else earlier_test_looks(out_dir, name)
+        if earlier:
+            entry["earlier_tests"] = earlier
         if not self.options.skip_test and split_cases(self.data_dir(), "test")[1] == "test":
             spec = SequenceSpec.from_entry(entry)
             root = self.data_dir()
@@ -199,6 +246,24 @@ class SequenceTask(TrainTask):
                "position_prior": slice_metrics(yv, [baselines.position_prior(prior, len(y)) for y in yv])}
         return {"per_slice_window": w_per, "segmenter_window": w_seg, "position_prior": prior.tolist(),
                 "val_metrics": val}
+
+
+def earlier_test_looks(out_dir: Path, name: str) -> list[dict[str, Any]]:
+    """Every test look of the model registered as ``name`` in ``out_dir`` before this export (its own
+    record and the looks it carried), oldest first, so that a replaced model's test result stays in the card."""
+    try:
+        old = get_spec(name, weights_dir=out_dir)
+    except RegistryError:  # not registered there yet
+        return []
+    looks = [dict(t) for t in old.provenance.get("earlier_tests") or ()]
+    test = old.metrics.get("test") if isinstance(old, SequenceSpec) else None
+    if test is not None:
+        looks.append({"created": old.provenance.get("created"), "sha256": old.sha256,
+                      "command": old.provenance.get("command"), "auprc": test["auprc"], "log_loss": test["log_loss"],
+                      "extent_error": test["extent_error"],
+                      "baselines_auprc": {k: b["auprc"] for k, b in test["baselines"].items()},
+                      "bar_met": bar_met(test)})
+    return looks
 
 
 FEATURE_CACHE_DIR = "sequence-features"
@@ -237,21 +302,77 @@ def _padded(features: list[np.ndarray], labels: list[np.ndarray], t_max: int) ->
     return items
 
 
-def _fit_per_slice(model: Any, ft: list[np.ndarray], yt: list[np.ndarray], fv: list[np.ndarray],
-                   yv: list[np.ndarray]) -> float:
-    """Fit ``model.per_slice`` (logistic regression on the standardised features) on train, its
-    regularisation ``C`` chosen on val by AUPRC; returns the ``C`` used."""
+@dataclass(frozen=True)
+class PerSliceFit:
+    """The per-slice head's logistic regression: ``coef (F,)`` and ``intercept`` on features standardised
+    with the training features' ``mean (F,)`` and ``std (F,)``; ``c`` its regularisation."""
+
+    c: float
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    std: np.ndarray
+
+    def copy_to(self, head: Any) -> None:
+        """Write the fit into a :class:`~medviz.models.recurrent.PerSliceHead` (standardisation included)."""
+        import torch
+
+        with torch.no_grad():
+            head.standardise.mean.copy_(torch.from_numpy(self.mean.astype(np.float32)))
+            head.standardise.std.copy_(torch.from_numpy(self.std.astype(np.float32)))
+            head.linear.weight.copy_(torch.from_numpy(self.coef.astype(np.float32))[None])
+            head.linear.bias.fill_(self.intercept)
+
+
+def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training features' mean and std as :class:`~medviz.models.recurrent.Standardise` sets them (float32)."""
     import torch
+
+    s = Standardise(features.shape[1])
+    s.fit(torch.from_numpy(features.astype(np.float32)))
+    return s.mean.numpy().astype(np.float64), s.std.numpy().astype(np.float64)
+
+
+def _per_slice_fit(ft: list[np.ndarray], yt: list[np.ndarray], fv: list[np.ndarray],
+                   yv: list[np.ndarray]) -> PerSliceFit:
+    """Logistic regression on the standardised training features, its regularisation ``C`` chosen on val by
+    AUPRC from :data:`PER_SLICE_C` (ties: the smaller ``C``)."""
     from sklearn.linear_model import LogisticRegression
 
-    head = model.per_slice
-    with torch.no_grad():
-        zt = head.standardise(torch.from_numpy(np.concatenate(ft))).numpy()
-        zv = head.standardise(torch.from_numpy(np.concatenate(fv))).numpy()
+    train = np.concatenate(ft).astype(np.float32)
+    mean, std = _standardisation(train)
+    zt = ((train - mean) / std).astype(np.float32)
+    zv = ((np.concatenate(fv).astype(np.float32) - mean) / std).astype(np.float32)
     y_train, y_val = np.concatenate(yt), np.concatenate(yv)
     fits = {c: LogisticRegression(C=c, max_iter=5000).fit(zt, y_train) for c in PER_SLICE_C}
     best = max(PER_SLICE_C, key=lambda c: (auprc(y_val, fits[c].predict_proba(zv)[:, 1]), -c))
-    with torch.no_grad():
-        head.linear.weight.copy_(torch.from_numpy(fits[best].coef_.astype(np.float32)))
-        head.linear.bias.copy_(torch.from_numpy(fits[best].intercept_.astype(np.float32)))
-    return float(best)
+    return PerSliceFit(float(best), fits[best].coef_[0].astype(np.float64), float(fits[best].intercept_[0]), mean, std)
+
+
+def out_of_fold_logits(ft: list[np.ndarray], yt: list[np.ndarray], c: float, mean: np.ndarray, std: np.ndarray,
+                       folds: int = STACKING_FOLDS) -> list[np.ndarray]:
+    """The per-slice head's logit of every training slice from a logistic regression (regularisation ``c``)
+    fitted on the other folds' stacks: stacks dealt round-robin into ``folds`` folds, so a stack's logits never
+    come from a fit that saw it. Returns one ``(Z,)`` float32 array per stack."""
+    from sklearn.linear_model import LogisticRegression
+
+    z = [((f.astype(np.float32) - mean) / std).astype(np.float32) for f in ft]
+    out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(ft)
+    for k in range(min(folds, len(ft))):
+        held = [i for i in range(len(ft)) if i % folds == k]
+        rest = [i for i in range(len(ft)) if i % folds != k]
+        if not rest:
+            raise MedvizError("stacking needs at least two training stacks")
+        fit = LogisticRegression(C=c, max_iter=5000).fit(np.concatenate([z[i] for i in rest]),
+                                                          np.concatenate([yt[i] for i in rest]))
+        for i in held:
+            out[i] = fit.decision_function(z[i]).astype(np.float32)
+    return out
+
+
+def _fit_per_slice(model: Any, ft: list[np.ndarray], yt: list[np.ndarray], fv: list[np.ndarray],
+                   yv: list[np.ndarray]) -> float:
+    """Fit ``model.per_slice`` (:func:`_per_slice_fit`) into the model; returns the ``C`` used."""
+    fit = _per_slice_fit(ft, yt, fv, yv)
+    fit.copy_to(model.per_slice)
+    return fit.c

@@ -67,3 +67,9 @@ def test_reconstruction_tiny_run_improves(data_dir, tmp_path):
 def test_sequence_tiny_run_improves(data_dir, tmp_path):
     root = _lgg_subset(data_dir, tmp_path / "lgg", n_train=3)
     _improves("sequence", root, tmp_path, {"hidden": 8, "proj": 8, "dropout": 0.0}, batch_size=1)
+
+
+def test_sequence_stacked_ensemble_tiny_run_improves(data_dir, tmp_path):
+    root = _lgg_subset(data_dir, tmp_path / "lgg", n_train=3)
+    _improves("sequence", root, tmp_path, {"hidden": 8, "proj": 8, "dropout": 0.0, "inputs": "stacked", "members": 2},
+              batch_size=1)
