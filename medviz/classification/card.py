@@ -153,8 +153,12 @@ def _rule(ood: Any) -> str:
     if not rule:
         return ""
     q = ood.record.get("ood_val_quantile")
+    at = ood.record.get("ood_val_abstention") or {}
+    fams = "; ".join(f"{f} {r:.1%}" for f, r in at.items())
     return (f"; placed by the rule {rule} (val threshold {ood.record.get('val_threshold', 0):.4g}, lowest 1st "
-            f"percentile of a validation OOD family {'none' if q is None else f'{q:.4g}'})")
+            f"percentile of a validation OOD family {'none' if q is None else f'{q:.4g}'}). The candidates' "
+            "validation figures above are at their val thresholds; at the threshold used, the validation OOD "
+            f"families abstain: {fams or 'not recorded'}")
 
 
 def ood_section(spec: ClassifierSpec, result: dict[str, Any], date: str) -> str:

@@ -24,7 +24,7 @@ one-sided :data:`CONFIDENCE` Clopper-Pearson upper bound on the abstention rate 
 :data:`MAX_VAL_ABSTENTION` -- a val split of 78 or 120 images cannot pin a 95th percentile, so the plain
 5 % quantile let 7.5-8.3 % of the test images abstain (the first test looks, in the cards). The threshold
 used (:func:`gap_threshold`, :data:`THRESHOLD_RULE`) is the midpoint between that val threshold and the lowest
-1st percentile of the validation OOD families, because the val threshold alone still let 5.3-7.7 % of two
+1st percentile of the validation OOD families when that is higher (else the val threshold), because the val threshold alone still let 5.3-7.7 % of two
 test splits abstain (the second looks). The model abstains when the score is above the threshold or an
 input check fails on its own (:func:`medviz.classification.preprocess.input_abstain_reasons`: declared
 modality, blank, grey/colour). Fitted statistics live beside the weights (``<name>.ood.safetensors``)
@@ -619,6 +619,7 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     ood_val = {fam: candidates(family_inputs(spec, family)[0])
                for fam, family in (families or validation_families)(spec, data).items()}
     best, record = choose_score(id_val, ood_val)
+    # the candidates' record above is at the val threshold; the threshold used is placed by THRESHOLD_RULE
     threshold, cp_threshold, ood_quantile = gap_threshold(id_val[best], {f: v[best] for f, v in ood_val.items()})
     if best in STAGE_SCORES:
         keep = stages.subset(best)
@@ -640,7 +641,9 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     ood = {"file": file, "sha256": sha256_file(out_dir / file), "score": best, "threshold": threshold,
            "val_abstention": abstention_rate(id_val[best], threshold), "layers": kept_layers,
            "criterion": CRITERION, "threshold_rule": THRESHOLD_RULE, "val_threshold": cp_threshold,
-           "ood_val_quantile": ood_quantile, "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
+           "ood_val_quantile": ood_quantile,
+           "ood_val_abstention": {f: abstention_rate(v[best], threshold) for f, v in ood_val.items()},
+           "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
            "shrinkage": kept_shrinkage, "command": f"python -m medviz.classification.ood --model {spec.name}",
            "created": datetime.date.today().isoformat(), **earlier_looks(spec)}
     if register:

@@ -143,14 +143,16 @@ INPUTS = ("features", "stacked")
 
 class SequenceModel(nn.Module):
     """What ships: the GRU (``gru``: one :class:`SliceGRU`, or a :class:`GRUEnsemble` when ``members`` > 1)
-    and, beside it, the per-slice baseline head (``per_slice``), both on the same slice features.
-    ``forward`` returns the GRU's ``(B, T)`` logits.
+    and, beside it, the per-slice baseline head (``per_slice``) on the slice features; the GRU reads the same
+    features or, for ``inputs="stacked"``, the head's logit and a few of them. ``forward`` returns the GRU's
+    ``(B, T)`` logits.
 
     Args:
         inputs: ``"features"``: the GRU reads every standardised slice feature; ``"stacked"``: it reads
             :meth:`stacked_inputs` -- the per-slice head's logit and the features at ``context_features``
             (stacked generalisation, Wolpert 1992: the head is fitted first and frozen, and in training the
-            GRU reads out-of-fold logits of the head, so that it learns from logits as wrong as unseen ones).
+            GRU reads out-of-fold logits of the head, so that the head's own fit to those stacks does not reach
+            the GRU; the slice features themselves may still come from an encoder trained on those stacks).
         context_features: indices of the raw features the stacked GRU also reads.
     """
 
@@ -172,7 +174,11 @@ class SequenceModel(nn.Module):
         logit = self.per_slice(features) if per_slice_logits is None else per_slice_logits
         return torch.cat([logit[..., None].to(features.dtype), features[..., list(self.context_features)]], dim=-1)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.inputs == "stacked":
-            features = self.stacked_inputs(features)
-        return self.gru(features, lengths)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, gru_inputs: torch.Tensor | None = None,
+                per_member: bool = False) -> torch.Tensor:
+        """``(B, T)`` logits of ``(B, T, F)`` features. Training passes ``gru_inputs`` (what the GRU reads, e.g.
+        noisy or out-of-fold stacked inputs) and ``per_member=True`` for every member's ``(K, B, T)`` logits,
+        through this forward so that a DistributedDataParallel wrapper sees the call."""
+        if gru_inputs is None:
+            gru_inputs = self.stacked_inputs(features) if self.inputs == "stacked" else features
+        return self.gru.member_logits(gru_inputs, lengths) if per_member else self.gru(gru_inputs, lengths)

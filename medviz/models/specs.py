@@ -355,7 +355,7 @@ class OODSpec:
     REQUIRED: ClassVar[tuple[str, ...]] = ("file", "sha256", "score", "threshold", "val_abstention", "layers")
     RECORD: ClassVar[tuple[str, ...]] = ("criterion", "candidates", "fitted_on", "shrinkage", "command", "created",
                                          "test", "earlier_tests", "threshold_rule", "val_threshold",
-                                         "ood_val_quantile")
+                                         "ood_val_quantile", "ood_val_abstention")
     SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "mahalanobis_stages", "mahalanobis_layer3",
                                          "mahalanobis_layer2", "mahalanobis_layer1", "energy")
 

@@ -72,7 +72,9 @@ def _earlier_looks(spec: SequenceSpec) -> str:
     return ("\n\n### Earlier test looks (models this one replaced; each scored the test split once)\n"
             "| exported | weights | GRU AUPRC | best baseline AUPRC | log loss | extent error | bar |\n"
             f"|---|---|---|---|---|---|---|\n{rows}\n\nThis model's look above is test look {len(looks) + 1} "
-            "of the sequence task; the recipe was chosen on val only (see the training section).")
+            "of the sequence task. Its recipe was chosen on val only (see the training section), but the "
+            "candidates\nit was chosen from were written after the earlier look(s) had failed the bar, so this "
+            "look is not an independent\nconfirmation; with a margin this small, read it with the intervals.")
 
 
 def _gru_width(arch_kwargs: dict[str, Any]) -> int:
@@ -86,10 +88,12 @@ def _inputs_text(arch_kwargs: dict[str, Any]) -> str:
         return ("Standardised features, their differences to the previous and next slice and the normalised "
                 "slice position")
     return ("Stacked inputs (stacked generalisation): the per-slice head's logit -- in training the out-of-fold "
-            "logit of\na 5-fold fit over the training stacks, so that the GRU learns from logits as wrong as "
-            "unseen ones; the head is\nfitted first and frozen -- and the segmenter's maximum probability and "
+            "logit of\na 5-fold fit over the training stacks, so that the head's own fit to a stack does not reach "
+            "the GRU; the head is\nfitted first and frozen -- and the segmenter's maximum probability and "
             "positive fraction, standardised, with\ntheir differences to the previous and next slice and the "
-            "normalised slice position")
+            "normalised slice position. Out of fold for the head, not for the\nencoder: the segmenter saw the "
+            "masks of most training stacks (see the caveat above), so their features and\nlogits are still more "
+            "confident than a new patient's")
 
 
 def _ensemble_text(arch_kwargs: dict[str, Any]) -> str:

@@ -11,9 +11,11 @@ Monitor: ``val_auprc`` (pooled average precision of the validation slices).
 What the GRU reads (``--inputs``): ``features``, every standardised slice feature; or ``stacked`` (stacked
 generalisation): the per-slice head is fitted first (the rule below) and frozen, and the GRU reads its logit
 with the segmenter's maximum probability and positive fraction -- in training the head's **out-of-fold**
-logits (:func:`out_of_fold_logits`, :data:`STACKING_FOLDS` folds of the training stacks), so that the GRU
-learns from logits as wrong as those of unseen stacks; on val, test and the page, the head fitted on every
-training stack. ``--members K`` trains a deep ensemble of K GRUs (:class:`~medviz.models.recurrent.GRUEnsemble`).
+logits (:func:`out_of_fold_logits`, :data:`STACKING_FOLDS` folds of the training stacks), so that the head's
+own fit to a stack never reaches the GRU's view of it; on val, test and the page, the head fitted on every
+training stack. Out of fold for the head, not for the encoder: the shipped segmenter was trained on 34 of the
+49 training stacks with their masks, so those stacks' features (and the two output features) are still more
+confident than a new patient's. ``--members K`` trains a deep ensemble of K GRUs (:class:`~medviz.models.recurrent.GRUEnsemble`).
 
 At export, fixed before training: the per-slice baseline head is fitted on the training features (before
 training for ``stacked`` inputs)
@@ -37,7 +39,7 @@ from medviz.config import get_settings
 from medviz.constants import Task
 from medviz.models.nets import build_network
 from medviz.models.recurrent import INPUTS, Standardise
-from medviz.models.registry import RegistryError, get_spec
+from medviz.models.registry import get_spec, list_models
 from medviz.models.specs import SequenceSpec
 from medviz.models.weights import load_model, save_state_dict
 from medviz.options import option
@@ -166,13 +168,14 @@ class SequenceTask(TrainTask):
     def training_loss(self, model: Any, batch: dict[str, Any]) -> Any:
         import torch
 
+        net = getattr(model, "module", model)  # the network under a DistributedDataParallel wrapper
         features = batch["features"].float()
-        if self.options.inputs == "stacked":
-            features = model.stacked_inputs(features, batch["per_slice_logits"].float())
+        inputs = (net.stacked_inputs(features, batch["per_slice_logits"].float())  # a concatenation, no weights
+                  if self.options.inputs == "stacked" else features)
         if self.options.feature_noise > 0:  # noise in standardised units: s.d. x the training inputs' s.d.
-            std = model.gru.standardise.std
-            features = features + self.options.feature_noise * std * torch.randn_like(features)
-        logits = model.gru.member_logits(features, batch["length"])  # (K, B, T): each member its own loss
+            inputs = inputs + self.options.feature_noise * net.gru.standardise.std * torch.randn_like(inputs)
+        # (K, B, T), each member its own loss; through the model's forward (DDP)
+        logits = model(features, batch["length"], gru_inputs=inputs, per_member=True)
         mask = batch["mask"] > 0
         labels = batch["labels"].float()[mask]
         return torch.stack([torch.nn.functional.binary_cross_entropy_with_logits(member[mask], labels)
@@ -218,7 +221,7 @@ class SequenceTask(TrainTask):
         if self.options.selection_note:
             entry["selection_note"] = self.options.selection_note
         test = None
-        earlier = [] if self.options.skip_test else earlier_test_looks(out_dir, name)
+        earlier = earlier_test_looks(out_dir, name)  # also when skipping test: a replaced entry keeps its looks
         if earlier:
             entry["earlier_tests"] = earlier
         if not self.options.skip_test and split_cases(self.data_dir(), "test")[1] == "test":
@@ -251,10 +254,9 @@ class SequenceTask(TrainTask):
 def earlier_test_looks(out_dir: Path, name: str) -> list[dict[str, Any]]:
     """Every test look of the model registered as ``name`` in ``out_dir`` before this export (its own
     record and the looks it carried), oldest first, so that a replaced model's test result stays in the card."""
-    try:
-        old = get_spec(name, weights_dir=out_dir)
-    except RegistryError:  # not registered there yet
+    if name not in {e.name for e in list_models(weights_dir=out_dir)}:  # not registered there yet
         return []
+    old = get_spec(name, weights_dir=out_dir)
     looks = [dict(t) for t in old.provenance.get("earlier_tests") or ()]
     test = old.metrics.get("test") if isinstance(old, SequenceSpec) else None
     if test is not None:
@@ -325,7 +327,8 @@ class PerSliceFit:
 
 
 def _standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The training features' mean and std as :class:`~medviz.models.recurrent.Standardise` sets them (float32)."""
+    """The training features' mean and std as :class:`~medviz.models.recurrent.Standardise` sets them (computed
+    in float32, returned as float64)."""
     import torch
 
     s = Standardise(features.shape[1])

@@ -72,7 +72,7 @@ def test_val_threshold_keeps_the_upper_confidence_bound_at_five_percent():
 def test_the_threshold_sits_in_the_middle_of_the_val_gap_by_hand():
     """The third detectors' rule: midpoint between the val threshold and the lowest 1st percentile of the
     validation OOD families; the val threshold itself when a family reaches below it or there is none."""
-    idv = np.arange(100, dtype=float)  # val threshold: the 96th value (4 above: bound <= 5 %)
+    idv = np.arange(100, dtype=float)  # val threshold 98: 1 of 100 above keeps the bound at 4.7 %
     t_val = ood.val_threshold(idv)
     near = np.linspace(200.0, 300.0, 101)  # 1st percentile 201
     far = np.linspace(1000.0, 2000.0, 101)
@@ -187,6 +187,8 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
     assert stats.threshold == pytest.approx(t)
     assert (spec.ood.record["val_threshold"], spec.ood.record["ood_val_quantile"]) == (pytest.approx(cp), pytest.approx(q))
     assert spec.ood.record["threshold_rule"] == ood.THRESHOLD_RULE
+    assert spec.ood.record["ood_val_abstention"] == {f: pytest.approx(ood.abstention_rate(v, stats.threshold))
+                                                     for f, v in families.items()}
     assert len(stats.val_scores) == spec.metrics["val"]["n"]
 
 

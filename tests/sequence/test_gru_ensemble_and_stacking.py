@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 import torch
 
+from medviz.config import get_settings
 from medviz.models.recurrent import GRUEnsemble, SequenceModel
+from medviz.models.registry import upsert_entry
+from medviz.models.specs import SequenceSpec
 from medviz.sequence.card import render_card
-from medviz.sequence.train import SequenceTask, earlier_test_looks
+from medviz.sequence.train import (
+    SequenceTask,
+    _per_slice_fit,
+    _standardisation,
+    earlier_test_looks,
+    out_of_fold_logits,
+)
 
 
 def _features(n: int, f: int = 6, seed: int = 0) -> torch.Tensor:
@@ -67,16 +76,11 @@ def test_each_member_is_trained_on_its_own_loss():
 
 
 def _shipped_sequence_entry() -> dict:
-    from medviz.config import get_settings
-
     models = json.loads((get_settings().weights_dir / "manifest.json").read_text())["models"]
     return next(m for m in models if m["task"] == "sequence" and (m.get("metrics") or {}).get("test"))
 
 
 def test_a_replaced_models_test_look_is_carried_into_the_new_card(tmp_path: Path):
-    from medviz.models.registry import upsert_entry
-    from medviz.models.specs import SequenceSpec
-
     assert earlier_test_looks(tmp_path, "lgg_slice_gru") == []  # nothing registered there
     old = _shipped_sequence_entry()
     upsert_entry(old, tmp_path)
@@ -109,8 +113,6 @@ def _stacks(n: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
 def test_out_of_fold_logits_come_from_fits_that_never_saw_the_stack():
     from sklearn.linear_model import LogisticRegression
 
-    from medviz.sequence.train import _standardisation, out_of_fold_logits
-
     fs, ys = _stacks(7)
     mean, std = _standardisation(np.concatenate(fs))
     oof = out_of_fold_logits(fs, ys, 0.1, mean, std, folds=3)
@@ -141,22 +143,28 @@ def test_a_stacked_model_reads_the_per_slice_logit_and_the_context_features():
         SequenceModel(6, inputs="pixels")
 
 
-def test_a_stacked_training_step_leaves_the_fitted_head_alone():
-    from medviz.sequence.train import _per_slice_fit
-
+def test_a_stacked_model_keeps_its_fitted_head_through_optimiser_steps():
+    """build_model freezes the fitted head; AdamW steps with weight decay move the GRU, never the head."""
     fs, ys = _stacks(6)
-    task = SequenceTask(SequenceTask.Options(inputs="stacked", feature_noise=0.1))
-    fit = _per_slice_fit(fs[:4], ys[:4], fs[4:], ys[4:])
-    model = SequenceModel(6, hidden=4, proj=5, dropout=0.0, inputs="stacked", context_features=(4, 5))
-    fit.copy_to(model.per_slice)
-    model.per_slice.requires_grad_(False)
-    model.gru.fit_standardise(model.stacked_inputs(torch.from_numpy(np.concatenate(fs)), None).detach())
-    before = {k: v.clone() for k, v in model.per_slice.state_dict().items()}
+    task = SequenceTask(SequenceTask.Options(inputs="stacked", feature_noise=0.1, hidden=4, proj=5, dropout=0.0))
+    task._train_features, task.n_features = np.concatenate(fs[:4]), 6
+    task._head = _per_slice_fit(fs[:4], ys[:4], fs[4:], ys[4:])
+    task._oof = out_of_fold_logits(fs[:4], ys[:4], task._head.c, task._head.mean, task._head.std, folds=2)
+    model = task.build_model()
+    assert not any(p.requires_grad for p in model.per_slice.parameters())
+    with torch.no_grad():  # the head in the model is the fit, standardisation included
+        z = (torch.from_numpy(fs[4]) - torch.from_numpy(task._head.mean).float()) / torch.from_numpy(task._head.std).float()
+        expected = z @ torch.from_numpy(task._head.coef).float() + task._head.intercept
+        torch.testing.assert_close(model.per_slice(torch.from_numpy(fs[4])), expected, rtol=1e-4, atol=1e-4)
+    head = {k: v.clone() for k, v in model.per_slice.state_dict().items()}
+    gru = {k: v.clone() for k, v in model.gru.state_dict().items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01, weight_decay=0.5)
     batch = {"features": torch.from_numpy(np.stack(fs[:2])), "length": torch.tensor([12, 12]),
              "labels": torch.from_numpy(np.stack(ys[:2]).astype(np.float32)), "mask": torch.ones(2, 12),
-             "per_slice_logits": torch.randn(2, 12)}
-    loss = task.training_loss(model, batch)
-    loss.backward()
-    assert all(p.grad is None for p in model.per_slice.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.gru.parameters())
-    assert all(torch.equal(before[k], v) for k, v in model.per_slice.state_dict().items())
+             "per_slice_logits": torch.from_numpy(np.stack(task._oof[:2]))}
+    for _ in range(3):
+        opt.zero_grad()
+        task.training_loss(model, batch).backward()
+        opt.step()
+    assert all(torch.equal(head[k], v) for k, v in model.per_slice.state_dict().items())
+    assert not all(torch.equal(gru[k], v) for k, v in model.gru.state_dict().items())
