@@ -12,11 +12,12 @@ import pytest
 
 from medviz.classification import ood
 from medviz.classification.calibration import shown_probability
-from medviz.classification.ood_data import Family, lgg_images
+from medviz.classification.ood_data import Family, family_inputs, lgg_images, validation_families
 from medviz.classification.preprocess import input_abstain_reasons, is_colourful
 from medviz.models.errors import RegistryError
 from medviz.models.registry import get_entry, list_models, sha256_file
 from medviz.models.specs import parse_spec
+from medviz.models.weights import load_model
 from tests.model_guard import assert_model_untouched
 
 SHIPPED = ("pneumonia_resnet", "retina_resnet", "breast_resnet", "pneumonia_cxr224")
@@ -331,6 +332,24 @@ def test_stored_val_scores_are_what_the_model_computes(name, data_dir):
     scores = stats.score_images(model, x_val)
     assert np.allclose(np.sort(scores), stats.val_scores, rtol=1e-4, atol=1e-4)
     assert np.mean(scores > stats.threshold) <= 0.05
+
+
+@pytest.mark.data
+def test_stored_validation_family_scores_are_what_the_model_computes(data_dir):
+    """The threshold rule reads the stored scores of the validation OOD families: they must be the model's
+    scores of those families (one family of each shipped 28-px model, the cheapest: RetinaMNIST val or
+    BreastMNIST val)."""
+    from safetensors.numpy import load_file
+
+    for name, family in (("breast_resnet", "retinamnist"), ("pneumonia_resnet", "breastmnist"),
+                         ("retina_resnet", "breastmnist")):
+        model, entry = load_model(name, weights_dir=WEIGHTS)
+        stats = ood.load_stats(entry)
+        images = validation_families(entry.spec, data_dir)[family]
+        scores = stats.score_images(model, family_inputs(entry.spec, images)[0])
+        stored = load_file(str(ood.stats_path(entry)))[f"oodval_{family}"]
+        assert stored.shape == scores.shape
+        assert np.allclose(stored, scores, rtol=1e-4, atol=1e-4), name
 
 
 @pytest.mark.data
