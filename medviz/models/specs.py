@@ -241,6 +241,12 @@ class ModelSpec:
     def _task_fields(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         return {}
 
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The metrics recorded at export (provenance; empty for a task that records none): e.g. ``val``,
+        ``test`` (None with ``--skip-test``), ``selection``."""
+        return dict(self.provenance.get("metrics") or {})
+
 
 # ---- classification ------------------------------------------------------------------------------
 
@@ -431,11 +437,6 @@ class ClassifierSpec(ModelSpec):
     def references(self) -> list[dict[str, Any]]:
         """Published results on the same test split (``method``, ``auc``, ``acc``, ``source``)."""
         return list(self.provenance.get("references") or [])
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Metrics recorded at export (``val``, ``test`` (None with ``--skip-test``), ``selection``)."""
-        return dict(self.provenance.get("metrics") or {})
 
     @property
     def test_metrics(self) -> dict[str, Any]:
@@ -677,11 +678,6 @@ class SequenceSpec(ModelSpec):
                     lr_flip=_as(name, "lr_flip", raw.get("lr_flip", True), bool),
                     per_slice_c=_opt(name, "per_slice_c", raw.get("per_slice_c"), float))
 
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The val/test metrics written at export (provenance)."""
-        return dict(self.provenance.get("metrics") or {})
-
 
 # ---- super-resolution ----------------------------------------------------------------------------
 #: Super-resolution arms a model can be: trained with a pixel loss, or fine-tuned adversarially.
@@ -742,11 +738,6 @@ class SuperResSpec(ModelSpec):
     def training(self) -> dict[str, Any]:
         """The training record written at export (``command``, ``best_epoch``...)."""
         return dict(self.provenance.get("training") or {})
-
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The val/test metrics written at export (provenance)."""
-        return dict(self.provenance.get("metrics") or {})
 
 
 #: The spec type of each task.

@@ -58,7 +58,6 @@ PER_SLICE_C = (0.001, 0.01, 0.1, 1.0)
 STACKING_FOLDS = 5
 
 
-
 @dataclass(frozen=True)
 class SequenceTrainOptions:
     """Options of the sequence task (``python -m medviz.train --task sequence ...``)."""
@@ -154,14 +153,14 @@ class SequenceTask(TrainTask):
         model = build_network(self.arch())
         if hasattr(self, "_train_features"):
             stats = torch.from_numpy(self._train_features)
-            model.per_slice.standardise.fit(stats)
             if self.options.inputs == "stacked":
-                self._head.copy_to(model.per_slice)
+                self._head.copy_to(model.per_slice)  # its standardisation included
                 model.per_slice.requires_grad_(False)  # fitted first, then frozen
                 logits = np.concatenate(self._oof)
                 with torch.no_grad():
                     model.gru.fit_standardise(model.stacked_inputs(stats, torch.from_numpy(logits)))
             else:
+                model.per_slice.standardise.fit(stats)
                 model.gru.fit_standardise(stats)
         return model
 
