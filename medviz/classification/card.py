@@ -216,3 +216,18 @@ def record_ood_test(entry: ModelEntry, result: dict[str, Any]) -> None:
                           "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
                           "command": f"python -m medviz.evaluate --model {spec.name} --ood --json"})
     upsert_entry(raw, entry.weights_dir)
+
+
+def note_unchanged_refit(entry: ModelEntry, date: str, change: str) -> None:
+    """Add to the card's list of OOD test looks that a refit on ``date`` after ``change`` (in words: what changed
+    in the validation data or rule) chose the same detector, so that its test look stands and no new look was
+    taken."""
+    ood = entry.spec.ood
+    path = entry.card_path
+    if ood is None or not path or not path.exists():
+        raise RegistryError(f"{entry.spec.name!r} has no OOD detector or no model card to note the refit in")
+    fams = "; ".join(f"{f} {r:.1%}" for f, r in (ood.record.get("ood_val_abstention") or {}).items())
+    line = (f"- {date}: refitted after {change}; it chose the same {ood.score} score, threshold {ood.threshold:.4g} "
+            f"and statistics, so the look above stands and no new look was taken. At that threshold the validation "
+            f"OOD families abstain: {fams or 'not recorded'}.")
+    path.write_text(path.read_text().rstrip() + "\n" + line + "\n")

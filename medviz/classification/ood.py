@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from medviz.classification import kermany
-from medviz.classification.card import record_ood_test
+from medviz.classification.card import note_unchanged_refit, record_ood_test
 from medviz.classification.data import DataError, load_npz_split, look_up_dataset, resolve_npz
 from medviz.classification.ood_data import family_inputs, validation_families
 from medviz.classification.preprocess import PreparedInput, input_abstain_reasons, preprocess_batch
@@ -83,10 +83,15 @@ STAGES = ("layer1", "layer2", "layer3", "layer4")
 #: Stage scores -> the stages each averages.
 STAGE_SCORES = {"mahalanobis_stages": STAGES, "mahalanobis_layer3": ("layer3",),
                 "mahalanobis_layer2": ("layer2",), "mahalanobis_layer1": ("layer1",)}
-#: How the score is chosen, fixed before any test image was scored (second detector, 2026-12-02).
+#: How the score is chosen, fixed before any test image was scored (second detector, 2026-12-02; the LGG family
+#: grew from the 10 val patients to the 59 train and val patients before retina_resnet's fourth look).
+#: The last change to the validation data or rules, in words (noted in the card of a refit that it leaves as is).
+LAST_CHANGE = ("the LGG validation OOD family grew from the 10 val patients to the 59 train and val patients "
+               "(no classifier was trained on them), to show the spread between patients")
 CRITERION = ("highest worst-family abstention rate at the val threshold (the smallest val score whose one-sided "
              "95 % Clopper-Pearson upper bound on the val abstention rate is at most 5 %) over the validation OOD "
-             "families (other classifiers' val splits, LGG val-patient slices, Kermany val chest X-rays where out "
+             "families (other classifiers' val splits, LGG slices of the 59 train and val patients, which no "
+             "classifier was trained on, Kermany val chest X-rays where out "
              "of domain); ties broken by the higher mean val AUROC, then in the order mahalanobis, "
              "mahalanobis_joint (ensembles only), mahalanobis_stages, mahalanobis_layer3, mahalanobis_layer2, "
              "mahalanobis_layer1, energy")
@@ -589,6 +594,24 @@ def earlier_looks(spec: ClassifierSpec) -> dict[str, list[dict[str, Any]]]:
     return {"earlier_tests": looks} if looks else {}
 
 
+def unchanged_detector(spec: ClassifierSpec, score: str, threshold: float, layers: list[str],
+                       shrinkage: list[float]) -> bool:
+    """Whether a refit chose the detector ``spec`` already has: the same score, threshold, layers and fitted
+    statistics (the shrinkage of each Gaussian; the Gaussians are fitted on the train split, deterministically).
+    Its test look then stands: the look is a function of these alone."""
+    old = spec.ood
+    return (old is not None and old.score == score and old.threshold == threshold
+            and tuple(old.layers) == tuple(layers) and list(old.record.get("shrinkage", ())) == list(shrinkage))
+
+
+def test_looks(spec: ClassifierSpec, unchanged: bool) -> dict[str, Any]:
+    """The manifest's look keys of a refitted detector: kept as they are for an :func:`unchanged_detector`,
+    else the current look moved to ``earlier_tests`` (:func:`earlier_looks`)."""
+    if not unchanged:
+        return earlier_looks(spec)
+    return {k: spec.ood.record[k] for k in ("test", "earlier_tests") if spec.ood.record.get(k)}
+
+
 def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
         families: Any = None, register: bool = True) -> dict[str, Any]:
     """Fit the detector of ``entry`` on its train split, choose and threshold the score on val, write
@@ -597,6 +620,8 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     Args:
         families: callable ``(spec) -> {family: [images...]}`` of validation OOD families (default:
             :func:`medviz.classification.ood_data.validation_families`).
+
+    A refit that chooses the detector the entry already has keeps its test look (:func:`test_looks`).
 
     Returns:
         The manifest ``ood`` field written.
@@ -645,7 +670,8 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
            "ood_val_abstention": {f: abstention_rate(v[best], threshold) for f, v in ood_val.items()},
            "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
            "shrinkage": kept_shrinkage, "command": f"python -m medviz.classification.ood --model {spec.name}",
-           "created": datetime.date.today().isoformat(), **earlier_looks(spec)}
+           "created": datetime.date.today().isoformat(),
+           **test_looks(spec, unchanged_detector(spec, best, threshold, kept_layers, kept_shrinkage))}
     if register:
         upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood
@@ -668,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recorded the OOD test look in {entry.spec.card}")
             return 0
         ood = fit(entry, args.data, args.device)
+        if ood.get("test") and ood["test"] == (entry.spec.ood.record.get("test") if entry.spec.ood else None):
+            note_unchanged_refit(get_entry(args.model), ood["created"], LAST_CHANGE)
     except (MedvizError, RegistryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

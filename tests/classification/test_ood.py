@@ -414,6 +414,50 @@ def test_a_refitted_detector_keeps_the_earlier_look_and_records_its_own_once(tmp
     assert final["test"]["test_abstention"] == 0.02 and final["earlier_tests"][0]["test_abstention"] == 0.075
 
 
+def test_a_refit_that_chooses_the_same_detector_keeps_its_look_and_a_changed_one_moves_it(tmp_path):
+    """A refit whose score, threshold, layers and statistics are those already tested keeps the test look
+    (it is a function of these alone) and notes the refit in the card; any difference (here the threshold, or
+    one Gaussian's shrinkage) moves the look to ``earlier_tests``, so the new detector needs its own."""
+    from medviz.classification.card import note_unchanged_refit
+
+    spec = get_entry("breast_resnet").spec
+    o = spec.ood
+    shrink = list(o.record["shrinkage"])
+    assert o.record.get("test") and ood.unchanged_detector(spec, o.score, o.threshold, list(o.layers), shrink)
+    assert ood.test_looks(spec, True)["test"] == o.record["test"]
+    assert not ood.unchanged_detector(spec, o.score, o.threshold + 1e-9, list(o.layers), shrink)
+    assert not ood.unchanged_detector(spec, o.score, o.threshold, list(o.layers), [shrink[0] * 2, *shrink[1:]])
+    assert not ood.unchanged_detector(spec, "mahalanobis_layer1", o.threshold, list(o.layers), shrink)
+    moved = ood.test_looks(spec, False)
+    assert "test" not in moved and moved["earlier_tests"][-1]["threshold"] == o.threshold
+
+    raw = copy.deepcopy(get_entry("breast_resnet").raw)
+    raw["card"] = "card.md"
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [raw]}))
+    (tmp_path / "card.md").write_text("# card\n- the look\n")
+    note_unchanged_refit(get_entry("breast_resnet", weights_dir=tmp_path), "2030-01-01", "the families grew")
+    card = (tmp_path / "card.md").read_text()
+    assert card.startswith("# card\n- the look\n- 2030-01-01: refitted after the families grew;")
+    assert f"threshold {o.threshold:.4g}" in card and "no new look was taken" in card
+
+
+@pytest.mark.data
+def test_the_lgg_validation_family_is_every_non_test_patient_and_no_test_patient(data_dir):
+    """The LGG validation OOD family holds the slices of the 59 train and val patients (the spread between
+    patients that 10 val patients did not show) and none of a test patient."""
+    from medviz.datasets import lgg
+
+    root = data_dir / "lgg_flair_mri_seg"
+    fam = validation_families(get_entry("retina_resnet").spec, data_dir)["lgg_mri"]
+    pairs = lgg.read_pairs(root)
+    test = set(lgg.cases(root, "test"))
+    keep = {p.image.name for p in pairs if p.case_id not in test}
+    assert len(set(lgg.cases(root, "train")) | set(lgg.cases(root, "val"))) == 59
+    names = [im.source.split(":", 1)[0] for im in fam.images]  # "<file>:<series key>"
+    assert sorted(names) == sorted(keep) and len(names) == 2113
+    assert not set(names) & {p.image.name for p in pairs if p.case_id in test}
+
+
 @pytest.mark.data
 def test_a_kermany_model_is_scored_on_its_own_patient_split_and_not_chosen_on_its_own_domain(data_dir):
     """The 224-px chest X-ray model: its OOD train/val images are the patient-level halves of the Kermany train/
