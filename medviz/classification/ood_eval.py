@@ -19,14 +19,9 @@ from typing import Any
 import numpy as np
 
 from medviz.classification.card import ood_table as format_ood_table
-from medviz.classification.ood import (
-    OODError,
-    auroc,
-    load_stats,
-    split_images,
-    threshold_for,
-)
+from medviz.classification.ood import load_stats, split_images
 from medviz.classification.ood_data import Family, evaluation_families, family_inputs
+from medviz.models.ood_stats import OODError, auroc, threshold_for
 from medviz.models.registry import ModelEntry
 
 BAR_AUROC = 0.95

@@ -14,6 +14,7 @@ from medviz.classification import ood
 from medviz.classification.calibration import shown_probability
 from medviz.classification.ood_data import Family, family_inputs, lgg_images, validation_families
 from medviz.classification.preprocess import input_abstain_reasons, is_colourful
+from medviz.models import ood_stats
 from medviz.models.errors import RegistryError
 from medviz.models.registry import get_entry, list_models, sha256_file
 from medviz.models.specs import parse_spec
@@ -43,11 +44,11 @@ def test_threshold_keeps_at_most_five_percent_above_and_is_the_smallest_such():
     rng = np.random.default_rng(0)
     for n in (1, 2, 19, 20, 21, 78, 120, 524):
         v = rng.normal(size=n)
-        t = ood.threshold_for(v)
-        assert ood.abstention_rate(v, t) <= 0.05
+        t = ood_stats.threshold_for(v)
+        assert ood_stats.abstention_rate(v, t) <= 0.05
         lower = np.sort(v)[np.sort(v) < t]
         if lower.size:  # any lower threshold would let more than 5 % abstain
-            assert ood.abstention_rate(v, lower[-1]) > 0.05
+            assert ood_stats.abstention_rate(v, lower[-1]) > 0.05
 
 
 def test_val_threshold_keeps_the_upper_confidence_bound_at_five_percent():
@@ -59,27 +60,27 @@ def test_val_threshold_keeps_the_upper_confidence_bound_at_five_percent():
     rng = np.random.default_rng(7)
     for n in (20, 58, 59, 78, 120, 524, 2000):
         v = rng.normal(size=n)
-        t = ood.val_threshold(v)
+        t = ood_stats.val_threshold(v)
         k = int(np.sum(v > t))
         assert t in v and k <= 0.05 * n
         if n >= 59:
             assert beta.ppf(0.95, k + 1, n - k) <= 0.05 < beta.ppf(0.95, k + 2, n - k - 1)
-            assert ood.upper_bound(k, n) == pytest.approx(beta.ppf(0.95, k + 1, n - k))
+            assert ood_stats.upper_bound(k, n) == pytest.approx(beta.ppf(0.95, k + 1, n - k))
         else:
             assert t == v.max()
-    assert ood.upper_bound(0, 78) == pytest.approx(1 - 0.05 ** (1 / 78))  # k = 0 has a closed form
+    assert ood_stats.upper_bound(0, 78) == pytest.approx(1 - 0.05 ** (1 / 78))  # k = 0 has a closed form
 
 
 def test_the_threshold_sits_in_the_middle_of_the_val_gap_by_hand():
     """The third detectors' rule: midpoint between the val threshold and the lowest 1st percentile of the
     validation OOD families; the val threshold itself when a family reaches below it or there is none."""
     idv = np.arange(100, dtype=float)  # val threshold 98: 1 of 100 above keeps the bound at 4.7 %
-    t_val = ood.val_threshold(idv)
+    t_val = ood_stats.val_threshold(idv)
     near = np.linspace(200.0, 300.0, 101)  # 1st percentile 201
     far = np.linspace(1000.0, 2000.0, 101)
     t, cp, q = ood.gap_threshold(idv, {"near": near, "far": far})
     assert (cp, q) == (t_val, pytest.approx(201.0)) and t == pytest.approx((t_val + 201.0) / 2)
-    assert ood.abstention_rate(idv, t) <= ood.abstention_rate(idv, t_val) <= 0.05
+    assert ood_stats.abstention_rate(idv, t) <= ood_stats.abstention_rate(idv, t_val) <= 0.05
     overlapping = np.linspace(50.0, 60.0, 101)
     assert ood.gap_threshold(idv, {"near": near, "overlap": overlapping})[0] == t_val
     assert ood.gap_threshold(idv, {}) == (t_val, t_val, None)
@@ -88,7 +89,7 @@ def test_the_threshold_sits_in_the_middle_of_the_val_gap_by_hand():
 def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(10, 40))  # fewer rows than dimensions: the sample covariance is singular
-    cov, a = ood.ledoit_wolf(x - x.mean(0))
+    cov, a = ood_stats.ledoit_wolf(x - x.mean(0))
     assert 0 < a <= 1
     assert np.linalg.eigvalsh(cov).min() > 0
     from sklearn.covariance import ledoit_wolf
@@ -97,7 +98,7 @@ def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
         x = rng.normal(size=(n, d)) * np.arange(1, d + 1)
         x -= x.mean(0)
         ref, ref_a = ledoit_wolf(x, assume_centered=True)
-        cov, a = ood.ledoit_wolf(x)
+        cov, a = ood_stats.ledoit_wolf(x)
         assert a == pytest.approx(ref_a) and np.allclose(cov, ref)
 
 
@@ -105,21 +106,21 @@ def test_mahalanobis_and_energy_rank_far_points_higher():
     rng = np.random.default_rng(2)
     train = np.concatenate([rng.normal(0, 1, (200, 8)), rng.normal(4, 1, (200, 8))])
     labels = np.repeat([0, 1], 200)
-    means, precision, _ = ood.fit_gaussians(train, labels, 2)
+    means, precision, _ = ood_stats.fit_gaussians(train, labels, 2)
     near, far = rng.normal(0, 1, (50, 8)), rng.normal(12, 1, (50, 8))
-    score = ood.mahalanobis_score(np.stack([np.concatenate([near, far])]), means[None], precision[None])
-    assert ood.auroc(score[:50], score[50:]) == 1.0
+    score = ood_stats.mahalanobis_score(np.stack([np.concatenate([near, far])]), means[None], precision[None])
+    assert ood_stats.auroc(score[:50], score[50:]) == 1.0
     confident = np.array([[[10.0, 0.0]]])  # large logits: low energy (in distribution)
     flat = np.array([[[0.0, 0.0]]])
     assert ood.energy_score(confident)[0] < ood.energy_score(flat)[0]
-    with pytest.raises(ood.OODError):
-        ood.fit_gaussians(train, np.zeros(400, int), 2)  # a class without training images
+    with pytest.raises(ood_stats.OODError):
+        ood_stats.fit_gaussians(train, np.zeros(400, int), 2)  # a class without training images
 
 
 def test_auroc_counts_ties_as_half():
-    assert ood.auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
-    assert ood.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
-    assert ood.auroc(np.array([3.0]), np.array([1.0])) == 0.0
+    assert ood_stats.auroc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 1.0
+    assert ood_stats.auroc(np.array([1.0, 1.0]), np.array([1.0])) == 0.5
+    assert ood_stats.auroc(np.array([3.0]), np.array([1.0])) == 0.0
 
 
 def test_input_checks_that_abstain_on_their_own():
@@ -176,8 +177,8 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
     assert path.stat().st_size <= 20 * 2**20
     stats = ood.load_stats(entry)
     # <= 5 % of the model's own val images above the threshold, and the stored rate is that fraction
-    assert ood.abstention_rate(stats.val_scores, stats.threshold) <= ood.MAX_VAL_ABSTENTION
-    assert ood.abstention_rate(stats.val_scores, stats.threshold) == pytest.approx(spec.ood.val_abstention)
+    assert ood_stats.abstention_rate(stats.val_scores, stats.threshold) <= ood_stats.MAX_VAL_ABSTENTION
+    assert ood_stats.abstention_rate(stats.val_scores, stats.threshold) == pytest.approx(spec.ood.val_abstention)
     # the threshold rule, recomputed from the stored val scores of the model's own images and of every
     # validation OOD family
     from safetensors.numpy import load_file
@@ -188,7 +189,7 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
     assert stats.threshold == pytest.approx(t)
     assert (spec.ood.record["val_threshold"], spec.ood.record["ood_val_quantile"]) == (pytest.approx(cp), pytest.approx(q))
     assert spec.ood.record["threshold_rule"] == ood.THRESHOLD_RULE
-    assert spec.ood.record["ood_val_abstention"] == {f: pytest.approx(ood.abstention_rate(v, stats.threshold))
+    assert spec.ood.record["ood_val_abstention"] == {f: pytest.approx(ood_stats.abstention_rate(v, stats.threshold))
                                                      for f, v in families.items()}
     assert len(stats.val_scores) == spec.metrics["val"]["n"]
 
@@ -197,7 +198,7 @@ def test_statistics_failing_their_checksum_are_refused(tmp_path):
     entry = get_entry("pneumonia_resnet")
     (tmp_path / entry.spec.ood.file).write_bytes((WEIGHTS / entry.spec.ood.file).read_bytes()[:-1] + b"\0")
     bad = type(entry)(raw=entry.raw, weights_dir=tmp_path)
-    with pytest.raises(ood.OODError, match="checksum"):
+    with pytest.raises(ood_stats.OODError, match="checksum"):
         ood.load_stats(bad)
 
 
@@ -317,7 +318,7 @@ def test_score_separates_fifty_test_images_from_fifty_lgg_slices(pneumonia, data
     x_lgg, reasons = family_inputs(entry.spec, lgg)
     s_in = stats.score_images(model, x_test[:50])
     s_out = stats.score_images(model, x_lgg)
-    assert len(s_out) == 50 and ood.auroc(s_in, s_out) >= 0.95
+    assert len(s_out) == 50 and ood_stats.auroc(s_in, s_out) >= 0.95
     assert np.mean(s_out > stats.threshold) >= 0.9 and np.mean(s_in > stats.threshold) <= 0.1
 
 
