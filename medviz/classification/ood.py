@@ -61,8 +61,8 @@ from medviz.models.ood_stats import (
     OODError,
     abstention_rate,
     fit_gaussians,
+    gap_threshold,
     mahalanobis_score,
-    val_threshold,
 )
 from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
 from medviz.models.runtime import model_device, using
@@ -73,8 +73,6 @@ from medviz.types import MedvizError
 SCORES = OODSpec.SCORES
 #: The seed of the patient-level train/val split of the Kermany models (``numpy default_rng(0)`` in their cards).
 KERMANY_SPLIT_SEED = 0
-#: The quantile of each validation OOD family that bounds the threshold from above (:func:`gap_threshold`).
-OOD_VAL_QUANTILE = 0.01
 #: Where the threshold is placed, fixed on validation data before the third detector's test look (2026-12-02).
 THRESHOLD_RULE = ("the midpoint between the val threshold (the smallest val score whose one-sided 95 % "
                   "Clopper-Pearson upper bound on the val abstention rate is at most 5 %) and the lowest 1st "
@@ -203,20 +201,6 @@ def energy_score(logits: np.ndarray) -> np.ndarray:
 
 
 
-def gap_threshold(id_val: np.ndarray, ood_val: dict[str, np.ndarray],
-                  quantile: float = OOD_VAL_QUANTILE) -> tuple[float, float, float | None]:
-    """:data:`THRESHOLD_RULE`: the midpoint between :func:`val_threshold` of the model's own val scores and
-    the lowest ``quantile`` of the validation OOD families' scores (``family -> (N,)``), when that is higher.
-
-    Returns:
-        ``(threshold, val threshold, lowest family quantile or None without families)``.
-    """
-    t = val_threshold(id_val)
-    qs = [float(np.quantile(np.asarray(v, dtype=np.float64), quantile)) for v in ood_val.values() if len(v)]
-    if not qs:
-        return t, t, None
-    q = min(qs)
-    return (0.5 * (t + q) if q > t else t), t, q
 
 
 

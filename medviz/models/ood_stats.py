@@ -17,6 +17,8 @@ from medviz.types import MedvizError
 MAX_VAL_ABSTENTION = 0.05
 #: ... with this one-sided confidence, judged from the val images (Clopper-Pearson).
 CONFIDENCE = 0.95
+#: The quantile of each validation OOD family that bounds the threshold from above (:func:`gap_threshold`).
+OOD_VAL_QUANTILE = 0.01
 
 
 class OODError(MedvizError):
@@ -139,3 +141,19 @@ def choose_score(id_val: dict[str, np.ndarray], ood_val: dict[str, dict[str, np.
                         "mean_auroc": float(np.mean([f["auroc"] for f in fams.values()])), "families": fams}
     best = max(names, key=lambda n: (record[n]["worst_abstention"], record[n]["mean_auroc"], -names.index(n)))
     return best, record
+
+
+def gap_threshold(id_val: np.ndarray, ood_val: dict[str, np.ndarray],
+                  quantile: float = OOD_VAL_QUANTILE) -> tuple[float, float, float | None]:
+    """The threshold rule of the detectors (:data:`medviz.classification.ood.THRESHOLD_RULE`): the midpoint between :func:`val_threshold` of the model's own val scores and
+    the lowest ``quantile`` of the validation OOD families' scores (``family -> (N,)``), when that is higher.
+
+    Returns:
+        ``(threshold, val threshold, lowest family quantile or None without families)``.
+    """
+    t = val_threshold(id_val)
+    qs = [float(np.quantile(np.asarray(v, dtype=np.float64), quantile)) for v in ood_val.values() if len(v)]
+    if not qs:
+        return t, t, None
+    q = min(qs)
+    return (0.5 * (t + q) if q > t else t), t, q

@@ -334,7 +334,8 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class OODSpec:
-    """A classifier's out-of-distribution detector (:mod:`medviz.classification.ood`), fitted after export.
+    """A classifier's or sequence model's out-of-distribution detector (:mod:`medviz.classification.ood`,
+    :mod:`medviz.sequence.ood`), fitted after export.
 
     Attributes:
         file: safetensors file of the fitted statistics (class means, precision matrix, val scores),
@@ -363,7 +364,9 @@ class OODSpec:
                                          "test", "earlier_tests", "threshold_rule", "val_threshold",
                                          "ood_val_quantile", "ood_val_abstention")
     SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "mahalanobis_stages", "mahalanobis_layer3",
-                                         "mahalanobis_layer2", "mahalanobis_layer1", "energy")
+                                         "mahalanobis_layer2", "mahalanobis_layer1", "energy",
+                                         # the sequence model's (medviz.sequence.ood)
+                                         "mahalanobis_mean", "mahalanobis_max")
 
     @classmethod
     def from_entry(cls, model: str, raw: Any) -> OODSpec | None:
@@ -653,11 +656,12 @@ class SequenceSpec(ModelSpec):
         per_slice_window: rolling-mean window of the ``per_slice_smoothed`` baseline (tuned on val).
         segmenter_window: rolling-mean window of the ``segmenter_smoothed`` baseline (tuned on val).
         per_slice_c: regularisation of the per-slice logistic-regression head (chosen on val).
+        ood: the out-of-distribution detector of whole stacks (None: not fitted; the strip never abstains).
     """
 
     TASK: ClassVar[str] = Task.SEQUENCE
     REQUIRED: ClassVar[tuple[str, ...]] = ("segmenter", "position_prior", "per_slice_window", "segmenter_window")
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("segmenter_sha256", "lr_flip", "per_slice_c")
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("segmenter_sha256", "lr_flip", "per_slice_c", "ood")
     PROVENANCE: ClassVar[tuple[str, ...]] = ("metrics", "command", "created", "selection_note", "earlier_tests")
 
     segmenter: str
@@ -667,6 +671,7 @@ class SequenceSpec(ModelSpec):
     segmenter_sha256: str | None = None
     lr_flip: bool = True
     per_slice_c: float | None = None
+    ood: OODSpec | None = None
 
     @classmethod
     def _task_fields(cls, name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -676,7 +681,8 @@ class SequenceSpec(ModelSpec):
                     segmenter_window=_as(name, "segmenter_window", raw["segmenter_window"], int),
                     segmenter_sha256=_opt(name, "segmenter_sha256", raw.get("segmenter_sha256"), str),
                     lr_flip=_as(name, "lr_flip", raw.get("lr_flip", True), bool),
-                    per_slice_c=_opt(name, "per_slice_c", raw.get("per_slice_c"), float))
+                    per_slice_c=_opt(name, "per_slice_c", raw.get("per_slice_c"), float),
+                    ood=OODSpec.from_entry(name, raw.get("ood")))
 
 
 # ---- super-resolution ----------------------------------------------------------------------------

@@ -40,12 +40,31 @@ def bottleneck_name(model: Any) -> str:
     return max(names, key=lambda n: n.count("."))
 
 
+def total_stride(model: Any) -> int:
+    """The factor a MONAI ``UNet`` downsamples by (the product of its ``strides``; 16 for the shipped one):
+    its input sides must be multiples of it."""
+    strides = getattr(model, "strides", None) or (2, 2, 2, 2)
+    return int(np.prod([max(s) if isinstance(s, (tuple, list)) else int(s) for s in strides]))
+
+
+def pad_to_multiple(x: np.ndarray, k: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Zero-pad the last two axes of ``x`` ``(..., H, W)`` to multiples of ``k``, split evenly (as MONAI's
+    ``DivisiblePad``); returns the padded array and the ``(top, left)`` offset of the original."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % k, -w % k
+    if not ph and not pw:
+        return x, (0, 0)
+    widths = [(0, 0)] * (x.ndim - 2) + [(ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)]
+    return np.pad(x, widths), (ph // 2, pw // 2)
+
+
 def slice_features(segmenter: Any, x: np.ndarray, lr_flip: bool = True, batch_size: int = 16) -> np.ndarray:
     """Features of every slice of a stack.
 
     Args:
         segmenter: the shipped 2D UNet ``(B, 3, H, W) -> (B, 1, H, W)`` logits.
-        x: ``(Z, 3, H, W)`` float32 normalised stack.
+        x: ``(Z, 3, H, W)`` float32 normalised stack, any ``H, W`` (zero-padded to multiples of the UNet's
+            :func:`total_stride`; the probability features read the unpadded area).
         lr_flip: average the output probability with the left-right mirror's (the segmenter's TTA).
         batch_size: slices per forward pass.
 
@@ -57,6 +76,8 @@ def slice_features(segmenter: Any, x: np.ndarray, lr_flip: bool = True, batch_si
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 4:
         raise ValueError(f"expected a (Z, C, H, W) stack, not {x.shape}")
+    h, w = x.shape[-2:]
+    x, (top, left) = pad_to_multiple(x, total_stride(segmenter))  # slices of any size; the padding is background
     out: list[np.ndarray] = []
     captured: list[Any] = []
     with using(segmenter) as model:
@@ -70,6 +91,7 @@ def slice_features(segmenter: Any, x: np.ndarray, lr_flip: bool = True, batch_si
                 b = captured[0].float()
                 if lr_flip:
                     prob = 0.5 * (prob + torch.sigmoid(model(xb.flip(-1)).float())[:, 0].flip(-1))
+                prob = prob[:, top:top + h, left:left + w]
                 feats = torch.cat([b.mean(dim=(2, 3)), b.amax(dim=(2, 3)),
                                    prob.amax(dim=(1, 2))[:, None], (prob > 0.5).float().mean(dim=(1, 2))[:, None]], 1)
                 out.append(feats.cpu().numpy())

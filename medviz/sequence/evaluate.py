@@ -5,7 +5,8 @@ Every method is scored on the same slices of the same patients: the GRU (the mod
 ``segmenter_smoothed``), with the smoothing windows and the position prior the model's export chose on
 the validation and training splits. For each baseline the paired patient-bootstrap difference of the GRU
 minus the baseline is reported for AUPRC and log loss (95 % interval). With ``--data DIR`` (LGG layout, no
-``splits.json``) every case in the folder is evaluated.
+``splits.json``) every case in the folder is evaluated. With ``--ood`` the stack OOD detector is measured
+instead (:func:`medviz.sequence.ood.evaluate_ood`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from medviz.sequence import baselines
 from medviz.sequence.data import default_data_dir, load_stack, split_cases
 from medviz.sequence.infer import load_models, predict_stack
 from medviz.sequence.metrics import auprc, log_loss, paired_bootstrap, slice_metrics
+from medviz.sequence.ood import evaluate_ood, format_ood_table
 
 METHODS = ("position_prior", "per_slice", "per_slice_smoothed", "segmenter_smoothed")
 
@@ -33,6 +35,9 @@ class SequenceEvalOptions(EvalOptions):
 
     bootstrap: int = option(2000, label="Bootstrap resamples", min=0,
                             help="patient-bootstrap resamples for the 95%% intervals of the paired differences")
+
+    ood: bool = option(False, label="Out-of-distribution detection",
+                       help="measure the stack OOD detector instead (medviz.sequence.ood; the one test look)")
 
     def quick(self) -> SequenceEvalOptions:
         return replace(self, bootstrap=200)
@@ -78,6 +83,8 @@ def data_folder(data: Path | None) -> Path:
 def evaluate(entry: Any, options: SequenceEvalOptions) -> dict[str, Any]:
     spec = entry.spec
     device = select_device(options.device)
+    if options.ood:
+        return evaluate_ood(entry, options.data, device)
     model, segmenter, _ = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
     root = data_folder(options.data)
     case_ids, split = split_cases(root, options.split)
@@ -87,6 +94,8 @@ def evaluate(entry: Any, options: SequenceEvalOptions) -> dict[str, Any]:
 
 
 def format_table(result: dict[str, Any]) -> str:
+    if result.get("ood"):
+        return format_ood_table(result)
     lines = [f"{result['model']} on {result['data']} ({result['split']}): {result['n_patients']} patients, "
              f"{result['n_slices']} slices",
              f"{'method':<22} {'AUPRC':>7} {'AUROC':>7} {'log loss':>9} {'extent':>7}   GRU - method: AUPRC [95% CI]"]

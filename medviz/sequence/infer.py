@@ -29,11 +29,13 @@ class StackPrediction:
         gru: the bidirectional GRU (the model).
         per_slice: the same features through the per-slice head (no context), for comparison.
         segmenter: the segmenter's maximum foreground probability per slice.
+        features: ``(Z, F)`` float32, the slice features the model read (for its OOD score).
     """
 
     gru: np.ndarray
     per_slice: np.ndarray
     segmenter: np.ndarray
+    features: np.ndarray | None = None
 
 
 def predict_features(model: Any, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,20 +58,25 @@ def predict_stack(model: Any, segmenter: Any, x: np.ndarray, lr_flip: bool = Tru
         raise SequenceError(f"the sequence model reads a stack of at least 2 slices, not {np.shape(x)}")
     features = slice_features(segmenter, x, lr_flip=lr_flip)
     gru, per_slice = predict_features(model, features)
-    return StackPrediction(gru=gru, per_slice=per_slice, segmenter=features[:, SEG_MAX_PROB].astype(np.float64))
+    return StackPrediction(gru=gru, per_slice=per_slice, segmenter=features[:, SEG_MAX_PROB].astype(np.float64),
+                           features=features)
 
 
-def prepare_stack(volume: Volume) -> tuple[np.ndarray, list[str]]:
+def prepare_stack(volume: Volume, min_slices: int = 2) -> tuple[np.ndarray, list[str]]:
     """An axial stack as the encoder's ``(Z, 3, H, W)`` input, with notes on how it differs from the LGG
     training stacks: RGB volumes are taken as (T1, FLAIR, T1c); grey volumes are repeated into the three
     channels (FLAIR input works best); each channel is scaled over the whole stack.
 
+    Args:
+        min_slices: fewest slices accepted (the model reads at least 2; the OOD scores read single slices too).
+
     Raises:
-        SequenceError: fewer than 2 slices, or an empty volume.
+        SequenceError: fewer than ``min_slices`` slices, or an empty volume.
     """
     a = np.asarray(volume.array)
-    if a.size == 0 or volume.shape[0] < 2:
-        raise SequenceError(f"the sequence model reads a stack of at least 2 slices; this study has {volume.shape[0]}")
+    if a.size == 0 or volume.shape[0] < min_slices:
+        raise SequenceError(f"the sequence model reads a stack of at least {min_slices} slices; this study has "
+                            f"{volume.shape[0]}")
     notes = []
     if volume.modality not in ("MR", "OT"):
         notes.append(f"Modality {volume.modality}: the sequence model was trained on brain MR (LGG); its slice "

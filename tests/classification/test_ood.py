@@ -78,12 +78,12 @@ def test_the_threshold_sits_in_the_middle_of_the_val_gap_by_hand():
     t_val = ood_stats.val_threshold(idv)
     near = np.linspace(200.0, 300.0, 101)  # 1st percentile 201
     far = np.linspace(1000.0, 2000.0, 101)
-    t, cp, q = ood.gap_threshold(idv, {"near": near, "far": far})
+    t, cp, q = ood_stats.gap_threshold(idv, {"near": near, "far": far})
     assert (cp, q) == (t_val, pytest.approx(201.0)) and t == pytest.approx((t_val + 201.0) / 2)
     assert ood_stats.abstention_rate(idv, t) <= ood_stats.abstention_rate(idv, t_val) <= 0.05
     overlapping = np.linspace(50.0, 60.0, 101)
-    assert ood.gap_threshold(idv, {"near": near, "overlap": overlapping})[0] == t_val
-    assert ood.gap_threshold(idv, {}) == (t_val, t_val, None)
+    assert ood_stats.gap_threshold(idv, {"near": near, "overlap": overlapping})[0] == t_val
+    assert ood_stats.gap_threshold(idv, {}) == (t_val, t_val, None)
 
 
 def test_ledoit_wolf_shrinks_a_rank_deficient_covariance_to_an_invertible_one():
@@ -185,7 +185,7 @@ def test_shipped_statistics_match_their_checksum_and_the_threshold_rule(name):
 
     families = {k[len("oodval_"):]: v for k, v in load_file(str(path)).items() if k.startswith("oodval_")}
     assert families, f"{name}'s statistics lack the validation OOD family scores"
-    t, cp, q = ood.gap_threshold(stats.val_scores, families)
+    t, cp, q = ood_stats.gap_threshold(stats.val_scores, families)
     assert stats.threshold == pytest.approx(t)
     assert (spec.ood.record["val_threshold"], spec.ood.record["ood_val_quantile"]) == (pytest.approx(cp), pytest.approx(q))
     assert spec.ood.record["threshold_rule"] == ood.THRESHOLD_RULE

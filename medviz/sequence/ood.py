@@ -1,0 +1,418 @@
+"""Out-of-distribution detection for the sequence model: abstain on stacks unlike its training stacks.
+
+The scores are per slice, from the features the model itself reads (:func:`medviz.sequence.encoder.slice_features`:
+the segmenter's bottleneck mean and maximum over the slice, 2 x 256 numbers, and its two probability features).
+Each is the Mahalanobis distance to the nearest class mean (slices with and without FLAIR abnormality; one
+Ledoit-Wolf-shrunk covariance; fitted on the **train** stacks), higher = less like training:
+
+* ``mahalanobis``: all the features (514);
+* ``mahalanobis_mean``: the 256 bottleneck means;
+* ``mahalanobis_max``: the 256 bottleneck maxima.
+
+The score kept and its threshold are chosen on **validation** data only, by the classifiers' criterion and
+threshold rule (:func:`medviz.models.ood_stats.choose_score`, :func:`medviz.models.ood_stats.gap_threshold`):
+in distribution, the slices of the val stacks; out of distribution, the slices of the validation families
+(:data:`VALIDATION_FAMILIES`: an abdominal CT and an abdominal MR volume, and the Kermany val chest X-rays as
+one-slice images), none of which is in the test look (:data:`EVALUATION_FAMILIES`).
+
+The model reads a whole stack, so a stack is answered or not as a whole: it **abstains when more than half
+of its slices score above the threshold** (its median slice score is above it; :func:`assess`). The
+statistics live beside the weights (``<name>.ood.safetensors``) with the manifest entry's ``ood`` field.
+
+Fit, then measure once on test and record the look in the card::
+
+    python -m medviz.sequence.ood --model lgg_slice_gru
+    python -m medviz.evaluate --model lgg_slice_gru --ood --json > RESULT.json
+    python -m medviz.sequence.ood --model lgg_slice_gru --card RESULT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medviz.config import get_settings
+from medviz.io.loader import LoadError, load_path
+from medviz.models import ood_stats
+from medviz.models.ood_stats import OODError, abstention_rate, auroc, fit_gaussians, gap_threshold, mahalanobis_score
+from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
+from medviz.sequence.data import default_data_dir, load_stack, split_cases
+from medviz.sequence.encoder import BOTTLENECK_CHANNELS, slice_features
+from medviz.sequence.infer import load_models, prepare_stack
+from medviz.types import MedvizError
+
+#: Candidate scores -> the feature columns each reads (in the order ties are broken).
+SCORES = {"mahalanobis": slice(None),
+          "mahalanobis_mean": slice(0, BOTTLENECK_CHANNELS),
+          "mahalanobis_max": slice(BOTTLENECK_CHANNELS, 2 * BOTTLENECK_CHANNELS)}
+#: How the score is chosen and thresholded, fixed before the test look.
+CRITERION = ("the classifiers' criterion on slices: highest worst-family abstention rate at the val threshold (the "
+             "smallest val-slice score whose one-sided 95 % Clopper-Pearson upper bound on the val abstention rate "
+             "is at most 5 %) over the validation OOD families (abdominal CT and MR NIfTI volumes, Kermany val "
+             "chest X-rays), ties broken by the higher mean val AUROC, then in the order mahalanobis, "
+             "mahalanobis_mean, mahalanobis_max; threshold: the midpoint between that val threshold and the lowest "
+             "1st percentile of the validation families' slice scores when that is higher; a stack abstains when "
+             "its median slice score is above the threshold")
+#: Out-of-distribution data the score is chosen on: family -> paths under the data folder (never in the test look).
+VALIDATION_FAMILIES = {
+    "ct_abdomen": ("abdominal CT volume (NIfTI, 112 slices)", ("ct_abdomen_3d_totalsegmentator/example_ct.nii.gz",)),
+    "mr_abdomen": ("abdominal MR volume (NIfTI, 20 slices)", ("ct_abdomen_3d_totalsegmentator/example_mr_sm.nii.gz",)),
+    "kermany_cxr": ("Kermany val chest X-rays (one-slice images)", ("cxr_pneumonia_kermany/val",)),
+}
+#: Out-of-distribution stacks of the one test look: family -> (what, paths under the data folder).
+EVALUATION_FAMILIES = {
+    "ct_series": ("CT DICOM series, 20 slices (TotalSegmentator example)", ("dicom_series_ct_totalsegmentator",)),
+    "mr_prostate": ("MR prostate ADC DICOM series, 20 slices (QIN-PROSTATE)", ("dicom_series_mr_prostate_adc_qin",)),
+    "ct_liver": ("CT, 3 slices with a liver SEG", ("dicom_ct_3slice_with_liver_seg",)),
+    "ultrasound": ("ultrasound multi-frame DICOM", ("dicom_single_files/OBXXXX1A_rle_2frame.dcm",)),
+}
+#: The sequence model reads at least this many slices.
+MIN_SLICES = 2
+
+
+@dataclass(frozen=True)
+class SequenceOOD:
+    """The fitted detector (read from ``<name>.ood.safetensors``).
+
+    Attributes:
+        score: the chosen score name (a key of :data:`SCORES`).
+        threshold: a slice scores above it = unlike the training slices.
+        means: ``(2, D)`` class means of the chosen feature columns on the train slices.
+        precision: ``(D, D)`` shared precision matrix.
+        val_scores: the chosen score of every val slice, sorted (the in-distribution range).
+        val_abstention: fraction of val stacks that abstain at the threshold.
+    """
+
+    score: str
+    threshold: float
+    means: np.ndarray
+    precision: np.ndarray
+    val_scores: np.ndarray
+    val_abstention: float
+
+    def slice_scores(self, features: np.ndarray) -> np.ndarray:
+        """The score of every slice of ``(Z, F)`` features -> ``(Z,)``."""
+        f = np.asarray(features, dtype=np.float64)[:, SCORES[self.score]]
+        return mahalanobis_score(f[None], self.means[None], self.precision[None])
+
+
+@dataclass(frozen=True)
+class StackOOD:
+    """Whether the sequence model abstains on one stack.
+
+    Attributes:
+        score_name: the score.
+        slice_scores: ``(Z,)`` every slice's score.
+        threshold: slices above it are unlike the training slices.
+        val_range: ``(min, median, max)`` of the val slices' scores.
+        reasons: why the model abstains, in words (empty: it does not).
+    """
+
+    score_name: str
+    slice_scores: np.ndarray
+    threshold: float
+    val_range: tuple[float, float, float]
+    reasons: list[str]
+
+    @property
+    def abstain(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def fraction_above(self) -> float:
+        return float(np.mean(self.slice_scores > self.threshold))
+
+
+def stack_abstains(slice_scores: np.ndarray, threshold: float) -> bool:
+    """More than half of the slices above ``threshold`` (the median slice score is above it)."""
+    return bool(np.median(np.asarray(slice_scores, dtype=np.float64)) > threshold)
+
+
+def assess(stats: SequenceOOD, features: np.ndarray) -> StackOOD:
+    """The abstention decision of one stack's ``(Z, F)`` features."""
+    s = stats.slice_scores(features)
+    v = stats.val_scores
+    reasons = []
+    if stack_abstains(s, stats.threshold):
+        reasons.append(f"{np.mean(s > stats.threshold):.0%} of its slices score above the threshold "
+                       f"{stats.threshold:.3g} of the {stats.score} score (median {np.median(s):.3g}; the model's "
+                       f"validation slices range {v[0]:.3g}–{v[-1]:.3g})")
+    return StackOOD(stats.score, s, stats.threshold, (float(v[0]), float(np.median(v)), float(v[-1])), reasons)
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+
+def _data_dir(data: Path | None) -> Path:
+    root = Path(data) if data is not None else get_settings().data_dir
+    if not root.is_dir():
+        raise OODError(f"data folder {root} not found; set --data or MEDVIZ_DATA_DIR")
+    return root
+
+
+def family_stacks(root: Path, paths: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray]]:
+    """``(label, (Z, 3, H, W) stack)`` of every series under ``paths`` (a file, a DICOM series folder, or a folder
+    of PNG/JPEG images: one one-slice stack each), read as the app reads an upload and prepared as the sequence
+    strip prepares it (:func:`medviz.sequence.infer.prepare_stack`).
+
+    Raises:
+        OODError: a path is missing or cannot be read (named, in words).
+    """
+    for rel in paths:
+        path = root / rel
+        if not path.exists():
+            raise OODError(f"{path} not found")
+        images = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else []
+        for f in images or [path]:
+            try:
+                result = load_path(f)
+            except (LoadError, MedvizError) as e:
+                raise OODError(f"{f}: {e}") from e
+            for series in result.series:
+                yield f"{f.relative_to(root)}:{series.key}", prepare_stack(series.volume, min_slices=1)[0]
+
+
+#: Files of a folder read one by one (each a one-slice image); any other folder is read as a DICOM series.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+# ---- fitting -------------------------------------------------------------------------------------
+
+
+def lgg_root(data: Path | None) -> Path:
+    """The LGG folder: ``<data>/lgg_flair_mri_seg`` with ``data``, else the shared one."""
+    return default_data_dir() if data is None else Path(data) / default_data_dir().name
+
+
+def split_features(segmenter: Any, lr_flip: bool, root: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per stack of the LGG ``split``: ``(features [(Z, F)...], slice labels [(Z,)...])``."""
+    feats, labels = [], []
+    for case in split_cases(root, split)[0]:
+        stack = load_stack(root, case)
+        feats.append(slice_features(segmenter, stack.x, lr_flip=lr_flip))
+        labels.append(stack.labels)
+    return feats, labels
+
+
+def candidate_scores(features: np.ndarray, fitted: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every candidate's score of ``(N, F)`` slice features: name -> ``(N,)``."""
+    f = np.asarray(features, dtype=np.float64)
+    return {name: mahalanobis_score(f[None, :, SCORES[name]], mu[None], p[None]) for name, (mu, p) in fitted.items()}
+
+
+def _float32(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a).astype(np.float32).astype(np.float64)
+
+
+def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
+        register: bool = True) -> dict[str, Any]:
+    """Fit the detector of sequence model ``entry`` on its train stacks, choose and threshold the score on val
+    (:data:`CRITERION`), write ``<name>.ood.safetensors`` and (``register``) the manifest's ``ood`` field.
+    No test image is read.
+
+    Returns:
+        The manifest ``ood`` field written.
+    """
+    from safetensors.numpy import save_file
+
+    _, segmenter, entry = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
+    spec = entry.spec
+    root, lgg = _data_dir(data), lgg_root(data)
+    f_train, y_train = split_features(segmenter, spec.lr_flip, lgg, "train")
+    f_all, y_all = np.concatenate(f_train), np.concatenate(y_train)
+    fitted, shrinkage = {}, {}
+    for name, cols in SCORES.items():
+        mu, p, a = fit_gaussians(f_all[:, cols], y_all, 2)
+        fitted[name], shrinkage[name] = (_float32(mu), _float32(p)), float(a)
+    f_val, _ = split_features(segmenter, spec.lr_flip, lgg, "val")
+    id_val = candidate_scores(np.concatenate(f_val), fitted)
+    ood_val = {}
+    for fam, (_, paths) in VALIDATION_FAMILIES.items():
+        stacks = [slice_features(segmenter, x, lr_flip=spec.lr_flip) for _, x in family_stacks(root, paths)]
+        ood_val[fam] = candidate_scores(np.concatenate(stacks), fitted)
+    best, record = ood_stats.choose_score(id_val, ood_val, tuple(SCORES))
+    threshold, cp_threshold, quantile = gap_threshold(id_val[best], {f: v[best] for f, v in ood_val.items()})
+    per_stack = np.split(id_val[best], np.cumsum([len(f) for f in f_val])[:-1])
+    out_dir = Path(out_dir or entry.weights_dir)
+    file = f"{spec.name}.ood.safetensors"
+    mu, p = fitted[best]
+    save_file({"means": mu.astype(np.float32), "precision": p.astype(np.float32),
+               **{f"val_{n}": v.astype(np.float64) for n, v in id_val.items()},
+               **{f"oodval_{f}": v[best].astype(np.float64) for f, v in ood_val.items()}}, str(out_dir / file),
+              metadata={"model": spec.name, "model_sha256": str(spec.sha256)})
+    ood = {"file": file, "sha256": sha256_file(out_dir / file), "score": best, "threshold": threshold,
+           "val_abstention": float(np.mean([stack_abstains(s, threshold) for s in per_stack])),
+           "layers": [f"{spec.segmenter} bottleneck and output"], "criterion": CRITERION,
+           "threshold_rule": "val-slice threshold and validation-family gap as in the criterion; the val_abstention "
+                             "is the fraction of val stacks that abstain",
+           "val_threshold": cp_threshold, "ood_val_quantile": quantile,
+           "ood_val_abstention": {f: abstention_rate(v[best], threshold) for f, v in ood_val.items()},
+           "candidates": record,
+           "fitted_on": f"train stacks ({len(f_train)} patients, {len(y_all)} slices)",
+           "shrinkage": [shrinkage[best]], "command": f"python -m medviz.sequence.ood --model {spec.name}",
+           "created": datetime.date.today().isoformat()}
+    if register:
+        upsert_entry(with_field(entry, "ood", value=ood), out_dir)
+    return ood
+
+
+def load_stats(entry: ModelEntry) -> SequenceOOD | None:
+    """The fitted detector of ``entry`` (None when none is registered).
+
+    Raises:
+        OODError: the statistics file is missing, fails its checksum or does not fit the manifest.
+    """
+    from safetensors.numpy import load_file
+
+    o = getattr(entry.spec, "ood", None)
+    if o is None:
+        return None
+    path = entry.weights_dir / o.file
+    if not path.is_file() or sha256_file(path) != o.sha256:
+        raise OODError(f"the OOD statistics {path.name} of {entry.name} are missing or fail their checksum")
+    arrays = load_file(str(path))
+    if o.score not in SCORES or f"val_{o.score}" not in arrays:
+        raise OODError(f"{path.name} does not hold the {o.score} score of {entry.name}")
+    return SequenceOOD(o.score, o.threshold, arrays["means"].astype(np.float64),
+                       arrays["precision"].astype(np.float64), np.sort(arrays[f"val_{o.score}"]), o.val_abstention)
+
+
+# ---- the test look -------------------------------------------------------------------------------
+
+
+def _rates(stacks: list[np.ndarray], threshold: float) -> dict[str, Any]:
+    """Slice and stack figures of a family's per-stack slice scores (stacks of one slice count as slices only)."""
+    scores = np.concatenate(stacks)
+    real = [s for s in stacks if len(s) >= MIN_SLICES]
+    return {"n_slices": int(scores.size), "n_stacks": len(real),
+            "slice_abstention": abstention_rate(scores, threshold),
+            "stacks_abstaining": int(sum(stack_abstains(s, threshold) for s in real))}
+
+
+def evaluate_ood(entry: ModelEntry, data: Path | None = None, device: str = "cpu",
+                 families: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
+    """``python -m medviz.evaluate --model NAME --ood``: the LGG test stacks (in distribution) against every
+    family of :data:`EVALUATION_FAMILIES`; slice AUROC (out of distribution positive), the share of slices
+    above the threshold, and how many stacks abstain.
+
+    Bar (the classifiers' bar read at the level the model answers): slice AUROC >= 0.95 for every family,
+    every out-of-distribution stack abstains and at most 5 % of the test stacks do."""
+    stats = load_stats(entry)
+    if stats is None:
+        raise OODError(f"{entry.name} has no fitted OOD detector (python -m medviz.sequence.ood --model {entry.name})")
+    _, segmenter, entry = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
+    lr_flip = entry.spec.lr_flip
+    root = _data_dir(data)
+    f_test, _ = split_features(segmenter, lr_flip, lgg_root(data), "test")
+    in_scores = [stats.slice_scores(f) for f in f_test]
+    id_all = np.concatenate(in_scores)
+    rows, pooled = [], []
+    for fam, (what, paths) in (families or EVALUATION_FAMILIES).items():
+        stacks = [stats.slice_scores(slice_features(segmenter, x, lr_flip=lr_flip)) for _, x in family_stacks(root, paths)]
+        rows.append({"family": fam, "what": what, "auroc": auroc(id_all, np.concatenate(stacks)),
+                     **_rates(stacks, stats.threshold)})
+        pooled += stacks
+    idr = {"what": f"LGG test stacks ({len(in_scores)} patients)", **_rates(in_scores, stats.threshold)}
+    failing = [f"{r['family']}: slice AUROC {r['auroc']:.3f} < 0.95" for r in rows if r["auroc"] < 0.95]
+    failing += [f"{r['family']}: {r['n_stacks'] - r['stacks_abstaining']} of {r['n_stacks']} stacks answered"
+                for r in rows if r["stacks_abstaining"] < r["n_stacks"]]
+    if idr["stacks_abstaining"] > 0.05 * idr["n_stacks"]:
+        failing.append(f"{idr['stacks_abstaining']} of {idr['n_stacks']} test stacks abstain")
+    return {"model": entry.name, "task": entry.task, "ood": True, "ood_sha256": entry.spec.ood.sha256,
+            "score": stats.score, "threshold": stats.threshold, "val_abstention": stats.val_abstention,
+            "in_distribution": idr, "families": rows,
+            "pooled": {"n_slices": int(sum(len(s) for s in pooled)), "auroc": auroc(id_all, np.concatenate(pooled))},
+            "bar": {"met": not failing, "failing": failing}}
+
+
+def format_ood_table(result: dict[str, Any]) -> str:
+    """The table of :func:`evaluate_ood`, printed by the command and written into the model card."""
+    idr = result["in_distribution"]
+    lines = [f"{result['model']}: {result['score']} slice score, threshold {result['threshold']:.4g}; a stack "
+             "abstains when more than half of its slices score above it", "",
+             "| family | stacks | slices | slice AUROC | slices above | stacks abstaining |", "|---|---|---|---|---|---|",
+             f"| in distribution: {idr['what']} | {idr['n_stacks']} | {idr['n_slices']} | | "
+             f"{idr['slice_abstention']:.1%} | {idr['stacks_abstaining']} of {idr['n_stacks']} |"]
+    for r in result["families"]:
+        lines.append(f"| {r['family']}: {r['what']} | {r['n_stacks']} | {r['n_slices']} | {r['auroc']:.3f} | "
+                     f"{r['slice_abstention']:.1%} | {r['stacks_abstaining']} of {r['n_stacks']} |")
+    lines.append(f"| pooled | | {result['pooled']['n_slices']} | {result['pooled']['auroc']:.3f} | | |")
+    bar = result["bar"]
+    lines.append("\nBar (slice AUROC >= 0.95 for every family, every out-of-distribution stack abstains, at most 5 % "
+                 "of the test stacks do): " + ("met." if bar["met"] else "NOT met: " + "; ".join(bar["failing"]) + "."))
+    return "\n".join(lines)
+
+
+OOD_HEADING = "## Out-of-distribution detection"
+
+
+def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
+    """Append the OOD section (fit, choice, the test look's table) to the card and the look's summary to the
+    manifest's ``ood.test``. Refused when this detector's look is already recorded: it is computed once."""
+    o = entry.spec.ood
+    if o is None or result.get("model") != entry.name or not result.get("ood"):
+        raise RegistryError(f"the result is not an OOD evaluation of {entry.name!r} with fitted statistics")
+    if result.get("ood_sha256") != o.sha256:
+        raise RegistryError("the result was computed with other OOD statistics than the registered ones")
+    if o.record.get("test"):
+        raise RegistryError(f"the OOD test look of {entry.name!r}'s detector is already recorded")
+    date = datetime.date.today().isoformat()
+    cands = "; ".join(f"{n}: worst-family val slice abstention {c['worst_abstention']:.1%}, mean val AUROC "
+                      f"{c['mean_auroc']:.3f}" for n, c in o.record.get("candidates", {}).items())
+    fams = "; ".join(f"{f} {r:.1%}" for f, r in (o.record.get("ood_val_abstention") or {}).items())
+    section = f"""{OOD_HEADING}
+The Segment page's sequence strip abstains (no probabilities unless asked for with "show anyway") when more
+than half of a stack's slices score above {o.threshold:.4g} on the {o.score} score. Fitted with
+`{o.record.get('command', '')}` on the {o.record.get('fitted_on', 'train stacks')}: class means (slices with and
+without abnormality) and one Ledoit-Wolf-shrunk covariance of the slice features the model reads, statistics in
+`{o.file}`. Chosen on validation data only by the rule fixed before the test look: {o.record.get('criterion', '')}.
+Validation: {cands}. Threshold {o.threshold:.4g} (val threshold {o.record.get('val_threshold', 0):.4g}); at it
+{o.val_abstention:.0%} of the val stacks abstain and the validation families' slices lie above it: {fams}.
+
+Test look ({date}, computed once with `python -m medviz.evaluate --model {entry.name} --ood --json`):
+
+{format_ood_table(result)}
+"""
+    path = entry.card_path
+    path.write_text(path.read_text().rstrip() + "\n\n" + section)
+    raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],
+                          "test_stacks_abstaining": result["in_distribution"]["stacks_abstaining"],
+                          "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
+                          "command": f"python -m medviz.evaluate --model {entry.name} --ood --json"})
+    upsert_entry(raw, entry.weights_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m medviz.sequence.ood",
+                                description="Fit a sequence model's out-of-distribution detector (train + val only).")
+    p.add_argument("--model", required=True, help="registered sequence model name")
+    p.add_argument("--data", type=Path, default=None, help="data directory (default: MEDVIZ_DATA_DIR)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--card", type=Path, default=None, metavar="RESULT.json",
+                   help="instead of fitting: record this saved `python -m medviz.evaluate --ood --json` result (the "
+                        "one test look) in the model card and the manifest's ood.test")
+    args = p.parse_args(argv)
+    try:
+        entry = get_entry(args.model)
+        if args.card is not None:
+            record_test(entry, json.loads(args.card.read_text()))
+            print(f"recorded the OOD test look in {entry.spec.card}")
+            return 0
+        ood = fit(entry, args.data, args.device)
+    except (MedvizError, RegistryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in ood.items() if k != "candidates"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
