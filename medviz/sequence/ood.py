@@ -60,7 +60,8 @@ CRITERION = ("the classifiers' criterion on slices: highest worst-family abstent
              "chest X-rays), ties broken by the higher mean val AUROC, then in the order mahalanobis, "
              "mahalanobis_mean, mahalanobis_max; threshold: the midpoint between that val threshold and the lowest "
              "1st percentile of the validation families' slice scores when that is higher; a stack abstains when "
-             "its median slice score is above the threshold")
+             "its median slice score is above the threshold, or when its declared modality is not MR (the "
+             "classifiers' input check; added after the first test look, where CT and ultrasound stacks were answered)")
 #: Out-of-distribution data the score is chosen on: family -> paths under the data folder (never in the test look).
 VALIDATION_FAMILIES = {
     "ct_abdomen": ("abdominal CT volume (NIfTI, 112 slices)", ("ct_abdomen_3d_totalsegmentator/example_ct.nii.gz",)),
@@ -136,11 +137,19 @@ def stack_abstains(slice_scores: np.ndarray, threshold: float) -> bool:
     return bool(np.median(np.asarray(slice_scores, dtype=np.float64)) > threshold)
 
 
-def assess(stats: SequenceOOD, features: np.ndarray) -> StackOOD:
-    """The abstention decision of one stack's ``(Z, F)`` features."""
+def modality_reason(modality: str | None) -> str | None:
+    """The input check that abstains on its own: a declared modality other than MR (``OT``/None: unknown, as a
+    NIfTI, PNG or JPEG until the user sets it)."""
+    m = (modality or "OT").upper()
+    return None if m in ("MR", "OT") else f"its modality {m} is not the model's (brain MR)"
+
+
+def assess(stats: SequenceOOD, features: np.ndarray, modality: str | None = None) -> StackOOD:
+    """The abstention decision of one stack's ``(Z, F)`` features and declared ``modality``."""
     s = stats.slice_scores(features)
     v = stats.val_scores
-    reasons = []
+    why = modality_reason(modality)
+    reasons = [why] if why else []
     if stack_abstains(s, stats.threshold):
         reasons.append(f"{np.mean(s > stats.threshold):.0%} of its slices score above the threshold "
                        f"{stats.threshold:.3g} of the {stats.score} score (median {np.median(s):.3g}; the model's "
@@ -158,8 +167,8 @@ def _data_dir(data: Path | None) -> Path:
     return root
 
 
-def family_stacks(root: Path, paths: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray]]:
-    """``(label, (Z, 3, H, W) stack)`` of every series under ``paths`` (a file, a DICOM series folder, or a folder
+def family_stacks(root: Path, paths: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray, str]]:
+    """``(label, (Z, 3, H, W) stack, modality)`` of every series under ``paths`` (a file, a DICOM series folder, or a folder
     of PNG/JPEG images: one one-slice stack each), read as the app reads an upload and prepared as the sequence
     strip prepares it (:func:`medviz.sequence.infer.prepare_stack`).
 
@@ -177,7 +186,8 @@ def family_stacks(root: Path, paths: tuple[str, ...]) -> Iterator[tuple[str, np.
             except (LoadError, MedvizError) as e:
                 raise OODError(f"{f}: {e}") from e
             for series in result.series:
-                yield f"{f.relative_to(root)}:{series.key}", prepare_stack(series.volume, min_slices=1)[0]
+                yield (f"{f.relative_to(root)}:{series.key}", prepare_stack(series.volume, min_slices=1)[0],
+                       series.volume.modality)
 
 
 #: Files of a folder read one by one (each a one-slice image); any other folder is read as a DICOM series.
@@ -236,7 +246,7 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     id_val = candidate_scores(np.concatenate(f_val), fitted)
     ood_val = {}
     for fam, (_, paths) in VALIDATION_FAMILIES.items():
-        stacks = [slice_features(segmenter, x, lr_flip=spec.lr_flip) for _, x in family_stacks(root, paths)]
+        stacks = [slice_features(segmenter, x, lr_flip=spec.lr_flip) for _, x, _ in family_stacks(root, paths)]
         ood_val[fam] = candidate_scores(np.concatenate(stacks), fitted)
     best, record = ood_stats.choose_score(id_val, ood_val, tuple(SCORES))
     threshold, cp_threshold, quantile = gap_threshold(id_val[best], {f: v[best] for f, v in ood_val.items()})
@@ -258,10 +268,22 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
            "candidates": record,
            "fitted_on": f"train stacks ({len(f_train)} patients, {len(y_all)} slices)",
            "shrinkage": [shrinkage[best]], "command": f"python -m medviz.sequence.ood --model {spec.name}",
-           "created": datetime.date.today().isoformat()}
+           "created": datetime.date.today().isoformat(), **earlier_looks(spec)}
     if register:
         upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood
+
+
+def earlier_looks(spec: Any) -> dict[str, list[dict[str, Any]]]:
+    """The test looks of the detector ``spec`` had before a refit, kept in the manifest: ``{"earlier_tests":
+    [...]}`` with each look's score, threshold and criterion, or ``{}``."""
+    if spec.ood is None:
+        return {}
+    looks = [dict(t) for t in spec.ood.record.get("earlier_tests", ())]
+    if spec.ood.record.get("test"):
+        looks.append({**dict(spec.ood.record["test"]), "score": spec.ood.score, "threshold": spec.ood.threshold,
+                      "criterion": spec.ood.record.get("criterion", "")})
+    return {"earlier_tests": looks} if looks else {}
 
 
 def load_stats(entry: ModelEntry) -> SequenceOOD | None:
@@ -288,13 +310,16 @@ def load_stats(entry: ModelEntry) -> SequenceOOD | None:
 # ---- the test look -------------------------------------------------------------------------------
 
 
-def _rates(stacks: list[np.ndarray], threshold: float) -> dict[str, Any]:
-    """Slice and stack figures of a family's per-stack slice scores (stacks of one slice count as slices only)."""
+def _rates(stacks: list[np.ndarray], modalities: list[str | None], threshold: float) -> dict[str, Any]:
+    """Slice and stack figures of a family's per-stack slice scores and modalities (stacks of one slice count
+    as slices only): stacks abstaining by the shipped rule (score or input check), by the score alone."""
     scores = np.concatenate(stacks)
-    real = [s for s in stacks if len(s) >= MIN_SLICES]
+    real = [(s, m) for s, m in zip(stacks, modalities) if len(s) >= MIN_SLICES]
     return {"n_slices": int(scores.size), "n_stacks": len(real),
             "slice_abstention": abstention_rate(scores, threshold),
-            "stacks_abstaining": int(sum(stack_abstains(s, threshold) for s in real))}
+            "stacks_abstaining": int(sum(stack_abstains(s, threshold) or modality_reason(m) is not None
+                                         for s, m in real)),
+            "stacks_abstaining_score_only": int(sum(stack_abstains(s, threshold) for s, _ in real))}
 
 
 def evaluate_ood(entry: ModelEntry, data: Path | None = None, device: str = "cpu",
@@ -316,11 +341,13 @@ def evaluate_ood(entry: ModelEntry, data: Path | None = None, device: str = "cpu
     id_all = np.concatenate(in_scores)
     rows, pooled = [], []
     for fam, (what, paths) in (families or EVALUATION_FAMILIES).items():
-        stacks = [stats.slice_scores(slice_features(segmenter, x, lr_flip=lr_flip)) for _, x in family_stacks(root, paths)]
+        read = list(family_stacks(root, paths))
+        stacks = [stats.slice_scores(slice_features(segmenter, x, lr_flip=lr_flip)) for _, x, _ in read]
         rows.append({"family": fam, "what": what, "auroc": auroc(id_all, np.concatenate(stacks)),
-                     **_rates(stacks, stats.threshold)})
+                     **_rates(stacks, [m for _, _, m in read], stats.threshold)})
         pooled += stacks
-    idr = {"what": f"LGG test stacks ({len(in_scores)} patients)", **_rates(in_scores, stats.threshold)}
+    idr = {"what": f"LGG test stacks ({len(in_scores)} patients)",
+           **_rates(in_scores, ["MR"] * len(in_scores), stats.threshold)}
     failing = [f"{r['family']}: slice AUROC {r['auroc']:.3f} < 0.95" for r in rows if r["auroc"] < 0.95]
     failing += [f"{r['family']}: {r['n_stacks'] - r['stacks_abstaining']} of {r['n_stacks']} stacks answered"
                 for r in rows if r["stacks_abstaining"] < r["n_stacks"]]
@@ -338,13 +365,17 @@ def format_ood_table(result: dict[str, Any]) -> str:
     idr = result["in_distribution"]
     lines = [f"{result['model']}: {result['score']} slice score, threshold {result['threshold']:.4g}; a stack "
              "abstains when more than half of its slices score above it", "",
-             "| family | stacks | slices | slice AUROC | slices above | stacks abstaining |", "|---|---|---|---|---|---|",
-             f"| in distribution: {idr['what']} | {idr['n_stacks']} | {idr['n_slices']} | | "
-             f"{idr['slice_abstention']:.1%} | {idr['stacks_abstaining']} of {idr['n_stacks']} |"]
-    for r in result["families"]:
-        lines.append(f"| {r['family']}: {r['what']} | {r['n_stacks']} | {r['n_slices']} | {r['auroc']:.3f} | "
-                     f"{r['slice_abstention']:.1%} | {r['stacks_abstaining']} of {r['n_stacks']} |")
-    lines.append(f"| pooled | | {result['pooled']['n_slices']} | {result['pooled']['auroc']:.3f} | | |")
+             "| family | stacks | slices | slice AUROC | slices above | stacks abstaining | by the score alone |",
+             "|---|---|---|---|---|---|---|"]
+
+    def row(name: str, r: dict[str, Any], au: str) -> str:
+        alone = r.get("stacks_abstaining_score_only", r["stacks_abstaining"])
+        return (f"| {name} | {r['n_stacks']} | {r['n_slices']} | {au} | {r['slice_abstention']:.1%} | "
+                f"{r['stacks_abstaining']} of {r['n_stacks']} | {alone} of {r['n_stacks']} |")
+
+    lines.append(row(f"in distribution: {idr['what']}", idr, ""))
+    lines += [row(f"{r['family']}: {r['what']}", r, f"{r['auroc']:.3f}") for r in result["families"]]
+    lines.append(f"| pooled | | {result['pooled']['n_slices']} | {result['pooled']['auroc']:.3f} | | | |")
     bar = result["bar"]
     lines.append("\nBar (slice AUROC >= 0.95 for every family, every out-of-distribution stack abstains, at most 5 % "
                  "of the test stacks do): " + ("met." if bar["met"] else "NOT met: " + "; ".join(bar["failing"]) + "."))
@@ -352,6 +383,14 @@ def format_ood_table(result: dict[str, Any]) -> str:
 
 
 OOD_HEADING = "## Out-of-distribution detection"
+OOD_SUPERSEDED = "## Out-of-distribution detection: an earlier rule, superseded"
+
+
+def _look_line(look: dict[str, Any]) -> str:
+    bar = "bar met" if look.get("bar_met") else "bar not met: " + "; ".join(look.get("failing", []))
+    return (f"- {look.get('date', '')}: {look.get('score', '')} score, threshold {look.get('threshold', 0):.4g}, "
+            f"{look.get('test_stacks_abstaining', 0)} test stacks abstaining, pooled slice AUROC "
+            f"{look.get('pooled_auroc', 0):.3f}; {bar} (the superseded section above).")
 
 
 def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
@@ -365,6 +404,8 @@ def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
     if o.record.get("test"):
         raise RegistryError(f"the OOD test look of {entry.name!r}'s detector is already recorded")
     date = datetime.date.today().isoformat()
+    earlier = [_look_line(t) for t in o.record.get("earlier_tests", ())]
+    looks = "\n".join([*earlier, f"- {date}: the table above ({'this rule' if earlier else 'the only'} look)."])
     cands = "; ".join(f"{n}: worst-family val slice abstention {c['worst_abstention']:.1%}, mean val AUROC "
                       f"{c['mean_auroc']:.3f}" for n, c in o.record.get("candidates", {}).items())
     fams = "; ".join(f"{f} {r:.1%}" for f, r in (o.record.get("ood_val_abstention") or {}).items())
@@ -380,9 +421,14 @@ Validation: {cands}. Threshold {o.threshold:.4g} (val threshold {o.record.get('v
 Test look ({date}, computed once with `python -m medviz.evaluate --model {entry.name} --ood --json`):
 
 {format_ood_table(result)}
+
+### Test looks of the OOD detector
+{looks}
 """
     path = entry.card_path
-    path.write_text(path.read_text().rstrip() + "\n\n" + section)
+    text = path.read_text().replace(f"{OOD_HEADING}\n", f"{OOD_SUPERSEDED}\n").replace(
+        "### Test looks of the OOD detector\n", "### Test look of that rule\n")
+    path.write_text(text.rstrip() + "\n\n" + section)
     raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],
                           "test_stacks_abstaining": result["in_distribution"]["stacks_abstaining"],
                           "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
