@@ -364,7 +364,7 @@ def format_ood_table(result: dict[str, Any]) -> str:
     """The table of :func:`evaluate_ood`, printed by the command and written into the model card."""
     idr = result["in_distribution"]
     lines = [f"{result['model']}: {result['score']} slice score, threshold {result['threshold']:.4g}; a stack "
-             "abstains when more than half of its slices score above it", "",
+             "abstains when more than half of its slices score above it or its declared modality is not MR", "",
              "| family | stacks | slices | slice AUROC | slices above | stacks abstaining | by the score alone |",
              "|---|---|---|---|---|---|---|"]
 
@@ -405,7 +405,8 @@ def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
         raise RegistryError(f"the OOD test look of {entry.name!r}'s detector is already recorded")
     date = datetime.date.today().isoformat()
     earlier = [_look_line(t) for t in o.record.get("earlier_tests", ())]
-    looks = "\n".join([*earlier, f"- {date}: the table above ({'this rule' if earlier else 'the only'} look)."])
+    only = "this rule's only look" if earlier else "the only look"
+    looks = "\n".join([*earlier, f"- {date}: the table above ({only})."])
     cands = "; ".join(f"{n}: worst-family val slice abstention {c['worst_abstention']:.1%}, mean val AUROC "
                       f"{c['mean_auroc']:.3f}" for n, c in o.record.get("candidates", {}).items())
     fams = "; ".join(f"{f} {r:.1%}" for f, r in (o.record.get("ood_val_abstention") or {}).items())

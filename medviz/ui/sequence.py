@@ -16,6 +16,7 @@ import streamlit as st
 from medviz.constants import Task
 from medviz.models.registry import list_models
 from medviz.sequence.infer import StackPrediction, load_models, predict_stack, prepare_stack
+from medviz.sequence.ood import SequenceOOD, StackOOD, assess, load_stats
 from medviz.sequence.viz import probability_strip
 from medviz.types import Volume
 
@@ -33,19 +34,30 @@ def cached_models(name: str) -> tuple[Any, Any, Any]:
 
 @dataclass(frozen=True)
 class StripResult:
-    """The sequence model's output for one study: probabilities and the notes on the input."""
+    """The sequence model's output for one study: probabilities, the notes on the input, and whether the
+    model abstains on the stack (None: no detector fitted)."""
 
     prediction: StackPrediction
     notes: list[str]
+    ood: StackOOD | None = None
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def cached_stats(name: str) -> SequenceOOD | None:
+    """The model's fitted OOD statistics (read-only arrays, no user data)."""
+    return load_stats(cached_models(name)[2])
 
 
 def run(name: str, volume: Volume) -> StripResult:
-    """Run the sequence model on every axial slice of ``volume`` (a busy spinner while it works)."""
+    """Run the sequence model on every axial slice of ``volume`` (a busy spinner while it works) and decide
+    whether it abstains on the stack (:func:`medviz.sequence.ood.assess`)."""
     model, segmenter, entry = cached_models(name)
     x, notes = prepare_stack(volume)
     with st.spinner(f"Reading {volume.shape[0]} slices with {name}…"):
         pred = predict_stack(model, segmenter, x, lr_flip=entry.spec.lr_flip)
-    return StripResult(pred, notes)
+    stats = cached_stats(name)
+    ood = None if stats is None else assess(stats, pred.features, volume.modality)
+    return StripResult(pred, notes, ood)
 
 
 def strip_key(token: str) -> str:
@@ -69,6 +81,13 @@ def jump_to_clicked_slice(token: str, slider_key: str) -> None:
 
 def strip(result: StripResult, token: str, current: int | None, truth: np.ndarray | None) -> None:
     """Draw the strip (GRU and per-slice curves, the current slice, the reference tumour run when known)."""
+    ood = result.ood
+    if ood is not None and ood.abstain:
+        st.error("**The sequence model abstains: this stack does not look like its training stacks** (LGG brain "
+                 "MR, T1 / FLAIR / T1c): " + "; ".join(ood.reasons) + ".")
+        if not st.toggle("show anyway", key=f"{strip_key(token)}.show_anyway",
+                         help="show the slice probabilities although the stack is unlike the training stacks"):
+            return
     for note in result.notes:
         st.warning(note)
     pred = result.prediction
@@ -76,4 +95,7 @@ def strip(result: StripResult, token: str, current: int | None, truth: np.ndarra
                     on_select="rerun", selection_mode="points", width="stretch")
     st.caption("Probability that each slice shows FLAIR abnormality: sequence model (orange, reads the whole "
                "stack) and the same features slice by slice (grey dashes). Click a point to show that slice."
-               + (" Green: slices with tumour in the reference mask." if truth is not None else ""))
+               + (" Green: slices with tumour in the reference mask." if truth is not None else "")
+               + ("" if ood is None else f" Out-of-distribution check: {ood.fraction_above:.0%} of the slices score "
+                  f"above the {ood.score_name} threshold {ood.threshold:.3g}"
+                  + (" (shown anyway)." if ood.abstain else "; the stack is answered.")))
