@@ -12,9 +12,9 @@ from medviz.models import ood_stats
 from medviz.models.registry import get_entry, sha256_file
 from medviz.sequence import ood
 from medviz.sequence.encoder import pad_to_multiple, slice_features, total_stride
+from tests.strip_app import read_all_slices
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "segment.py")
 
 
 @pytest.fixture(autouse=True)
@@ -120,20 +120,10 @@ def test_the_ood_evaluation_contract_on_one_small_family(data_dir):
 
 @pytest.mark.data
 def test_the_segment_page_abstains_on_a_ct_series_and_shows_it_only_when_asked(data_dir):
-    from streamlit.testing.v1 import AppTest
-
     from medviz.io.loader import load_path
     from medviz.ui.sequence import strip_key
 
-    vol = load_path(data_dir / "dicom_series_ct_totalsegmentator").series[0].volume
-    at = AppTest.from_file(PAGE, default_timeout=600)
-    at.session_state["medviz.volume"] = vol
-    at.run()
-    at.button(key="seg.run").click().run()
-    assert not at.exception, at.exception
-    charts = len(at.get("plotly_chart"))
-    at.button(key="seg.seq.run").click().run()
-    assert not at.exception, at.exception
+    at, charts = read_all_slices(load_path(data_dir / "dicom_series_ct_totalsegmentator").series[0].volume, 600)
     assert any("The sequence model abstains" in e.value and "modality CT" in e.value for e in at.error)
     assert len(at.get("plotly_chart")) == charts, "the strip is drawn although the model abstains"
     token = at.session_state["medviz.viewer.token"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from medviz.types import Volume, affine_from_spacing
+from tests.strip_app import read_all_slices
 
-PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "segment.py")
 TINY_UNET = {"name": "UNet", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [4, 8, 16],
                                         "strides": [2, 2], "num_res_units": 1, "norm": "batch"}}
 
@@ -46,20 +46,11 @@ def _stack(rng) -> Volume:
 
 
 def test_strip_is_drawn_and_a_click_jumps_to_the_slice(tiny_models, rng) -> None:
-    from streamlit.testing.v1 import AppTest
 
     from medviz.ui.sequence import strip_key
     from medviz.ui.widgets import slice_key
 
-    vol = _stack(rng)
-    at = AppTest.from_file(PAGE, default_timeout=240)
-    at.session_state["medviz.volume"] = vol
-    at.run()
-    at.button(key="seg.run").click().run()
-    assert not at.exception, at.exception
-    charts_before = len(at.get("plotly_chart"))
-    at.button(key="seg.seq.run").click().run()
-    assert not at.exception, at.exception
+    at, charts_before = read_all_slices(_stack(rng), 240)
     assert len(at.get("plotly_chart")) == charts_before + 1, "no probability strip"
     assert any("Click a point" in c.value for c in at.caption)
     token = at.session_state["medviz.viewer.token"]
