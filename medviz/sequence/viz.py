@@ -47,3 +47,25 @@ def probability_strip(gru: np.ndarray, per_slice: np.ndarray, current: int | Non
                       xaxis=dict(title="slice (1-based)", range=[0.5, len(gru) + 0.5], dtick=max(1, len(gru) // 20)),
                       yaxis=dict(title="P(tumour)", range=[-0.04, 1.06]))
     return fig
+
+
+def slice_score_figure(slice_scores: np.ndarray, threshold: float, val_range: tuple[float, float, float],
+                       score_name: str, height: int = 220) -> go.Figure:
+    """Each slice's out-of-distribution score (1-based slice numbers on x) against the model's validation
+    slices (the shaded band from their lowest to their highest score, the median dotted) and the threshold
+    (dashed): the stack abstains when more than half of its slices lie above the threshold."""
+    s = np.asarray(slice_scores, dtype=np.float64)
+    z = np.arange(1, len(s) + 1)
+    lo, mid, hi = val_range
+    fig = go.Figure()
+    fig.add_hrect(y0=lo, y1=hi, fillcolor="rgba(127, 140, 141, 0.25)", line_width=0, layer="below",
+                  annotation_text="validation slices", annotation_position="top left")
+    fig.add_hline(y=mid, line=dict(color="#7f8c8d", dash="dot", width=1))
+    fig.add_hline(y=threshold, line=dict(color="#333333", dash="dash"), annotation_text="threshold",
+                  annotation_position="top right")
+    fig.add_trace(go.Scatter(x=z, y=s, mode="markers", name="this stack", marker=dict(size=7, color="#d62728"),
+                             hovertemplate="slice %{x}: %{y:.3g}<extra></extra>"))
+    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=30), showlegend=False, dragmode=False,
+                      xaxis=dict(title="slice (1-based)", range=[0.5, len(s) + 0.5]),
+                      yaxis=dict(title=f"{score_name} score"))
+    return fig

@@ -17,7 +17,7 @@ from medviz.constants import Task
 from medviz.models.registry import list_models
 from medviz.sequence.infer import StackPrediction, load_models, predict_stack, prepare_stack
 from medviz.sequence.ood import SequenceOOD, StackOOD, assess, load_stats
-from medviz.sequence.viz import probability_strip
+from medviz.sequence.viz import probability_strip, slice_score_figure
 from medviz.types import Volume
 
 
@@ -85,6 +85,8 @@ def strip(result: StripResult, token: str, current: int | None, truth: np.ndarra
     if ood is not None and ood.abstain:
         st.error("**The sequence model abstains: this stack does not look like its training stacks** (LGG brain "
                  "MR, T1 / FLAIR / T1c): " + "; ".join(ood.reasons) + ".")
+        st.plotly_chart(slice_score_figure(ood.slice_scores, ood.threshold, ood.val_range, ood.score_name),
+                        key=f"{strip_key(token)}.ood", width="stretch", theme=None)
         if not st.toggle("show anyway", key=f"{strip_key(token)}.show_anyway",
                          help="show the slice probabilities although the stack is unlike the training stacks"):
             return

@@ -3,6 +3,7 @@ any size, the shipped statistics, the test-look contract and the Segment page's 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -125,9 +126,12 @@ def test_the_segment_page_abstains_on_a_ct_series_and_shows_it_only_when_asked(d
 
     at, charts = read_all_slices(load_path(data_dir / "dicom_series_ct_totalsegmentator").series[0].volume, 600)
     assert any("The sequence model abstains" in e.value and "modality CT" in e.value for e in at.error)
-    assert len(at.get("plotly_chart")) == charts, "the strip is drawn although the model abstains"
+    assert len(at.get("plotly_chart")) == charts + 1, "the strip is drawn although the model abstains"
+    score_chart = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert score_chart["data"][0]["name"] == "this stack"
+    assert score_chart["layout"]["yaxis"]["title"]["text"] == "mahalanobis_mean score"
     token = at.session_state["medviz.viewer.token"]
     at.toggle(key=f"{strip_key(token)}.show_anyway").set_value(True).run()
     assert not at.exception, at.exception
-    assert len(at.get("plotly_chart")) == charts + 1
+    assert len(at.get("plotly_chart")) == charts + 2  # the score figure and the strip
     assert any("(shown anyway)" in c.value for c in at.caption)
