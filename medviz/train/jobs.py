@@ -407,7 +407,13 @@ class JobManager:
         while job.queued and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.05)
         thread = job.thread
-        if thread is not None and not job.queued:
+        if thread is None or job.queued:
+            return job
+        # _launch sets the thread and the status under the manager's lock just before it starts the thread: a
+        # thread not yet started cannot be joined, so wait for it to start (ident is set by start())
+        while thread.ident is None and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.01)
+        if thread.ident is not None:
             thread.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
         return job
 

@@ -55,6 +55,26 @@ def test_jobs_are_private_single_and_resumable(tmp_path):
     assert sum(e.kind == "start" for e in job.events()) == 2
 
 
+def test_waiting_on_a_run_whose_thread_has_not_started_yet_waits_for_it(tmp_path, monkeypatch):
+    """A run's thread is registered (status "starting") just before it is started; a wait that comes in
+    between must wait for it, not fail on joining a thread not yet started (seen once on a loaded host)."""
+    import threading
+
+    real = threading.Thread
+
+    class LateThread(real):
+        def start(self):  # the run's thread starts 0.3 s after it is registered
+            real(target=lambda: (time.sleep(0.3), real.start(self)), daemon=True).start()
+
+    m = JobManager(runs_dir=tmp_path)
+    monkeypatch.setattr("medviz.train.jobs.threading.Thread", LateThread)
+    job = m.start(ALICE, _cmd(epochs=1))
+    monkeypatch.setattr("medviz.train.jobs.threading.Thread", real)
+    assert job.status == "starting" and job.thread.ident is None
+    assert m.wait(job.id, ALICE, 120) is job
+    assert job.thread.ident is not None and not job.thread.is_alive() and job.status == "completed"
+
+
 def test_share_code_lets_another_session_see_and_stop_but_not_promote(tmp_path):
     m = JobManager(runs_dir=tmp_path)
     job = m.start(ALICE, _cmd(ToyOptions(step_delay=0.05)))
