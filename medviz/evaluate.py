@@ -84,7 +84,7 @@ def evaluation_report(task: Any, result: Any, run_dir: Path, split: str = "val",
             options = options.quick()
         out = module.evaluate(entry, options)
     except (ImportError, NotImplementedError, AttributeError, KeyError, TypeError, ValueError, MedvizError) as e:
-        report["note"] = f"detailed {task.name} evaluation unavailable ({type(e).__name__}: {e}); showing validation metrics"
+        report["note"] = f"detailed {task.name} evaluation unavailable ({e}); showing validation metrics"
         return report
     report["evaluator"] = {k: v for k, v in out.items() if isinstance(v, (int, float, str))}
     details = getattr(module, "report_details", None)

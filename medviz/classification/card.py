@@ -226,8 +226,11 @@ def note_unchanged_refit(entry: ModelEntry, date: str, change: str) -> None:
     path = entry.card_path
     if ood is None or not path or not path.exists():
         raise RegistryError(f"{entry.spec.name!r} has no OOD detector or no model card to note the refit in")
+    text = path.read_text()
+    if f"refitted after {change};" in text:  # a rerun of the same refit: noted once
+        return
     fams = "; ".join(f"{f} {r:.1%}" for f, r in (ood.record.get("ood_val_abstention") or {}).items())
     line = (f"- {date}: refitted after {change}; it chose the same {ood.score} score, threshold {ood.threshold:.4g} "
             f"and statistics, so the look above stands and no new look was taken. At that threshold the validation "
             f"OOD families abstain: {fams or 'not recorded'}.")
-    path.write_text(path.read_text().rstrip() + "\n" + line + "\n")
+    path.write_text(text.rstrip() + "\n" + line + "\n")

@@ -19,11 +19,11 @@ scores are averaged; a third candidate, ``mahalanobis_joint``, fits one Gaussian
 concatenated features.
 
 The score kept is chosen on **validation** data only, by a criterion fixed before any test image is
-scored (:data:`CRITERION`). Its val threshold (:func:`val_threshold`) is the smallest val score whose
-one-sided :data:`CONFIDENCE` Clopper-Pearson upper bound on the abstention rate is at most
-:data:`MAX_VAL_ABSTENTION` -- a val split of 78 or 120 images cannot pin a 95th percentile, so the plain
+scored (:data:`CRITERION`). Its val threshold (:func:`medviz.models.ood_stats.val_threshold`) is the smallest val
+score whose one-sided :data:`~medviz.models.ood_stats.CONFIDENCE` Clopper-Pearson upper bound on the abstention rate
+is at most :data:`~medviz.models.ood_stats.MAX_VAL_ABSTENTION` -- a val split of 78 or 120 images cannot pin a 95th percentile, so the plain
 5 % quantile let 7.5-8.3 % of the test images abstain (the first test looks, in the cards). The threshold
-used (:func:`gap_threshold`, :data:`THRESHOLD_RULE`) is the midpoint between that val threshold and the lowest
+used (:func:`medviz.models.ood_stats.gap_threshold`, :data:`THRESHOLD_RULE`) is the midpoint between that val threshold and the lowest
 1st percentile of the validation OOD families when that is higher (else the val threshold), because the val threshold alone still let 5.3-7.7 % of two
 test splits abstain (the second looks). The model abstains when the score is above the threshold or an
 input check fails on its own (:func:`medviz.classification.preprocess.input_abstain_reasons`: declared
@@ -57,6 +57,7 @@ from medviz.classification.data import DataError, load_npz_split, look_up_datase
 from medviz.classification.ood_data import family_inputs, validation_families
 from medviz.classification.preprocess import PreparedInput, input_abstain_reasons, preprocess_batch
 from medviz.models import ood_stats
+from medviz.models.ood_record import checked_arrays, float32, stats_out_dir, test_looks, unchanged_detector
 from medviz.models.ood_stats import (
     OODError,
     abstention_rate,
@@ -85,11 +86,11 @@ STAGES = ("layer1", "layer2", "layer3", "layer4")
 #: Stage scores -> the stages each averages.
 STAGE_SCORES = {"mahalanobis_stages": STAGES, "mahalanobis_layer3": ("layer3",),
                 "mahalanobis_layer2": ("layer2",), "mahalanobis_layer1": ("layer1",)}
-#: How the score is chosen, fixed before any test image was scored (second detector, 2026-12-02; the LGG family
-#: grew from the 10 val patients to the 59 train and val patients before retina_resnet's fourth look).
 #: The last change to the validation data or rules, in words (noted in the card of a refit that it leaves as is).
 LAST_CHANGE = ("the LGG validation OOD family grew from the 10 val patients to the 59 train and val patients "
                "(no classifier was trained on them), to show the spread between patients")
+#: How the score is chosen, fixed before any test image was scored (second detector, 2026-12-02; the LGG family
+#: grew from the 10 val patients to the 59 train and val patients before retina_resnet's fourth look).
 CRITERION = ("highest worst-family abstention rate at the val threshold (the smallest val score whose one-sided "
              "95 % Clopper-Pearson upper bound on the val abstention rate is at most 5 %) over the validation OOD "
              "families (other classifiers' val splits, LGG slices of the 59 train and val patients, which no "
@@ -309,9 +310,9 @@ def fit_stages(model: Any, x_train: np.ndarray, y_train: np.ndarray, spec: Class
     layers = stage_layers(spec)
     pooled = stage_features(model, x_train, layers)
     per = [fit_gaussians(f, y_train, spec.n_classes) for f in pooled]
-    gaussians = [(_float32(m), _float32(p)) for m, p, _ in per]
+    gaussians = [(float32(m), float32(p)) for m, p, _ in per]
     d = stage_distances(pooled, gaussians)
-    norm = _float32(np.stack([d.mean(axis=1), np.maximum(d.std(axis=1), 1e-12)], axis=1))
+    norm = float32(np.stack([d.mean(axis=1), np.maximum(d.std(axis=1), 1e-12)], axis=1))
     return StageFit(layers, gaussians, norm, [float(a) for _, _, a in per])
 
 
@@ -336,19 +337,7 @@ def load_stats(entry: ModelEntry) -> OODStats | None:
 @lru_cache(maxsize=16)
 def _read_stats(path: Path, sha256: str, score: str, threshold: float, layers: tuple[str, ...],
                 val_abstention: float) -> OODStats:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    if not path.exists():
-        raise OODError(f"OOD statistics {path.name} are missing")
-    actual = sha256_file(path)
-    if actual != sha256:
-        raise OODError(f"OOD statistics {path.name} fail their checksum (manifest {sha256[:12]}…, "
-                       f"file {actual[:12]}…); refusing to use them")
-    try:
-        arrays = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise OODError(f"{path.name} is not a readable safetensors file: {e}") from e
+    arrays = checked_arrays(path, sha256)
     try:
         val = np.sort(arrays[f"val_{score}"].astype(np.float64))
         if score in STAGE_SCORES:
@@ -462,9 +451,6 @@ def choose_score(id_val: dict[str, np.ndarray], ood_val: dict[str, dict[str, np.
     return ood_stats.choose_score(id_val, ood_val, SCORES)
 
 
-def _float32(a: np.ndarray) -> np.ndarray:
-    """``a`` rounded to float32 as stored, so thresholds hold for scores computed from the file."""
-    return np.asarray(a).astype(np.float32).astype(np.float64)
 
 
 def _fit_all(f_train: np.ndarray, y_train: np.ndarray, n_classes: int) -> tuple[dict[str, tuple], dict[str, list]]:
@@ -475,39 +461,9 @@ def _fit_all(f_train: np.ndarray, y_train: np.ndarray, n_classes: int) -> tuple[
     fitted, shrinkage = {}, {}
     for name, feats in variants.items():
         per = [fit_gaussians(f, y_train, n_classes) for f in feats]
-        fitted[name] = (_float32(np.stack([m for m, _, _ in per])), _float32(np.stack([p for _, p, _ in per])))
+        fitted[name] = (float32(np.stack([m for m, _, _ in per])), float32(np.stack([p for _, p, _ in per])))
         shrinkage[name] = [float(a) for _, _, a in per]
     return fitted, shrinkage
-
-
-def earlier_looks(spec: ClassifierSpec) -> dict[str, list[dict[str, Any]]]:
-    """The test looks of the detectors ``spec`` had before (kept in the manifest when a detector is refitted):
-    ``{"earlier_tests": [...]}`` with each look's score and threshold, or ``{}``."""
-    if spec.ood is None:
-        return {}
-    looks = [dict(t) for t in spec.ood.record.get("earlier_tests", ())]
-    if spec.ood.record.get("test"):
-        looks.append({**dict(spec.ood.record["test"]), "score": spec.ood.score, "threshold": spec.ood.threshold,
-                      "val_abstention": spec.ood.val_abstention})
-    return {"earlier_tests": looks} if looks else {}
-
-
-def unchanged_detector(spec: ClassifierSpec, score: str, threshold: float, layers: list[str],
-                       shrinkage: list[float]) -> bool:
-    """Whether a refit chose the detector ``spec`` already has: the same score, threshold, layers and fitted
-    statistics (the shrinkage of each Gaussian; the Gaussians are fitted on the train split, deterministically).
-    Its test look then stands: the look is a function of these alone."""
-    old = spec.ood
-    return (old is not None and old.score == score and old.threshold == threshold
-            and tuple(old.layers) == tuple(layers) and list(old.record.get("shrinkage", ())) == list(shrinkage))
-
-
-def test_looks(spec: ClassifierSpec, unchanged: bool) -> dict[str, Any]:
-    """The manifest's look keys of a refitted detector: kept as they are for an :func:`unchanged_detector`,
-    else the current look moved to ``earlier_tests`` (:func:`earlier_looks`)."""
-    if not unchanged:
-        return earlier_looks(spec)
-    return {k: spec.ood.record[k] for k in ("test", "earlier_tests") if spec.ood.record.get(k)}
 
 
 def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
@@ -555,7 +511,7 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
         arrays = {"means": means, "precision": precision}
         kept_layers, kept_shrinkage = list(layers), shrinkage[
             "mahalanobis_joint" if best == "mahalanobis_joint" else "mahalanobis"]
-    out_dir = Path(out_dir or entry.weights_dir)
+    out_dir = stats_out_dir(out_dir, register, entry.weights_dir)
     file = f"{spec.name}.ood.safetensors"
     save_file({**{k: v.astype(np.float32) for k, v in arrays.items()},
                **{f"val_{n}": v.astype(np.float64) for n, v in id_val.items()},
@@ -569,7 +525,8 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
            "candidates": record, "fitted_on": f"train split ({len(y_train)} images)",
            "shrinkage": kept_shrinkage, "command": f"python -m medviz.classification.ood --model {spec.name}",
            "created": datetime.date.today().isoformat(),
-           **test_looks(spec, unchanged_detector(spec, best, threshold, kept_layers, kept_shrinkage))}
+           **test_looks(spec.ood, unchanged_detector(spec.ood, best, threshold, kept_layers, kept_shrinkage,
+                                                     CRITERION))}
     if register:
         upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood

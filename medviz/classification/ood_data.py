@@ -33,9 +33,9 @@ from medviz.classification.preprocess import (
     volume_slice,
     window_choices,
 )
-from medviz.config import get_settings
 from medviz.datasets import lgg
 from medviz.io import load_example, load_files, load_path
+from medviz.models.ood_record import data_dir as ood_data_dir
 from medviz.models.specs import ClassifierSpec
 from medviz.types import LoadError, MedvizError, Volume
 
@@ -183,6 +183,8 @@ def lgg_images(data_dir: Path, split: str | tuple[str, ...]) -> list[PageImage]:
     """Every slice PNG of the LGG ``split`` patients (one split name or several; RGB composites: T1 pre, FLAIR,
     T1 post), uploaded as PNG."""
     root = data_dir / LGG_DIR
+    if lgg.read_splits(root) is None:  # without splits.json every case is in every split, test included
+        raise DataError(f"{root} has no splits.json: the OOD families need its patient split (train, val, test)")
     keep = {case for name in ((split,) if isinstance(split, str) else split) for case in lgg.cases(root, name)}
     out, notes = [], []
     for pair in lgg.read_pairs(root):
@@ -217,20 +219,13 @@ def _medmnist(spec: ClassifierSpec, split: str, data: Path | None, choosing: boo
     return out
 
 
-def _data_dir(data: Path | None) -> Path:
-    root = Path(data) if data is not None else get_settings().data_dir
-    if not root.is_dir():
-        raise DataError(f"data folder {root} not found; set --data or MEDVIZ_DATA_DIR")
-    return root
-
-
 def _kermany_in_domain(spec: ClassifierSpec) -> bool:
     return (spec.dataset_key or "") in KERMANY_SOURCES | {kermany.KEY}
 
 
 def validation_families(spec: ClassifierSpec, data: Path | None = None) -> dict[str, Family]:
     """The OOD families the score is chosen on (val splits only; never a test image)."""
-    root = _data_dir(data)
+    root = ood_data_dir(data)
     fams = {f.name: f for f in _medmnist(spec, "val", data, choosing=True)}
     fams["lgg_mri"] = Family("lgg_mri", "LGG brain MRI slices, the train and val patients (no classifier was "
                              "trained on them)", lgg_images(root, LGG_VALIDATION_SPLITS))
@@ -241,7 +236,7 @@ def validation_families(spec: ClassifierSpec, data: Path | None = None) -> dict[
 
 def evaluation_families(spec: ClassifierSpec, data: Path | None = None) -> list[Family]:
     """Every OOD family available offline, for the one test look (the model's own data excluded)."""
-    root = _data_dir(data)
+    root = ood_data_dir(data)
     fams = _medmnist(spec, "test", data)
     fams.append(Family("lgg_mri", "LGG brain MRI slices (FLAIR composite PNG), 6 test patients",
                        lgg_images(root, "test")))

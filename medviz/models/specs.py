@@ -345,7 +345,8 @@ class OODSpec:
             less like training.
         threshold: above it the model abstains (at most 5 % of the val images above it, with 95 % confidence;
             placed by the rule in ``record["threshold_rule"]``).
-        val_abstention: fraction of the model's val images above ``threshold``.
+        val_abstention: fraction of the model's val images above ``threshold`` (sequence model: of its val
+            stacks that abstain; its val slices' rate is ``record["val_slice_abstention"]``).
         layers: the layers read: the final linear layer of each member (its input, the penultimate features,
             and output, the logits) or, for a stage score, the residual stages whose pooled outputs are read.
         record: read-only provenance (``criterion``, ``candidates``, ``command``, ``created``, ``test``...).
@@ -362,7 +363,7 @@ class OODSpec:
     REQUIRED: ClassVar[tuple[str, ...]] = ("file", "sha256", "score", "threshold", "val_abstention", "layers")
     RECORD: ClassVar[tuple[str, ...]] = ("criterion", "candidates", "fitted_on", "shrinkage", "command", "created",
                                          "test", "earlier_tests", "threshold_rule", "val_threshold",
-                                         "ood_val_quantile", "ood_val_abstention")
+                                         "ood_val_quantile", "ood_val_abstention", "val_slice_abstention")
     SCORES: ClassVar[tuple[str, ...]] = ("mahalanobis", "mahalanobis_joint", "mahalanobis_stages", "mahalanobis_layer3",
                                          "mahalanobis_layer2", "mahalanobis_layer1", "energy",
                                          # the sequence model's (medviz.sequence.ood)

@@ -15,8 +15,9 @@ in distribution, the slices of the val stacks; out of distribution, the slices o
 (:data:`VALIDATION_FAMILIES`: an abdominal CT and an abdominal MR volume, and the Kermany val chest X-rays as
 one-slice images), none of which is in the test look (:data:`EVALUATION_FAMILIES`).
 
-The model reads a whole stack, so a stack is answered or not as a whole: it **abstains when more than half
-of its slices score above the threshold** (its median slice score is above it; :func:`assess`). The
+The model reads a whole stack, so a stack is answered or not as a whole: it **abstains when its median slice
+score is above the threshold**, or when its declared modality is not MR (the classifiers'
+input check, :func:`modality_reason`; :func:`assess`). The
 statistics live beside the weights (``<name>.ood.safetensors``) with the manifest entry's ``ood`` field.
 
 Fit, then measure once on test and record the look in the card::
@@ -39,13 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from medviz.config import get_settings
 from medviz.io.loader import LoadError, load_path
 from medviz.models import ood_stats
+from medviz.models.ood_record import checked_arrays, data_dir, float32, stats_out_dir, test_looks, unchanged_detector
 from medviz.models.ood_stats import OODError, abstention_rate, auroc, fit_gaussians, gap_threshold, mahalanobis_score
 from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
 from medviz.sequence.data import default_data_dir, load_stack, split_cases
-from medviz.sequence.encoder import BOTTLENECK_CHANNELS, slice_features
+from medviz.sequence.encoder import BOTTLENECK_CHANNELS, FEATURES, slice_features
 from medviz.sequence.infer import load_models, prepare_stack
 from medviz.types import MedvizError
 
@@ -133,7 +134,8 @@ class StackOOD:
 
 
 def stack_abstains(slice_scores: np.ndarray, threshold: float) -> bool:
-    """More than half of the slices above ``threshold`` (the median slice score is above it)."""
+    """The median slice score is above ``threshold``: more than half of an odd number of slices are above it;
+    of an even number, half may be, when the two middle scores average above it."""
     return bool(np.median(np.asarray(slice_scores, dtype=np.float64)) > threshold)
 
 
@@ -158,13 +160,6 @@ def assess(stats: SequenceOOD, features: np.ndarray, modality: str | None = None
 
 
 # ---- data ----------------------------------------------------------------------------------------
-
-
-def _data_dir(data: Path | None) -> Path:
-    root = Path(data) if data is not None else get_settings().data_dir
-    if not root.is_dir():
-        raise OODError(f"data folder {root} not found; set --data or MEDVIZ_DATA_DIR")
-    return root
 
 
 def family_stacks(root: Path, paths: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray, str]]:
@@ -204,8 +199,11 @@ def lgg_root(data: Path | None) -> Path:
 
 def split_features(segmenter: Any, lr_flip: bool, root: Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per stack of the LGG ``split``: ``(features [(Z, F)...], slice labels [(Z,)...])``."""
+    cases, named = split_cases(root, split)
+    if named != split:  # without splits.json every case is in every split, test included
+        raise OODError(f"{root} has no splits.json: the OOD detector needs its patient split (train, val, test)")
     feats, labels = [], []
-    for case in split_cases(root, split)[0]:
+    for case in cases:
         stack = load_stack(root, case)
         feats.append(slice_features(segmenter, stack.x, lr_flip=lr_flip))
         labels.append(stack.labels)
@@ -216,10 +214,6 @@ def candidate_scores(features: np.ndarray, fitted: dict[str, tuple[np.ndarray, n
     """Every candidate's score of ``(N, F)`` slice features: name -> ``(N,)``."""
     f = np.asarray(features, dtype=np.float64)
     return {name: mahalanobis_score(f[None, :, SCORES[name]], mu[None], p[None]) for name, (mu, p) in fitted.items()}
-
-
-def _float32(a: np.ndarray) -> np.ndarray:
-    return np.asarray(a).astype(np.float32).astype(np.float64)
 
 
 def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_dir: Path | None = None,
@@ -235,13 +229,13 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
 
     _, segmenter, entry = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
     spec = entry.spec
-    root, lgg = _data_dir(data), lgg_root(data)
+    root, lgg = data_dir(data), lgg_root(data)
     f_train, y_train = split_features(segmenter, spec.lr_flip, lgg, "train")
     f_all, y_all = np.concatenate(f_train), np.concatenate(y_train)
     fitted, shrinkage = {}, {}
     for name, cols in SCORES.items():
         mu, p, a = fit_gaussians(f_all[:, cols], y_all, 2)
-        fitted[name], shrinkage[name] = (_float32(mu), _float32(p)), float(a)
+        fitted[name], shrinkage[name] = (float32(mu), float32(p)), float(a)
     f_val, _ = split_features(segmenter, spec.lr_flip, lgg, "val")
     id_val = candidate_scores(np.concatenate(f_val), fitted)
     ood_val = {}
@@ -251,7 +245,8 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     best, record = ood_stats.choose_score(id_val, ood_val, tuple(SCORES))
     threshold, cp_threshold, quantile = gap_threshold(id_val[best], {f: v[best] for f, v in ood_val.items()})
     per_stack = np.split(id_val[best], np.cumsum([len(f) for f in f_val])[:-1])
-    out_dir = Path(out_dir or entry.weights_dir)
+    layers = [f"{spec.segmenter} bottleneck and output"]
+    out_dir = stats_out_dir(out_dir, register, entry.weights_dir)
     file = f"{spec.name}.ood.safetensors"
     mu, p = fitted[best]
     save_file({"means": mu.astype(np.float32), "precision": p.astype(np.float32),
@@ -260,30 +255,20 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
               metadata={"model": spec.name, "model_sha256": str(spec.sha256)})
     ood = {"file": file, "sha256": sha256_file(out_dir / file), "score": best, "threshold": threshold,
            "val_abstention": float(np.mean([stack_abstains(s, threshold) for s in per_stack])),
-           "layers": [f"{spec.segmenter} bottleneck and output"], "criterion": CRITERION,
+           "layers": layers, "criterion": CRITERION,
            "threshold_rule": "val-slice threshold and validation-family gap as in the criterion; the val_abstention "
                              "is the fraction of val stacks that abstain",
            "val_threshold": cp_threshold, "ood_val_quantile": quantile,
+           "val_slice_abstention": abstention_rate(id_val[best], threshold),
            "ood_val_abstention": {f: abstention_rate(v[best], threshold) for f, v in ood_val.items()},
            "candidates": record,
            "fitted_on": f"train stacks ({len(f_train)} patients, {len(y_all)} slices)",
            "shrinkage": [shrinkage[best]], "command": f"python -m medviz.sequence.ood --model {spec.name}",
-           "created": datetime.date.today().isoformat(), **earlier_looks(spec)}
+           "created": datetime.date.today().isoformat(),
+           **test_looks(spec.ood, unchanged_detector(spec.ood, best, threshold, layers, [shrinkage[best]], CRITERION))}
     if register:
         upsert_entry(with_field(entry, "ood", value=ood), out_dir)
     return ood
-
-
-def earlier_looks(spec: Any) -> dict[str, list[dict[str, Any]]]:
-    """The test looks of the detector ``spec`` had before a refit, kept in the manifest: ``{"earlier_tests":
-    [...]}`` with each look's score, threshold and criterion, or ``{}``."""
-    if spec.ood is None:
-        return {}
-    looks = [dict(t) for t in spec.ood.record.get("earlier_tests", ())]
-    if spec.ood.record.get("test"):
-        looks.append({**dict(spec.ood.record["test"]), "score": spec.ood.score, "threshold": spec.ood.threshold,
-                      "criterion": spec.ood.record.get("criterion", "")})
-    return {"earlier_tests": looks} if looks else {}
 
 
 def load_stats(entry: ModelEntry) -> SequenceOOD | None:
@@ -292,19 +277,18 @@ def load_stats(entry: ModelEntry) -> SequenceOOD | None:
     Raises:
         OODError: the statistics file is missing, fails its checksum or does not fit the manifest.
     """
-    from safetensors.numpy import load_file
-
     o = getattr(entry.spec, "ood", None)
     if o is None:
         return None
     path = entry.weights_dir / o.file
-    if not path.is_file() or sha256_file(path) != o.sha256:
-        raise OODError(f"the OOD statistics {path.name} of {entry.name} are missing or fail their checksum")
-    arrays = load_file(str(path))
-    if o.score not in SCORES or f"val_{o.score}" not in arrays:
+    arrays = checked_arrays(path, o.sha256)
+    if o.score not in SCORES or not {"means", "precision", f"val_{o.score}"} <= set(arrays):
         raise OODError(f"{path.name} does not hold the {o.score} score of {entry.name}")
-    return SequenceOOD(o.score, o.threshold, arrays["means"].astype(np.float64),
-                       arrays["precision"].astype(np.float64), np.sort(arrays[f"val_{o.score}"]), o.val_abstention)
+    width = len(range(FEATURES)[SCORES[o.score]])
+    means, precision = arrays["means"].astype(np.float64), arrays["precision"].astype(np.float64)
+    if means.shape != (2, width) or precision.shape != (width, width):
+        raise OODError(f"{path.name} holds statistics of {means.shape[-1]} features; the {o.score} score reads {width}")
+    return SequenceOOD(o.score, o.threshold, means, precision, np.sort(arrays[f"val_{o.score}"]), o.val_abstention)
 
 
 # ---- the test look -------------------------------------------------------------------------------
@@ -335,7 +319,7 @@ def evaluate_ood(entry: ModelEntry, data: Path | None = None, device: str = "cpu
         raise OODError(f"{entry.name} has no fitted OOD detector (python -m medviz.sequence.ood --model {entry.name})")
     _, segmenter, entry = load_models(entry.name, device=device, weights_dir=entry.weights_dir)
     lr_flip = entry.spec.lr_flip
-    root = _data_dir(data)
+    root = data_dir(data)
     f_test, _ = split_features(segmenter, lr_flip, lgg_root(data), "test")
     in_scores = [stats.slice_scores(f) for f in f_test]
     id_all = np.concatenate(in_scores)
@@ -364,7 +348,7 @@ def format_ood_table(result: dict[str, Any]) -> str:
     """The table of :func:`evaluate_ood`, printed by the command and written into the model card."""
     idr = result["in_distribution"]
     lines = [f"{result['model']}: {result['score']} slice score, threshold {result['threshold']:.4g}; a stack "
-             "abstains when more than half of its slices score above it or its declared modality is not MR", "",
+             "abstains when its median slice score is above it or its declared modality is not MR", "",
              "| family | stacks | slices | slice AUROC | slices above | stacks abstaining | by the score alone |",
              "|---|---|---|---|---|---|---|"]
 
@@ -395,7 +379,8 @@ def _look_line(look: dict[str, Any]) -> str:
 
 def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
     """Append the OOD section (fit, choice, the test look's table) to the card and the look's summary to the
-    manifest's ``ood.test``. Refused when this detector's look is already recorded: it is computed once."""
+    manifest's ``ood.test``. Refused when this detector's look is already recorded: it is computed once, or when
+    the entry has no card."""
     o = entry.spec.ood
     if o is None or result.get("model") != entry.name or not result.get("ood"):
         raise RegistryError(f"the result is not an OOD evaluation of {entry.name!r} with fitted statistics")
@@ -403,6 +388,8 @@ def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
         raise RegistryError("the result was computed with other OOD statistics than the registered ones")
     if o.record.get("test"):
         raise RegistryError(f"the OOD test look of {entry.name!r}'s detector is already recorded")
+    if not entry.card_path or not entry.card_path.exists():
+        raise RegistryError(f"{entry.name!r} has no model card to record the OOD test look in")
     date = datetime.date.today().isoformat()
     earlier = [_look_line(t) for t in o.record.get("earlier_tests", ())]
     only = "this rule's only look" if earlier else "the only look"
@@ -411,13 +398,16 @@ def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
                       f"{c['mean_auroc']:.3f}" for n, c in o.record.get("candidates", {}).items())
     fams = "; ".join(f"{f} {r:.1%}" for f, r in (o.record.get("ood_val_abstention") or {}).items())
     section = f"""{OOD_HEADING}
-The Segment page's sequence strip abstains (no probabilities unless asked for with "show anyway") when more
-than half of a stack's slices score above {o.threshold:.4g} on the {o.score} score. Fitted with
+The Segment page's sequence strip abstains (no probabilities unless asked for with "show anyway") when the
+median of a stack's slice scores is above {o.threshold:.4g} on the {o.score} score, or when the stack's declared
+modality is not MR. Fitted with
 `{o.record.get('command', '')}` on the {o.record.get('fitted_on', 'train stacks')}: class means (slices with and
 without abnormality) and one Ledoit-Wolf-shrunk covariance of the slice features the model reads, statistics in
 `{o.file}`. Chosen on validation data only by the rule fixed before the test look: {o.record.get('criterion', '')}.
-Validation: {cands}. Threshold {o.threshold:.4g} (val threshold {o.record.get('val_threshold', 0):.4g}); at it
-{o.val_abstention:.0%} of the val stacks abstain and the validation families' slices lie above it: {fams}.
+Validation (each candidate at its own val threshold): {cands}. Threshold used {o.threshold:.4g} (the chosen
+score's val threshold {o.record.get('val_threshold', 0):.4g}); at it {o.record.get('val_slice_abstention', 0):.1%} of
+the val slices and {o.val_abstention:.0%} of the val stacks are above it, and of the validation families' slices:
+{fams}.
 
 Test look ({date}, computed once with `python -m medviz.evaluate --model {entry.name} --ood --json`):
 

@@ -53,7 +53,7 @@ def slice_score_figure(slice_scores: np.ndarray, threshold: float, val_range: tu
                        score_name: str, height: int = 220) -> go.Figure:
     """Each slice's out-of-distribution score (1-based slice numbers on x) against the model's validation
     slices (the shaded band from their lowest to their highest score, the median dotted) and the threshold
-    (dashed): the stack abstains when more than half of its slices lie above the threshold."""
+    (dashed): the stack abstains when its median slice score lies above the threshold."""
     s = np.asarray(slice_scores, dtype=np.float64)
     z = np.arange(1, len(s) + 1)
     lo, mid, hi = val_range

@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from medviz.constants import Task
-from medviz.models.registry import list_models
+from medviz.models.registry import get_entry, list_models
 from medviz.sequence.infer import StackPrediction, load_models, predict_stack, prepare_stack
 from medviz.sequence.ood import SequenceOOD, StackOOD, assess, load_stats
 from medviz.sequence.viz import probability_strip, slice_score_figure
@@ -42,10 +42,16 @@ class StripResult:
     ood: StackOOD | None = None
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _stats(name: str, sha256: str | None) -> SequenceOOD | None:
+    return load_stats(get_entry(name))
+
+
 def cached_stats(name: str) -> SequenceOOD | None:
-    """The model's fitted OOD statistics (read-only arrays, no user data)."""
-    return load_stats(cached_models(name)[2])
+    """The model's fitted OOD statistics (read-only arrays, no user data), cached by the checksum the manifest
+    names now, so that a refit is read at once."""
+    ood = getattr(get_entry(name).spec, "ood", None)
+    return _stats(name, None if ood is None else ood.sha256)
 
 
 def run(name: str, volume: Volume) -> StripResult:

@@ -14,7 +14,7 @@ from medviz.classification import ood
 from medviz.classification.calibration import shown_probability
 from medviz.classification.ood_data import Family, family_inputs, lgg_images, validation_families
 from medviz.classification.preprocess import input_abstain_reasons, is_colourful
-from medviz.models import ood_stats
+from medviz.models import ood_record, ood_stats
 from medviz.models.errors import RegistryError
 from medviz.models.registry import get_entry, list_models, sha256_file
 from medviz.models.specs import parse_spec
@@ -403,7 +403,7 @@ def test_a_refitted_detector_keeps_the_earlier_look_and_records_its_own_once(tmp
 
     refit = copy.deepcopy(recorded.raw)
     refit["ood"].pop("test")
-    refit["ood"].update(ood.earlier_looks(recorded.spec), threshold=recorded.spec.ood.threshold + 1.0)
+    refit["ood"].update(ood_record.earlier_looks(recorded.spec.ood), threshold=recorded.spec.ood.threshold + 1.0)
     second = type(entry)(raw=refit, weights_dir=tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"models": [refit]}))
     record_ood_test(second, _look(second, 0.02))
@@ -423,22 +423,29 @@ def test_a_refit_that_chooses_the_same_detector_keeps_its_look_and_a_changed_one
 
     spec = get_entry("breast_resnet").spec
     o = spec.ood
-    shrink = list(o.record["shrinkage"])
-    assert o.record.get("test") and ood.unchanged_detector(spec, o.score, o.threshold, list(o.layers), shrink)
-    assert ood.test_looks(spec, True)["test"] == o.record["test"]
-    assert not ood.unchanged_detector(spec, o.score, o.threshold + 1e-9, list(o.layers), shrink)
-    assert not ood.unchanged_detector(spec, o.score, o.threshold, list(o.layers), [shrink[0] * 2, *shrink[1:]])
-    assert not ood.unchanged_detector(spec, "mahalanobis_layer1", o.threshold, list(o.layers), shrink)
-    moved = ood.test_looks(spec, False)
+    shrink, rule = list(o.record["shrinkage"]), o.record["criterion"]
+    assert rule == ood.CRITERION  # the shipped refit's rule is the one in the code
+    same = ood_record.unchanged_detector
+    assert o.record.get("test") and same(o, o.score, o.threshold, list(o.layers), shrink, rule)
+    assert ood_record.test_looks(o, True)["test"] == o.record["test"]
+    assert not same(o, o.score, o.threshold + 1e-9, list(o.layers), shrink, rule)
+    assert not same(o, o.score, o.threshold, list(o.layers), [shrink[0] * 2, *shrink[1:]], rule)
+    assert not same(o, "mahalanobis_layer1", o.threshold, list(o.layers), shrink, rule)
+    assert not same(o, o.score, o.threshold, list(o.layers), shrink, rule + "; and a new input check")
+    assert not same(None, o.score, o.threshold, list(o.layers), shrink, rule)
+    moved = ood_record.test_looks(o, False)
     assert "test" not in moved and moved["earlier_tests"][-1]["threshold"] == o.threshold
+    assert moved["earlier_tests"][-1]["criterion"] == rule
 
     raw = copy.deepcopy(get_entry("breast_resnet").raw)
     raw["card"] = "card.md"
     (tmp_path / "manifest.json").write_text(json.dumps({"models": [raw]}))
     (tmp_path / "card.md").write_text("# card\n- the look\n")
     note_unchanged_refit(get_entry("breast_resnet", weights_dir=tmp_path), "2030-01-01", "the families grew")
+    note_unchanged_refit(get_entry("breast_resnet", weights_dir=tmp_path), "2030-01-02", "the families grew")
     card = (tmp_path / "card.md").read_text()
     assert card.startswith("# card\n- the look\n- 2030-01-01: refitted after the families grew;")
+    assert card.count("refitted after") == 1  # the same refit run again is noted once
     assert f"threshold {o.threshold:.4g}" in card and "no new look was taken" in card
 
 

@@ -40,6 +40,9 @@ def test_a_stack_abstains_when_more_than_half_of_its_slices_are_unfamiliar():
     assert not ood.stack_abstains(np.array([1.0, 5.0, 1.0]), 3.0)
     assert ood.stack_abstains(np.array([1.0, 5.0, 5.0]), 3.0)
     assert not ood.stack_abstains(np.array([3.0, 3.0]), 3.0)  # at the threshold: answered
+    # the rule is the median: of an even count, half above abstains when the middle two average above it
+    assert ood.stack_abstains(np.array([1.0, 1.0, 7.0, 7.0]), 3.0)
+    assert not ood.stack_abstains(np.array([1.0, 1.0, 4.0, 4.0]), 3.0)
 
     stats = _stats()
     near = ood.assess(stats, _features(10, 0.5), "MR")
@@ -73,6 +76,11 @@ def test_slices_of_any_size_are_padded_to_the_unet_stride_and_read_unpadded():
     assert np.array_equal(padded[..., 1:31, 1:23], x) and padded[..., 0, :].max() == 0
     f = slice_features(unet, x, lr_flip=False)  # 30 x 22 failed in the UNet's skip connections before
     assert f.shape == (3, 2 * 16 + 2) and np.isfinite(f).all()
+    with torch.no_grad():  # the probability features read the original area of the padded slice, not the padding
+        prob = torch.sigmoid(unet.eval()(torch.from_numpy(padded)))[:, 0].numpy()
+    inner = prob[:, 1:31, 1:23]
+    assert np.allclose(f[:, -2], inner.max(axis=(1, 2)), atol=1e-6)
+    assert np.allclose(f[:, -1], (inner > 0.5).mean(axis=(1, 2)), atol=1e-6)
     assert np.array_equal(pad_to_multiple(padded, 4)[0], padded)
 
 
@@ -106,7 +114,13 @@ def test_shipped_statistics_are_the_models_val_scores_and_place_the_threshold(da
     t, cp, q = ood_stats.gap_threshold(stats.val_scores, fams)
     assert t == pytest.approx(stats.threshold) and cp < t < q
     assert not any(ood.stack_abstains(s, stats.threshold) for s in per_stack)
-    assert not set(ood.VALIDATION_FAMILIES) & set(ood.EVALUATION_FAMILIES)
+    chosen_on = [path for _, paths in ood.VALIDATION_FAMILIES.values() for path in paths]
+    looked_at = [path for _, paths in ood.EVALUATION_FAMILIES.values() for path in paths]
+    assert not [(a, b) for a in chosen_on for b in looked_at if a.startswith(b) or b.startswith(a)]
+    o = entry.spec.ood  # the manifest's rates are those of the stored scores
+    assert o.record["val_slice_abstention"] == pytest.approx(ood_stats.abstention_rate(stats.val_scores, t))
+    assert o.record["ood_val_abstention"] == {f: pytest.approx(ood_stats.abstention_rate(v, t)) for f, v in fams.items()}
+    assert o.val_abstention == np.mean([ood.stack_abstains(s, t) for s in per_stack])
 
 
 @pytest.mark.data
@@ -116,6 +130,7 @@ def test_the_ood_evaluation_contract_on_one_small_family(data_dir):
     idr, (row,) = result["in_distribution"], result["families"]
     assert idr["n_stacks"] == 6 and idr["n_slices"] == 220 and idr["stacks_abstaining"] == 0
     assert row["n_stacks"] == 1 and row["n_slices"] == 3 and row["stacks_abstaining"] == 1 and row["auroc"] >= 0.95
+    assert row["stacks_abstaining_score_only"] == 1 and row["slice_abstention"] == 1.0  # by its score, not only CT
     assert result["bar"]["met"] and "ct_liver" in ood.format_ood_table(result)
 
 
@@ -135,3 +150,12 @@ def test_the_segment_page_abstains_on_a_ct_series_and_shows_it_only_when_asked(d
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == charts + 2  # the score figure and the strip
     assert any("(shown anyway)" in c.value for c in at.caption)
+
+
+def test_a_fit_that_does_not_register_may_not_overwrite_the_registered_statistics(tmp_path):
+    from medviz.models.ood_record import stats_out_dir
+    from medviz.models.ood_stats import OODError
+
+    with pytest.raises(OODError, match="another folder"):
+        stats_out_dir(None, False, WEIGHTS)
+    assert stats_out_dir(tmp_path, False, WEIGHTS) == tmp_path and stats_out_dir(None, True, WEIGHTS) == WEIGHTS
