@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from medviz.classification.metrics import format_ci
-from medviz.models.registry import ModelEntry, RegistryError, upsert_entry, with_field
+from medviz.models.ood_record import LOOKS_HEADING, OOD_HEADING, check_look, record_look
+from medviz.models.registry import ModelEntry, RegistryError
 from medviz.models.specs import ClassifierSpec
 
-OOD_HEADING = "## Out-of-distribution detection"
 #: The heading an earlier detector's section gets when a refitted detector's test look is recorded.
-OOD_SUPERSEDED = "## Out-of-distribution detection: an earlier detector, superseded"
+OOD_SUPERSEDED = f"{OOD_HEADING}: an earlier detector, superseded"
 #: What the stage scores read (:data:`medviz.classification.ood.STAGE_SCORES`).
 STAGE_FEATURES = "the spatial mean of each residual stage's output"
 
@@ -189,7 +189,7 @@ out-of-distribution as positive; FPR at 95 % TPR = share of a family kept when 9
 
 {ood_table(result)}
 
-### Test looks of the OOD detector
+{LOOKS_HEADING}
 {looks}
 """
 
@@ -198,24 +198,11 @@ def record_ood_test(entry: ModelEntry, result: dict[str, Any]) -> None:
     """Append the OOD section (:func:`ood_section`) to the model card and the look's summary to the manifest's
     ``ood.test``. Refused when this detector's look is already recorded: it is computed once. A section of an
     earlier detector stays in the card, headed as superseded."""
-    spec = entry.spec
-    if spec.ood is None or result.get("model") != spec.name or not result.get("ood"):
-        raise RegistryError(f"the result is not an OOD evaluation of {spec.name!r} with fitted statistics")
-    if result.get("ood_sha256") != spec.ood.sha256:
-        raise RegistryError("the result was computed with other OOD statistics than the registered ones")
-    if spec.ood.record.get("test"):
-        raise RegistryError(f"the OOD test look of {spec.name!r}'s detector is already recorded")
-    path = entry.card_path
-    text = path.read_text() if path and path.exists() else ""
-    text = text.replace(f"{OOD_HEADING}\n", f"{OOD_SUPERSEDED}\n").replace(
-        "### Test looks of the OOD detector\n", "### Test look of that detector\n")
+    check_look(entry, result)
     date = datetime.date.today().isoformat()
-    path.write_text(text.rstrip() + "\n\n" + ood_section(spec, result, date))
-    raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],
-                          "test_abstention": result["in_distribution"]["abstention"],
-                          "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
-                          "command": f"python -m medviz.evaluate --model {spec.name} --ood --json"})
-    upsert_entry(raw, entry.weights_dir)
+    record_look(entry, ood_section(entry.spec, result, date), "detector",
+                {"pooled_auroc": result["pooled"]["auroc"], "test_abstention": result["in_distribution"]["abstention"],
+                 "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"]}, date)
 
 
 def note_unchanged_refit(entry: ModelEntry, date: str, change: str) -> None:

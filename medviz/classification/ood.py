@@ -40,10 +40,7 @@ features are removed before the guard is left, so the shared model is left exact
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -57,7 +54,7 @@ from medviz.classification.data import DataError, load_npz_split, look_up_datase
 from medviz.classification.ood_data import family_inputs, validation_families
 from medviz.classification.preprocess import PreparedInput, input_abstain_reasons, preprocess_batch
 from medviz.models import ood_stats
-from medviz.models.ood_record import checked_arrays, float32, stats_out_dir, test_looks, unchanged_detector
+from medviz.models.ood_record import checked_arrays, float32, run_cli, stats_out_dir, test_looks, unchanged_detector
 from medviz.models.ood_stats import (
     OODError,
     abstention_rate,
@@ -65,11 +62,10 @@ from medviz.models.ood_stats import (
     gap_threshold,
     mahalanobis_score,
 )
-from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
+from medviz.models.registry import ModelEntry, get_entry, sha256_file, upsert_entry, with_field
 from medviz.models.runtime import model_device, using
 from medviz.models.specs import ClassifierSpec, OODSpec
 from medviz.models.weights import load_model
-from medviz.types import MedvizError
 
 SCORES = OODSpec.SCORES
 #: The seed of the patient-level train/val split of the Kermany models (``numpy default_rng(0)`` in their cards).
@@ -532,30 +528,14 @@ def fit(entry: ModelEntry, data: Path | None = None, device: str = "cpu", out_di
     return ood
 
 
+def _note_unchanged(before: ModelEntry, ood: dict[str, Any]) -> None:
+    """After a fit: note in the card a refit that kept the tested detector (its look stands)."""
+    if ood.get("test") and ood["test"] == (before.spec.ood.record.get("test") if before.spec.ood else None):
+        note_unchanged_refit(get_entry(before.name, weights_dir=before.weights_dir), ood["created"], LAST_CHANGE)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m medviz.classification.ood",
-                                description="Fit a classifier's out-of-distribution detector (train + val only).")
-    p.add_argument("--model", required=True, help="registered classifier name")
-    p.add_argument("--data", type=Path, default=None, help="data directory (default: MEDVIZ_DATA_DIR)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--card", type=Path, default=None, metavar="RESULT.json",
-                   help="instead of fitting: add the OOD section of this saved `python -m medviz.evaluate --ood "
-                        "--json` result (the one test look) to the model card and the manifest's ood.test")
-    args = p.parse_args(argv)
-    try:
-        entry = get_entry(args.model)
-        if args.card is not None:
-            record_ood_test(entry, json.loads(args.card.read_text()))
-            print(f"recorded the OOD test look in {entry.spec.card}")
-            return 0
-        ood = fit(entry, args.data, args.device)
-        if ood.get("test") and ood["test"] == (entry.spec.ood.record.get("test") if entry.spec.ood else None):
-            note_unchanged_refit(get_entry(args.model), ood["created"], LAST_CHANGE)
-    except (MedvizError, RegistryError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in ood.items() if k != "candidates"}, indent=2))
-    return 0
+    return run_cli(argv, "python -m medviz.classification.ood", "classifier", fit, record_ood_test, _note_unchanged)
 
 
 if __name__ == "__main__":

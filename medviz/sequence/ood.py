@@ -29,10 +29,7 @@ Fit, then measure once on test and record the look in the card::
 
 from __future__ import annotations
 
-import argparse
 import datetime
-import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +39,21 @@ import numpy as np
 
 from medviz.io.loader import LoadError, load_path
 from medviz.models import ood_stats
-from medviz.models.ood_record import checked_arrays, data_dir, float32, stats_out_dir, test_looks, unchanged_detector
+from medviz.models.ood_record import (
+    LOOKS_HEADING,
+    OOD_HEADING,
+    check_look,
+    checked_arrays,
+    data_dir,
+    float32,
+    record_look,
+    run_cli,
+    stats_out_dir,
+    test_looks,
+    unchanged_detector,
+)
 from medviz.models.ood_stats import OODError, abstention_rate, auroc, fit_gaussians, gap_threshold, mahalanobis_score
-from medviz.models.registry import ModelEntry, RegistryError, get_entry, sha256_file, upsert_entry, with_field
+from medviz.models.registry import ModelEntry, sha256_file, upsert_entry, with_field
 from medviz.sequence.data import default_data_dir, load_stack, split_cases
 from medviz.sequence.encoder import BOTTLENECK_CHANNELS, FEATURES, slice_features
 from medviz.sequence.infer import load_models, prepare_stack
@@ -366,10 +375,6 @@ def format_ood_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-OOD_HEADING = "## Out-of-distribution detection"
-OOD_SUPERSEDED = "## Out-of-distribution detection: an earlier rule, superseded"
-
-
 def _look_line(look: dict[str, Any]) -> str:
     bar = "bar met" if look.get("bar_met") else "bar not met: " + "; ".join(look.get("failing", []))
     return (f"- {look.get('date', '')}: {look.get('score', '')} score, threshold {look.get('threshold', 0):.4g}, "
@@ -381,15 +386,8 @@ def record_test(entry: ModelEntry, result: dict[str, Any]) -> None:
     """Append the OOD section (fit, choice, the test look's table) to the card and the look's summary to the
     manifest's ``ood.test``. Refused when this detector's look is already recorded: it is computed once, or when
     the entry has no card."""
+    check_look(entry, result)
     o = entry.spec.ood
-    if o is None or result.get("model") != entry.name or not result.get("ood"):
-        raise RegistryError(f"the result is not an OOD evaluation of {entry.name!r} with fitted statistics")
-    if result.get("ood_sha256") != o.sha256:
-        raise RegistryError("the result was computed with other OOD statistics than the registered ones")
-    if o.record.get("test"):
-        raise RegistryError(f"the OOD test look of {entry.name!r}'s detector is already recorded")
-    if not entry.card_path or not entry.card_path.exists():
-        raise RegistryError(f"{entry.name!r} has no model card to record the OOD test look in")
     date = datetime.date.today().isoformat()
     earlier = [_look_line(t) for t in o.record.get("earlier_tests", ())]
     only = "this rule's only look" if earlier else "the only look"
@@ -413,42 +411,16 @@ Test look ({date}, computed once with `python -m medviz.evaluate --model {entry.
 
 {format_ood_table(result)}
 
-### Test looks of the OOD detector
+{LOOKS_HEADING}
 {looks}
 """
-    path = entry.card_path
-    text = path.read_text().replace(f"{OOD_HEADING}\n", f"{OOD_SUPERSEDED}\n").replace(
-        "### Test looks of the OOD detector\n", "### Test look of that rule\n")
-    path.write_text(text.rstrip() + "\n\n" + section)
-    raw = with_field(entry, "ood", "test", value={"date": date, "pooled_auroc": result["pooled"]["auroc"],
-                          "test_stacks_abstaining": result["in_distribution"]["stacks_abstaining"],
-                          "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"],
-                          "command": f"python -m medviz.evaluate --model {entry.name} --ood --json"})
-    upsert_entry(raw, entry.weights_dir)
+    record_look(entry, section, "rule", {"pooled_auroc": result["pooled"]["auroc"],
+                                         "test_stacks_abstaining": result["in_distribution"]["stacks_abstaining"],
+                                         "bar_met": result["bar"]["met"], "failing": result["bar"]["failing"]}, date)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m medviz.sequence.ood",
-                                description="Fit a sequence model's out-of-distribution detector (train + val only).")
-    p.add_argument("--model", required=True, help="registered sequence model name")
-    p.add_argument("--data", type=Path, default=None, help="data directory (default: MEDVIZ_DATA_DIR)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--card", type=Path, default=None, metavar="RESULT.json",
-                   help="instead of fitting: record this saved `python -m medviz.evaluate --ood --json` result (the "
-                        "one test look) in the model card and the manifest's ood.test")
-    args = p.parse_args(argv)
-    try:
-        entry = get_entry(args.model)
-        if args.card is not None:
-            record_test(entry, json.loads(args.card.read_text()))
-            print(f"recorded the OOD test look in {entry.spec.card}")
-            return 0
-        ood = fit(entry, args.data, args.device)
-    except (MedvizError, RegistryError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps({k: v for k, v in ood.items() if k != "candidates"}, indent=2))
-    return 0
+    return run_cli(argv, "python -m medviz.sequence.ood", "sequence model", fit, record_test)
 
 
 if __name__ == "__main__":

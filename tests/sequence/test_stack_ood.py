@@ -159,3 +159,14 @@ def test_a_fit_that_does_not_register_may_not_overwrite_the_registered_statistic
     with pytest.raises(OODError, match="another folder"):
         stats_out_dir(None, False, WEIGHTS)
     assert stats_out_dir(tmp_path, False, WEIGHTS) == tmp_path and stats_out_dir(None, True, WEIGHTS) == WEIGHTS
+
+
+def test_the_command_refuses_a_second_look_and_a_look_of_another_model_in_words(tmp_path, capsys):
+    spec = get_entry("lgg_slice_gru").spec
+    look = {"model": "lgg_slice_gru", "ood": True, "ood_sha256": spec.ood.sha256}
+    path = tmp_path / "result.json"
+    for result, words in ((look, "already recorded"), ({**look, "model": "retina_resnet"}, "not an OOD evaluation")):
+        path.write_text(json.dumps(result))
+        assert ood.main(["--model", "lgg_slice_gru", "--card", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and "Error" not in err
